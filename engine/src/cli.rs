@@ -1,0 +1,314 @@
+//! The command line: `engine run`, `engine check`, `engine list`, `engine schema`.
+//! It owns exit codes: 0 all passed, 1 a scenario failed, 2 a spec or usage error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::diagnostic::Diagnostic;
+use crate::discover::{load_all, Loaded};
+use crate::report::console::Console;
+use crate::runner::{self, Listener, Planned, Resources, RunOptions};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "engine", version, about = "Declarative scenarios for WebSocket applications, checked against their real Postgres and Redis")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every scenario found under the paths.
+    Run(RunArgs),
+    /// Validate specs without touching any service.
+    Check {
+        #[arg(default_value = "specs")]
+        paths: Vec<PathBuf>,
+    },
+    /// List scenarios.
+    List {
+        #[arg(default_value = "specs")]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        select: Selection,
+        /// Print spec folders instead (one CI matrix job each).
+        #[arg(long)]
+        folders: bool,
+        #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+        format: String,
+    },
+    /// Print the JSON Schema of the spec format.
+    Schema,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct Selection {
+    /// Only scenarios with this tag (repeatable; any of them).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Leave out scenarios with this tag (repeatable).
+    #[arg(long = "skip-tag")]
+    pub skip_tags: Vec<String>,
+    /// Only scenarios whose name or file contains this text, or matches it as a regex.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Run shard K of N (1-based), split by a stable hash of file and name.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[arg(default_value = "specs")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub select: Selection,
+    /// Scenarios run at once (default: the suite config's `jobs`, else the CPU count).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Run every selected scenario N times, with fresh IDs each time.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Re-run a failed scenario up to N times; one that then passes is reported flaky.
+    #[arg(long, default_value_t = 0)]
+    pub retries: usize,
+    /// Count flaky scenarios as failures (exit code 1).
+    #[arg(long)]
+    pub flaky_fails: bool,
+    /// Stop starting scenarios after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Don't start or check `serve` entries.
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+pub fn main_with_args(cli: Cli) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Schema => {
+                println!("{}", crate::spec::load::SPEC_SCHEMA);
+                EXIT_OK
+            }
+            Command::Check { paths } => check(&paths),
+            Command::List { paths, select, folders, format } => list(&paths, &select, folders, &format),
+            Command::Run(args) => run(args).await,
+        }
+    })
+}
+
+fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+fn print_problems(problems: &[Diagnostic]) {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for p in problems {
+        eprint!("{}", p.render(color));
+        eprintln!();
+    }
+}
+
+fn load(paths: &[PathBuf]) -> Result<Loaded, i32> {
+    match load_all(paths) {
+        Ok(loaded) if loaded.problems.is_empty() => Ok(loaded),
+        Ok(loaded) => {
+            print_problems(&loaded.problems);
+            eprintln!("{} problem(s) in specs", loaded.problems.len());
+            Err(EXIT_USAGE)
+        }
+        Err(d) => {
+            print_problems(&[d]);
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+fn check(paths: &[PathBuf]) -> i32 {
+    match load(paths) {
+        Ok(loaded) => {
+            println!("{} scenario(s) OK", loaded.scenarios.len());
+            EXIT_OK
+        }
+        Err(code) => code,
+    }
+}
+
+/// Stable across runs and machines (FNV-1a), so a scenario keeps its shard.
+fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
+
+pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (k, n) = text.split_once('/').ok_or("--shard takes K/N, e.g. 1/4")?;
+    let k: u64 = k.trim().parse().map_err(|_| "--shard: K must be a number")?;
+    let n: u64 = n.trim().parse().map_err(|_| "--shard: N must be a number")?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("--shard {text}: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
+/// Apply tag, filter and shard selection.
+pub fn select(
+    scenarios: Vec<(Arc<crate::spec::model::Scenario>, Arc<crate::spec::config::SuiteConfig>)>,
+    selection: &Selection,
+) -> Result<Vec<(Arc<crate::spec::model::Scenario>, Arc<crate::spec::config::SuiteConfig>)>, String> {
+    let regex = selection
+        .filter
+        .as_ref()
+        .map(|f| regex::Regex::new(f).unwrap_or_else(|_| regex::Regex::new(&regex::escape(f)).expect("escaped")));
+    let shard = selection.shard.as_deref().map(parse_shard).transpose()?;
+    Ok(scenarios
+        .into_iter()
+        .filter(|(s, _)| selection.tags.is_empty() || s.tags.iter().any(|t| selection.tags.contains(t)))
+        .filter(|(s, _)| !s.tags.iter().any(|t| selection.skip_tags.contains(t)))
+        .filter(|(s, _)| {
+            regex.as_ref().is_none_or(|r| {
+                let file = s.path().display().to_string();
+                r.is_match(&s.name) || r.is_match(&file) || s.name.contains(r.as_str()) || file.contains(r.as_str())
+            })
+        })
+        .filter(|(s, _)| {
+            shard.is_none_or(|(k, n)| stable_hash(&format!("{}\0{}", s.path().display(), s.name)) % n == k - 1)
+        })
+        .collect())
+}
+
+fn list(paths: &[PathBuf], selection: &Selection, folders: bool, format: &str) -> i32 {
+    if folders {
+        let files = match crate::discover::spec_files(paths) {
+            Ok(f) => f,
+            Err(d) => {
+                print_problems(&[d]);
+                return EXIT_USAGE;
+            }
+        };
+        let mut dirs: Vec<String> = files
+            .iter()
+            .filter_map(|f| f.parent().map(|p| p.display().to_string()))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        if format == "json" {
+            println!("{}", serde_json::to_string(&dirs).unwrap_or_default());
+        } else {
+            dirs.iter().for_each(|d| println!("{d}"));
+        }
+        return EXIT_OK;
+    }
+    let loaded = match load(paths) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let selected = match select(loaded.scenarios, selection) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if format == "json" {
+        let items: Vec<serde_json::Value> = selected
+            .iter()
+            .map(|(s, _)| serde_json::json!({"file": s.path(), "name": s.name, "tags": s.tags, "steps": s.steps.len()}))
+            .collect();
+        println!("{}", serde_json::Value::Array(items));
+    } else {
+        for (s, _) in &selected {
+            println!("{}: {}", s.path().display(), s.name);
+        }
+    }
+    EXIT_OK
+}
+
+async fn run(args: RunArgs) -> i32 {
+    let loaded = match load(&args.paths) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let selected = match select(loaded.scenarios, &args.select) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if selected.is_empty() {
+        eprintln!("error: no scenario selected");
+        return EXIT_USAGE;
+    }
+    let jobs = args
+        .jobs
+        .or_else(|| loaded.configs.first().and_then(|c| c.jobs))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let mut started = Vec::new();
+    if !args.no_serve {
+        for config in &loaded.configs {
+            match runner::serve::start_all(config).await {
+                Ok((services, statuses)) => {
+                    for (name, status) in statuses {
+                        match status {
+                            runner::serve::ServeStatus::Reused => eprintln!("serve: {name} already running, reused"),
+                            runner::serve::ServeStatus::Started(_) => eprintln!("serve: {name} started"),
+                        }
+                    }
+                    started.extend(services);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    runner::serve::stop_all(started).await;
+                    return EXIT_FAILED;
+                }
+            }
+        }
+    }
+    let plan: Vec<Planned> = (0..args.repeat.max(1))
+        .flat_map(|iteration| {
+            selected.iter().map(move |(scenario, config)| Planned {
+                scenario: scenario.clone(),
+                config: config.clone(),
+                iteration,
+            })
+        })
+        .collect();
+    let secrets = loaded.configs.iter().flat_map(|c| runner::secrets(c)).collect::<Vec<_>>();
+    let mut listeners: Vec<Box<dyn Listener>> = vec![Box::new(Console::new(color(), secrets))];
+    let options = RunOptions {
+        jobs,
+        retries: args.retries,
+        fail_fast: args.fail_fast,
+        flaky_fails: args.flaky_fails,
+    };
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: finishing running scenarios and their teardown (Ctrl-C again to stop now)");
+            runner::cancel_flag().store(true, std::sync::atomic::Ordering::SeqCst);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let summary = runner::run(plan, options.clone(), Resources::new(jobs), &mut listeners).await;
+    drop(listeners);
+    runner::serve::stop_all(started).await;
+    if summary.success(options.flaky_fails) {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}

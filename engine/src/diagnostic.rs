@@ -1,0 +1,168 @@
+//! One renderer for everything a user sees about a spec: parse errors, validation
+//! errors and run-time failures all become a [`Diagnostic`] and print the same way:
+//! `--> file:line:col`, the numbered source line, a caret, then notes and a hint.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A position in a spec file, 1-based like editors show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Span {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// The text of a spec file, kept so that any later error can show its source line.
+#[derive(Debug)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl SourceFile {
+    pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self {
+            path: path.into(),
+            text: text.into(),
+        })
+    }
+
+    fn line(&self, line: usize) -> Option<&str> {
+        self.text.lines().nth(line.checked_sub(1)?)
+    }
+}
+
+/// A user-facing problem, tied to a place in a spec when there is one.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    pub message: String,
+    pub source: Option<Arc<SourceFile>>,
+    pub span: Option<Span>,
+    /// Extra lines shown under the source excerpt (expected/got, received events...).
+    pub notes: Vec<String>,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+            span: None,
+            notes: Vec::new(),
+            hint: None,
+        }
+    }
+
+    pub fn at(mut self, source: &Arc<SourceFile>, span: Span) -> Self {
+        self.source = Some(source.clone());
+        self.span = Some(span);
+        self
+    }
+
+    pub fn in_file(mut self, source: &Arc<SourceFile>) -> Self {
+        self.source = Some(source.clone());
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// `file:line:col`, or just the file, or nothing.
+    pub fn location(&self) -> Option<String> {
+        let source = self.source.as_ref()?;
+        Some(match self.span {
+            Some(span) => format!("{}:{}:{}", source.path.display(), span.line, span.col),
+            None => source.path.display().to_string(),
+        })
+    }
+
+    /// Render for a terminal or a report. `color` adds ANSI styling.
+    pub fn render(&self, color: bool) -> String {
+        let (red, blue, bold, reset) = if color {
+            ("\x1b[31m", "\x1b[34m", "\x1b[1m", "\x1b[0m")
+        } else {
+            ("", "", "", "")
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "{red}{bold}error{reset}{bold}: {}{reset}", self.message);
+        if let Some(location) = self.location() {
+            let _ = writeln!(out, "  {blue}-->{reset} {location}");
+        }
+        if let (Some(source), Some(span)) = (&self.source, self.span) {
+            if let Some(text) = source.line(span.line) {
+                let number = span.line.to_string();
+                let pad = " ".repeat(number.len());
+                let _ = writeln!(out, "  {pad} {blue}|{reset}");
+                let _ = writeln!(out, "  {blue}{number} |{reset} {text}");
+                let caret_pad: String = text
+                    .chars()
+                    .take(span.col.saturating_sub(1))
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                let _ = writeln!(out, "  {pad} {blue}|{reset} {caret_pad}{red}^{reset}");
+            }
+        }
+        for note in &self.notes {
+            for (i, line) in note.lines().enumerate() {
+                let lead = if i == 0 { "= " } else { "  " };
+                let _ = writeln!(out, "  {lead}{line}");
+            }
+        }
+        if let Some(hint) = &self.hint {
+            let _ = writeln!(out, "  {bold}hint{reset}: {hint}");
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render(false))
+    }
+}
+
+/// "did you mean" against a list of valid names, by edit distance.
+pub fn did_you_mean<'a>(wrong: &str, valid: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    valid
+        .into_iter()
+        .map(|candidate| (strsim::damerau_levenshtein(wrong, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 3))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| format!("did you mean `{candidate}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_location_source_line_and_caret() {
+        let source = SourceFile::new("specs/a.yaml", "name: x\nsteps:\n  - sned: {}\n");
+        let d = Diagnostic::new("unknown step kind `sned`")
+            .at(&source, Span { line: 3, col: 5 })
+            .hint("did you mean `send`?");
+        let text = d.render(false);
+        assert!(text.contains("--> specs/a.yaml:3:5"), "{text}");
+        assert!(text.contains("3 |   - sned: {}"), "{text}");
+        assert!(text.contains("|     ^"), "{text}");
+        assert!(text.contains("hint: did you mean `send`?"), "{text}");
+    }
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(
+            did_you_mean("sned", ["send", "expect", "connect"]).as_deref(),
+            Some("did you mean `send`?")
+        );
+        assert_eq!(did_you_mean("zzzzzz", ["send", "expect"]), None);
+    }
+}

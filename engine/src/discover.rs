@@ -1,0 +1,83 @@
+//! Finding spec files under the paths given on the command line, and loading them with
+//! the suite config nearest to each.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diagnostic::Diagnostic;
+use crate::spec::config::{SuiteConfig, CONFIG_FILE};
+use crate::spec::load::load_file;
+use crate::spec::model::Scenario;
+
+/// Spec files (`*.yaml`, `*.yml`, not `engine.yaml`) under each path, sorted.
+pub fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_file() {
+            files.push(path.clone());
+        } else if path.is_dir() {
+            walk(path, &mut files)
+                .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
+        } else {
+            return Err(Diagnostic::new(format!("no such file or folder: {}", path.display())));
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if (name.ends_with(".yaml") || name.ends_with(".yml")) && name != CONFIG_FILE {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Loaded scenarios, each with its config; or every problem found.
+pub struct Loaded {
+    pub scenarios: Vec<(Arc<Scenario>, Arc<SuiteConfig>)>,
+    pub problems: Vec<Diagnostic>,
+    pub configs: Vec<Arc<SuiteConfig>>,
+}
+
+pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
+    let files = spec_files(paths)?;
+    let mut configs: HashMap<PathBuf, Arc<SuiteConfig>> = HashMap::new();
+    let mut order = Vec::new();
+    let mut loaded = Loaded {
+        scenarios: Vec::new(),
+        problems: Vec::new(),
+        configs: Vec::new(),
+    };
+    for file in files {
+        let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let config = match configs.get(&dir) {
+            Some(c) => c.clone(),
+            None => {
+                let c = SuiteConfig::discover(&dir)?;
+                configs.insert(dir, c.clone());
+                if !order.iter().any(|o: &Arc<SuiteConfig>| o.path == c.path) {
+                    order.push(c.clone());
+                }
+                c
+            }
+        };
+        match load_file(&file, &config) {
+            Ok(scenario) => loaded.scenarios.push((Arc::new(scenario), config)),
+            Err(problems) => loaded.problems.extend(problems),
+        }
+    }
+    loaded.configs = order;
+    Ok(loaded)
+}

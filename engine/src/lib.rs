@@ -1,0 +1,19 @@
+//! A declarative scenario engine for WebSocket applications with state: YAML specs
+//! that connect, authenticate, send, expect events, and assert Postgres rows and Redis
+//! keys, run against the real application.
+//!
+//! - [`spec`]: the model and its loader (no network).
+//! - [`runner`]: executes scenarios and emits events.
+//! - [`report`]: listeners that print or write reports.
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod discover;
+pub mod ids;
+pub mod matcher;
+pub mod report;
+pub mod runner;
+pub mod spec;
+pub mod template;
+pub mod text;

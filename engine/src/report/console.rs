@@ -1,0 +1,141 @@
+//! The console: one line per scenario as it finishes (its output printed whole, so
+//! parallel scenarios never interleave), failures with the spec line, a summary.
+
+use std::io::Write;
+
+use crate::diagnostic::Diagnostic;
+use crate::runner::{Listener, RunEvent, ScenarioReport, Verdict};
+use crate::spec::duration::format_duration;
+use crate::text::redact;
+
+pub struct Console {
+    pub color: bool,
+    pub secrets: Vec<String>,
+    pub out: Box<dyn Write + Send>,
+    failures: Vec<String>,
+}
+
+impl Console {
+    pub fn new(color: bool, secrets: Vec<String>) -> Self {
+        Self {
+            color,
+            secrets,
+            out: Box::new(std::io::stdout()),
+            failures: Vec::new(),
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn scenario_block(&self, report: &ScenarioReport) -> String {
+        let attempt = report.last();
+        let (label, code) = match report.verdict {
+            Verdict::Passed => ("PASS", "32"),
+            Verdict::Flaky => ("FLAKY", "33"),
+            Verdict::Failed => ("FAIL", "31;1"),
+            Verdict::Skipped => ("SKIP", "90"),
+        };
+        let scenario = &report.planned.scenario;
+        let total: std::time::Duration = report.attempts.iter().map(|a| a.duration).sum();
+        let mut text = format!(
+            "{} [{:>7}] {} {}{}\n",
+            self.paint(code, &format!("{label:>5}")),
+            format_duration(total),
+            scenario.path().display(),
+            scenario.name,
+            if report.attempts.len() > 1 {
+                format!(" ({} attempts)", report.attempts.len())
+            } else {
+                String::new()
+            }
+        );
+        if report.verdict == Verdict::Failed || report.verdict == Verdict::Flaky {
+            let failed = report
+                .attempts
+                .iter()
+                .find(|a| a.failure.is_some() || !a.teardown_failures.is_empty())
+                .unwrap_or(attempt);
+            for d in failed.failure.iter().chain(failed.teardown_failures.iter()) {
+                text.push_str(&indent(&self.render(d)));
+            }
+            if !failed.ids.is_empty() {
+                let ids: Vec<String> = failed
+                    .ids
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
+                text.push_str(&format!("      ids: {}\n", ids.join(" ")));
+            }
+        }
+        redact(&text, &self.secrets)
+    }
+
+    fn render(&self, d: &Diagnostic) -> String {
+        d.render(self.color)
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("      {l}\n")).collect()
+}
+
+impl Listener for Console {
+    fn on_event(&mut self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::Started { total, jobs } => {
+                let _ = writeln!(self.out, "running {total} scenario{} ({jobs} at a time)", if *total == 1 { "" } else { "s" });
+            }
+            RunEvent::ScenarioStarted { .. } => {}
+            RunEvent::ScenarioFinished(report) => {
+                let block = self.scenario_block(report);
+                if matches!(report.verdict, Verdict::Failed | Verdict::Flaky) {
+                    self.failures.push(format!(
+                        "{} {} — {}",
+                        if report.verdict == Verdict::Failed { "FAIL" } else { "FLAKY" },
+                        report.planned.scenario.path().display(),
+                        report.planned.scenario.name
+                    ));
+                }
+                let _ = self.out.write_all(block.as_bytes());
+                let _ = self.out.flush();
+            }
+            RunEvent::Finished(summary) => {
+                let mut text = String::new();
+                if !self.failures.is_empty() {
+                    text.push_str("\nfailures:\n");
+                    for f in &self.failures {
+                        text.push_str(&format!("  {f}\n"));
+                    }
+                }
+                let mut parts = vec![
+                    self.paint("32", &format!("{} passed", summary.passed)),
+                    self.paint(if summary.failed > 0 { "31;1" } else { "0" }, &format!("{} failed", summary.failed)),
+                ];
+                if summary.flaky > 0 {
+                    parts.push(self.paint("33", &format!("{} flaky", summary.flaky)));
+                }
+                if summary.skipped > 0 {
+                    parts.push(format!("{} skipped", summary.skipped));
+                }
+                if summary.not_run > 0 {
+                    parts.push(format!("{} not run", summary.not_run));
+                }
+                text.push_str(&format!(
+                    "\nsummary: {} in {}\n",
+                    parts.join(", "),
+                    format_duration(std::time::Duration::from_secs_f64(summary.duration_ms / 1000.0))
+                ));
+                // The plain closing line CI tools read.
+                text.push_str(&format!("{} passed, {} failed\n", summary.passed + summary.flaky, summary.failed));
+                let _ = self.out.write_all(text.as_bytes());
+                let _ = self.out.flush();
+            }
+        }
+    }
+}

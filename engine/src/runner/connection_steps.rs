@@ -1,0 +1,174 @@
+//! Steps that open, use and end connections: connect, authenticate, send, close,
+//! disconnect.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use super::context::{Failure, ScenarioContext, StepResult};
+use super::jwt;
+use super::ws::{tls_config, ConnectError, ConnectRequest, Connection};
+use crate::spec::model::*;
+
+pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let step: ConnectStep = ctx.render(body, &[])?;
+    let name = step.name.clone().unwrap_or_else(|| "default".into());
+    if ctx.connections.contains_key(&name) {
+        return Err(Failure::new(format!("a connection named `{name}` is already open"))
+            .hint("give the new connection another `name:`"));
+    }
+    let mut url = step.url.clone();
+    let mut headers: Vec<(String, String)> = step.headers.clone().into_iter().collect();
+    let mut subprotocols = step.subprotocols.clone();
+    let mut query: Vec<(String, String)> = step
+        .query
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .collect();
+    let mut first_message = None;
+    if let Some(credentials) = &step.authenticate {
+        let token = jwt::token(ctx, credentials)?;
+        match credentials.present_as {
+            PresentAs::Bearer => headers.push((
+                credentials.header.clone().unwrap_or_else(|| "Authorization".into()),
+                format!("Bearer {token}"),
+            )),
+            PresentAs::Query => query.push((credentials.param.clone().unwrap_or_else(|| "token".into()), token)),
+            PresentAs::Subprotocol => subprotocols.push(token),
+            PresentAs::Message => first_message = Some(auth_message(ctx, credentials.message.as_ref(), &token)?),
+        }
+    }
+    if !query.is_empty() {
+        let encoded: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&encoded.join("&"));
+    }
+    let tls = if url.starts_with("wss://") {
+        let ca = step
+            .ca_file
+            .as_ref()
+            .map(|f| ctx.scenario.path().parent().unwrap_or(std::path::Path::new(".")).join(f));
+        Some(tls_config(ca.as_deref()).map_err(Failure::new)?)
+    } else {
+        None
+    };
+    let request = ConnectRequest {
+        url: url.clone(),
+        headers,
+        subprotocols,
+        tls,
+        timeout: step.within.unwrap_or_else(|| ctx.step_timeout()),
+    };
+    match (Connection::open(&name, request, ctx.rules.clone(), ctx.transcript.clone()).await, step.expect_status) {
+        (Ok(connection), None) => {
+            if let Some(message) = first_message {
+                connection.send_text(message, ctx.step_timeout()).await?;
+            }
+            ctx.connections.insert(name, Arc::new(connection));
+            Ok(())
+        }
+        (Ok(_), Some(status)) => Err(Failure::new(format!(
+            "expected the handshake to be refused with HTTP {status}, but it was accepted"
+        ))),
+        (Err(ConnectError::Refused { status, body }), Some(expected)) if status == expected => {
+            let _ = body;
+            Ok(())
+        }
+        (Err(ConnectError::Refused { status, body }), expected) => Err(Failure::new(match expected {
+            Some(e) => format!("expected the handshake to be refused with HTTP {e}, got HTTP {status}"),
+            None => format!("the server refused the WebSocket handshake with HTTP {status}"),
+        })
+        .note(format!("response body: {}", crate::text::truncate(&body, 300)))),
+        (Err(ConnectError::Other(message)), _) => Err(Failure::new(message)),
+    }
+}
+
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The first message carrying a token: the spec's template with `{{ token }}`, or
+/// `{type: auth, token}` using the configured type field.
+fn auth_message(ctx: &ScenarioContext, template: Option<&Value>, token: &str) -> Result<String, Failure> {
+    let message = match template {
+        Some(t) => ctx.render_value(t, &[("token", Value::String(token.to_string()))])?,
+        None => {
+            let mut m = serde_json::Map::new();
+            m.insert(ctx.config.events.type_field.clone(), json!("auth"));
+            m.insert("token".into(), json!(token));
+            Value::Object(m)
+        }
+    };
+    Ok(message.to_string())
+}
+
+pub async fn authenticate(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    // `message` is rendered later, with `token` in scope.
+    let mut without_message = body.clone();
+    let message = without_message.as_object_mut().and_then(|m| m.remove("message"));
+    let step: AuthenticateStep = ctx.render(&without_message, &[])?;
+    let credentials = Credentials {
+        jwt: step.jwt,
+        token: step.token,
+        present_as: PresentAs::Message,
+        param: None,
+        header: None,
+        message: None,
+    };
+    let token = jwt::token(ctx, &credentials)?;
+    let text = auth_message(ctx, message.as_ref(), &token)?;
+    ctx.connection(step.on.as_deref())?.send_text(text, ctx.step_timeout()).await?;
+    Ok(())
+}
+
+pub async fn send(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let repeat = body
+        .get("repeat")
+        .map(|r| ctx.render_value(r, &[]))
+        .transpose()?
+        .and_then(|r| r.as_u64())
+        .unwrap_or(1);
+    for index in 0..repeat {
+        let step: SendStep = ctx.render(body, &[("index", json!(index))])?;
+        let connection = ctx.connection(step.on.as_deref())?;
+        let timeout = ctx.step_timeout();
+        match (step.json, step.text, step.binary) {
+            (Some(json), _, _) => connection.send_text(json.to_string(), timeout).await?,
+            (None, Some(text), _) => connection.send_text(text, timeout).await?,
+            (None, None, Some(b64)) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|e| Failure::new(format!("`binary` is not base64: {e}")))?;
+                connection.send_binary(bytes, timeout).await?
+            }
+            (None, None, None) => return Err(Failure::new("`send` needs `json`, `text` or `binary`")),
+        }
+    }
+    Ok(())
+}
+
+pub async fn close(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let step: CloseStep = ctx.render(body, &[])?;
+    let connection = ctx.connection(step.on.as_deref())?;
+    connection
+        .close(step.code.unwrap_or(1000), step.reason.as_deref().unwrap_or(""), ctx.step_timeout())
+        .await
+        .map_err(Failure::new)
+}
+
+pub async fn disconnect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let step: DisconnectStep = ctx.render(body, &[])?;
+    ctx.connection(step.on.as_deref())?.drop_transport().await;
+    Ok(())
+}

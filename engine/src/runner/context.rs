@@ -1,0 +1,160 @@
+//! The state of one running scenario: minted IDs, variables, open connections, and
+//! access to shared resources. Step executors take it and a step body.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::resources::Resources;
+use super::transcript::Transcript;
+use super::ws::{Connection, FrameRules};
+use crate::spec::config::SuiteConfig;
+use crate::spec::model::Scenario;
+use crate::template;
+
+/// Why a step failed: a message, supporting notes, maybe a hint.
+#[derive(Debug, Clone, Default)]
+pub struct Failure {
+    pub message: String,
+    pub notes: Vec<String>,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            ..Self::default()
+        }
+    }
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::new(message)
+    }
+}
+
+pub type StepResult = Result<(), Failure>;
+
+/// Values the whole run shares: the environment as templates see it, and secrets.
+pub struct RunEnv {
+    pub env: Value,
+    pub secrets: Vec<String>,
+}
+
+pub struct ScenarioContext {
+    pub scenario: Arc<Scenario>,
+    pub config: Arc<SuiteConfig>,
+    pub resources: Arc<Resources>,
+    pub run_env: Arc<RunEnv>,
+    pub ids: Map<String, Value>,
+    pub vars: Map<String, Value>,
+    pub connections: HashMap<String, Arc<Connection>>,
+    pub transcript: Transcript,
+    pub rules: FrameRules,
+}
+
+impl ScenarioContext {
+    pub fn template_context(&self, locals: &[(&str, Value)]) -> minijinja::Value {
+        let mut root = Map::new();
+        root.insert("ids".into(), Value::Object(self.ids.clone()));
+        root.insert("vars".into(), Value::Object(self.vars.clone()));
+        root.insert("env".into(), self.run_env.env.clone());
+        for (name, value) in locals {
+            root.insert((*name).to_string(), value.clone());
+        }
+        minijinja::Value::from_serialize(&root)
+    }
+
+    pub fn render_value(&self, body: &Value, locals: &[(&str, Value)]) -> Result<Value, Failure> {
+        let ctx = self.template_context(locals);
+        template::render_value(body, &ctx).map_err(|e| {
+            Failure::new(format!("template error at `{}`: {}", e.pointer, e.message))
+                .hint("check the names used: ids.<name>, vars.<name>, env.<NAME>")
+        })
+    }
+
+    /// Render a step body and read it as its typed form.
+    pub fn render<T: DeserializeOwned>(&self, body: &Value, locals: &[(&str, Value)]) -> Result<T, Failure> {
+        let rendered = self.render_value(body, locals)?;
+        serde_json::from_value(rendered).map_err(|e| Failure::new(format!("invalid step after templating: {e}")))
+    }
+
+    pub fn connection(&self, on: Option<&str>) -> Result<Arc<Connection>, Failure> {
+        match on {
+            Some(name) => self.connections.get(name).cloned().ok_or_else(|| {
+                Failure::new(format!("no connection named `{name}` is open"))
+            }),
+            None if self.connections.len() == 1 => Ok(self.connections.values().next().cloned().expect("one")),
+            None => Err(Failure::new("this step needs `on:` to name its connection")),
+        }
+    }
+
+    pub fn step_timeout(&self) -> Duration {
+        self.config.timeouts.step
+    }
+
+    fn service_url(&self, table: &std::collections::BTreeMap<String, String>, name: Option<&str>, env_default: &str, what: &str) -> Result<String, Failure> {
+        let name = name.unwrap_or("default");
+        let raw = match table.get(name) {
+            Some(url) => url.clone(),
+            None if name == "default" => format!("{{{{ env.{env_default} }}}}"),
+            None => {
+                return Err(Failure::new(format!("no {what} named `{name}` in the suite config")))
+            }
+        };
+        let ctx = self.template_context(&[]);
+        match template::render_str(&raw, &ctx) {
+            Ok(Value::String(url)) => Ok(url),
+            Ok(other) => Ok(other.to_string()),
+            Err(e) => Err(Failure::new(format!("cannot resolve the {what} URL: {e}")).hint(format!(
+                "set {env_default} or declare `{}` in engine.yaml",
+                if what == "database" { "databases: { default: ... }" } else { "redis: { default: ... }" }
+            ))),
+        }
+    }
+
+    pub fn database_url(&self, name: Option<&str>) -> Result<String, Failure> {
+        self.service_url(&self.config.databases, name, "DATABASE_URL", "database")
+    }
+
+    pub fn redis_url(&self, name: Option<&str>) -> Result<String, Failure> {
+        self.service_url(&self.config.redis, name, "REDIS_URL", "Redis server")
+    }
+
+    /// Store captures from a value: name → JSONPath.
+    pub fn capture(&mut self, captures: &std::collections::BTreeMap<String, String>, from: &Value) -> StepResult {
+        for (name, path) in captures {
+            let value = json_path(path, from)?;
+            match value {
+                Some(v) => {
+                    self.vars.insert(name.clone(), v);
+                }
+                None => {
+                    return Err(Failure::new(format!("capture `{name}`: `{path}` found nothing"))
+                        .note(format!("in: {}", crate::text::truncate(&from.to_string(), 500))))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// First value a JSONPath finds.
+pub fn json_path(path: &str, value: &Value) -> Result<Option<Value>, Failure> {
+    let parsed = serde_json_path::JsonPath::parse(path)
+        .map_err(|e| Failure::new(format!("bad JSONPath `{path}`: {e}")))?;
+    Ok(parsed.query(value).first().cloned())
+}

@@ -1,0 +1,303 @@
+//! Waiting for events: `expect` (one, a sequence, an unordered set, a count),
+//! `expect_none` and `expect_close`. Each takes the first matching frames from the
+//! connection's inbox and leaves the rest. A timeout reports every frame the
+//! connection received and diffs the nearest candidate against the expectation.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::context::{Failure, ScenarioContext, StepResult};
+use super::ws::{Connection, Received};
+use crate::matcher::{compare, Mismatch};
+use crate::spec::model::*;
+
+/// How well a frame fits a pattern: `None` is a match; otherwise the mismatches.
+fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
+    let mut problems = Vec::new();
+    if let Some(event) = &pattern.event {
+        if frame.event_type.as_deref() != Some(event.as_str()) {
+            problems.push(Mismatch {
+                path: "type".into(),
+                expected: format!("`{event}`"),
+                got: frame
+                    .event_type
+                    .as_ref()
+                    .map_or_else(|| "no event type".into(), |t| format!("`{t}`")),
+            });
+        }
+    }
+    if let Some(expected) = &pattern.matches {
+        match &frame.json {
+            Some(json) => problems.extend(compare(expected, Some(json), pattern.exact)),
+            None => {
+                let expected_text = Value::String(frame.text.clone());
+                if expected != &expected_text {
+                    problems.push(Mismatch {
+                        path: "$".into(),
+                        expected: "a JSON frame".into(),
+                        got: format!("non-JSON text: {}", crate::text::truncate(&frame.text, 200)),
+                    });
+                }
+            }
+        }
+    }
+    (!problems.is_empty()).then_some(problems)
+}
+
+fn describe(pattern: &EventPattern) -> String {
+    match (&pattern.event, &pattern.matches) {
+        (Some(e), Some(m)) => format!("`{e}` matching {m}"),
+        (Some(e), None) => format!("`{e}`"),
+        (None, Some(m)) => format!("an event matching {m}"),
+        (None, None) => "any event".into(),
+    }
+}
+
+/// Wait until `pick` finds something in the inbox, the connection closes, or the deadline.
+async fn wait_for<T>(
+    connection: &Connection,
+    deadline: Instant,
+    mut pick: impl FnMut(&mut Vec<Received>) -> Option<T>,
+) -> Result<T, WaitEnd> {
+    let mut changes = connection.inbox.changed.subscribe();
+    loop {
+        changes.borrow_and_update();
+        {
+            let mut state = connection.inbox.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(found) = pick(&mut state.pending) {
+                return Ok(found);
+            }
+            if let Some(closed) = &state.closed {
+                return Err(WaitEnd::Closed(closed.to_string()));
+            }
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Err(WaitEnd::Deadline),
+        }
+    }
+}
+
+enum WaitEnd {
+    Deadline,
+    Closed(String),
+}
+
+pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let step: ExpectStep = ctx.render(body, &[])?;
+    let connection = ctx.connection(step.on.as_deref())?;
+    let within = step.within.unwrap_or_else(|| ctx.step_timeout());
+    let deadline = Instant::now() + within;
+    let single = EventPattern {
+        event: step.event.clone(),
+        matches: step.matches.clone(),
+        exact: step.exact,
+        capture: step.capture.clone(),
+    };
+    if let Some(items) = step.sequence {
+        let patterns: Vec<EventPattern> = items.into_iter().map(PatternItem::into_pattern).collect();
+        let mut after: Option<usize> = None;
+        for (i, pattern) in patterns.iter().enumerate() {
+            let found = wait_for(&connection, deadline, |pending| {
+                let pos = pending
+                    .iter()
+                    .position(|f| after.is_none_or(|a| f.number > a) && fit(pattern, f).is_none())?;
+                Some(pending.remove(pos))
+            })
+            .await;
+            match found {
+                Ok(frame) => {
+                    after = Some(frame.number);
+                    take(ctx, &connection, pattern, &frame)?;
+                }
+                Err(end) => {
+                    let position = format!("item {} of {} in the sequence", i + 1, patterns.len());
+                    return Err(timeout_failure(ctx, &connection, pattern, within, end, &position, after));
+                }
+            }
+        }
+        return Ok(());
+    }
+    if let Some(items) = step.unordered {
+        let patterns: Vec<EventPattern> = items.into_iter().map(PatternItem::into_pattern).collect();
+        let mut open: Vec<usize> = (0..patterns.len()).collect();
+        while !open.is_empty() {
+            let found = wait_for(&connection, deadline, |pending| {
+                for (slot, &p) in open.iter().enumerate() {
+                    if let Some(pos) = pending.iter().position(|f| fit(&patterns[p], f).is_none()) {
+                        return Some((slot, pending.remove(pos)));
+                    }
+                }
+                None
+            })
+            .await;
+            match found {
+                Ok((slot, frame)) => {
+                    let p = open.remove(slot);
+                    take(ctx, &connection, &patterns[p], &frame)?;
+                }
+                Err(end) => {
+                    let missing: Vec<String> = open.iter().map(|&p| describe(&patterns[p])).collect();
+                    return Err(timeout_failure(ctx, &connection, &patterns[open[0]], within, end, "the unordered set", None)
+                        .note(format!("still missing: {}", missing.join(", "))));
+                }
+            }
+        }
+        return Ok(());
+    }
+    let count = step.count.unwrap_or(1);
+    for n in 0..count {
+        let found = wait_for(&connection, deadline, |pending| {
+            let pos = pending.iter().position(|f| fit(&single, f).is_none())?;
+            Some(pending.remove(pos))
+        })
+        .await;
+        match found {
+            Ok(frame) => take(ctx, &connection, &single, &frame)?,
+            Err(end) => {
+                let position = if count > 1 {
+                    format!("event {} of {count}", n + 1)
+                } else {
+                    String::new()
+                };
+                return Err(timeout_failure(ctx, &connection, &single, within, end, &position, None));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A frame was taken: check its schema, then capture.
+fn take(ctx: &mut ScenarioContext, connection: &Connection, pattern: &EventPattern, frame: &Received) -> StepResult {
+    if let Some(violation) = &frame.schema_violation {
+        // Reported here, precisely; don't report it again at the step boundary.
+        let mut state = connection.inbox.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.violations.retain(|v| v != violation);
+        return Err(Failure::new(violation.clone()).note(format!("event: {}", frame.text)));
+    }
+    if !pattern.capture.is_empty() {
+        let json = frame.json.clone().unwrap_or(Value::String(frame.text.clone()));
+        ctx.capture(&pattern.capture, &json)?;
+    }
+    Ok(())
+}
+
+fn timeout_failure(
+    ctx: &ScenarioContext,
+    connection: &Connection,
+    pattern: &EventPattern,
+    within: Duration,
+    end: WaitEnd,
+    position: &str,
+    after: Option<usize>,
+) -> Failure {
+    let what = describe(pattern);
+    let place = if position.is_empty() { String::new() } else { format!(" ({position})") };
+    let mut failure = Failure::new(match &end {
+        WaitEnd::Deadline => format!("no {what} on `{}` within {within:?}{place}", connection.name),
+        WaitEnd::Closed(how) => format!("connection `{}` {how} before {what} arrived{place}", connection.name),
+    });
+    let state = connection.inbox.state.lock().unwrap_or_else(|p| p.into_inner());
+    // Nearest candidate among frames still waiting: fewest mismatches, same type first.
+    let nearest = state
+        .pending
+        .iter()
+        .filter(|f| after.is_none_or(|a| f.number > a))
+        .filter_map(|f| fit(pattern, f).map(|m| (f, m)))
+        .min_by_key(|(f, m)| {
+            let same_type = pattern.event.is_some() && f.event_type == pattern.event;
+            (!same_type, m.len())
+        });
+    if let Some((frame, mismatches)) = nearest {
+        let lines: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
+        failure = failure.note(format!(
+            "nearest candidate (frame #{}): {}\n{}",
+            frame.number + 1,
+            crate::text::truncate(&frame.text, 400),
+            lines.join("\n")
+        ));
+    }
+    drop(state);
+    let received = ctx.transcript.received_on(&connection.name);
+    if received.is_empty() {
+        failure = failure.note(format!("`{}` received nothing", connection.name));
+    } else {
+        let shown: Vec<String> = received
+            .iter()
+            .rev()
+            .take(30)
+            .rev()
+            .map(|f| format!("  +{:>7.1}ms  {}", f.at_ms, crate::text::truncate(&f.data, 300)))
+            .collect();
+        failure = failure.note(format!(
+            "received on `{}` ({} frames{}):\n{}",
+            connection.name,
+            received.len(),
+            if received.len() > 30 { ", last 30 shown" } else { "" },
+            shown.join("\n")
+        ));
+    }
+    failure
+}
+
+pub async fn expect_none(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let step: ExpectNoneStep = ctx.render(body, &[])?;
+    let connection = ctx.connection(step.on.as_deref())?;
+    let pattern = EventPattern {
+        event: step.event.clone(),
+        matches: step.matches.clone(),
+        ..EventPattern::default()
+    };
+    let deadline = Instant::now() + step.during;
+    let found = wait_for(&connection, deadline, |pending| {
+        pending.iter().find(|f| fit(&pattern, f).is_none()).cloned()
+    })
+    .await;
+    match found {
+        Ok(frame) => Err(Failure::new(format!(
+            "{} arrived on `{}`, and none should have",
+            describe(&pattern),
+            connection.name
+        ))
+        .note(format!("event: {}", frame.text))),
+        // Closed: nothing more can arrive, so nothing matching did.
+        Err(_) => Ok(()),
+    }
+}
+
+pub async fn expect_close(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let step: ExpectCloseStep = ctx.render(body, &[])?;
+    let connection = ctx.connection(step.on.as_deref())?;
+    let within = step.within.unwrap_or_else(|| ctx.step_timeout());
+    let deadline = Instant::now() + within;
+    let mut changes = connection.inbox.changed.subscribe();
+    let closed = loop {
+        changes.borrow_and_update();
+        if let Some(closed) = connection.inbox.state.lock().unwrap_or_else(|p| p.into_inner()).closed.clone() {
+            break closed;
+        }
+        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            return Err(Failure::new(format!(
+                "connection `{}` was not closed within {within:?}",
+                connection.name
+            )));
+        }
+    };
+    if let Some(code) = step.code {
+        if closed.code != Some(code) {
+            return Err(Failure::new(format!(
+                "expected `{}` to be closed with code {code}, but it {closed}",
+                connection.name
+            )));
+        }
+    }
+    if let Some(reason) = &step.reason {
+        let mismatches = compare(reason, Some(&Value::String(closed.reason.clone())), false);
+        if !mismatches.is_empty() {
+            return Err(Failure::new(format!("close reason: expected {reason}, got {:?}", closed.reason)));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Minting JWTs for `authenticate`: claims from the spec over the suite's defaults,
+//! `exp`/`iat` from `expires_in` (negative for an already-expired token).
+
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::Value;
+
+use super::context::{Failure, ScenarioContext};
+use crate::spec::duration::parse_duration;
+use crate::spec::model::{Credentials, JwtSpec};
+use crate::template;
+
+pub fn mint(ctx: &ScenarioContext, spec: &JwtSpec) -> Result<String, Failure> {
+    let defaults = ctx.config.auth.jwt.as_ref();
+    let alg_name = spec
+        .alg
+        .clone()
+        .or_else(|| defaults.map(|d| d.alg.clone()))
+        .unwrap_or_else(|| "HS256".into());
+    let alg = match alg_name.as_str() {
+        "HS256" => Algorithm::HS256,
+        "HS384" => Algorithm::HS384,
+        "HS512" => Algorithm::HS512,
+        "RS256" => Algorithm::RS256,
+        other => return Err(Failure::new(format!("unsupported JWT algorithm `{other}`"))),
+    };
+    let key = if alg == Algorithm::RS256 {
+        let file = match (&spec.private_key_file, defaults.and_then(|d| d.private_key_file.as_ref())) {
+            (Some(f), _) => ctx.scenario.path().parent().unwrap_or(Path::new(".")).join(f),
+            (None, Some(f)) => ctx.config.resolve(f),
+            (None, None) => return Err(Failure::new("RS256 needs `private_key_file` (in the spec or auth.jwt)")),
+        };
+        let pem = std::fs::read(&file)
+            .map_err(|e| Failure::new(format!("cannot read key {}: {e}", file.display())))?;
+        EncodingKey::from_rsa_pem(&pem).map_err(|e| Failure::new(format!("bad RSA key {}: {e}", file.display())))?
+    } else {
+        let secret = match (&spec.secret, defaults.and_then(|d| d.secret.as_ref())) {
+            (Some(s), _) => s.clone(),
+            (None, Some(s)) => match template::render_str(s, &ctx.template_context(&[])) {
+                Ok(Value::String(s)) => s,
+                Ok(other) => other.to_string(),
+                Err(e) => return Err(Failure::new(format!("cannot resolve auth.jwt.secret: {e}"))),
+            },
+            (None, None) => {
+                return Err(Failure::new("no JWT secret").hint("set `auth.jwt.secret` in engine.yaml or `secret:` in the step"))
+            }
+        };
+        EncodingKey::from_secret(secret.as_bytes())
+    };
+    let mut claims = defaults.map(|d| d.claims.clone()).unwrap_or_default();
+    claims.extend(spec.claims.clone());
+    let now = chrono::Utc::now().timestamp();
+    let lifetime: i64 = match &spec.expires_in {
+        Some(text) => {
+            let (negative, body) = match text.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, text.as_str()),
+            };
+            let secs = parse_duration(body).map_err(Failure::new)?.as_secs() as i64;
+            if negative {
+                -secs
+            } else {
+                secs
+            }
+        }
+        None => defaults.map_or(300, |d| d.expires_in.as_secs() as i64),
+    };
+    claims.entry("iat").or_insert(Value::from(now.min(now + lifetime)));
+    claims.entry("exp").or_insert(Value::from(now + lifetime));
+    jsonwebtoken::encode(&Header::new(alg), &Value::Object(claims), &key)
+        .map_err(|e| Failure::new(format!("cannot sign JWT: {e}")))
+}
+
+/// The token to present: minted or given.
+pub fn token(ctx: &ScenarioContext, credentials: &Credentials) -> Result<String, Failure> {
+    match (&credentials.jwt, &credentials.token) {
+        (Some(spec), _) => mint(ctx, spec),
+        (None, Some(token)) => Ok(token.clone()),
+        (None, None) => Err(Failure::new("credentials need `jwt` or `token`")),
+    }
+}

@@ -1,0 +1,273 @@
+//! The runner: executes planned scenarios in parallel and emits [`RunEvent`]s. It never
+//! prints; console, JUnit and JSON reports are [`Listener`]s.
+
+pub mod connection_steps;
+pub mod context;
+pub mod db;
+pub mod expect;
+pub mod http;
+pub mod jwt;
+pub mod kv;
+pub mod poll;
+pub mod resources;
+pub mod scenario;
+pub mod serve;
+pub mod transcript;
+pub mod ws;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::spec::config::SuiteConfig;
+use crate::spec::model::Scenario;
+pub use context::RunEnv;
+pub use resources::Resources;
+pub use scenario::{Attempt, Status};
+
+/// One scenario to run, with the config that governs it.
+#[derive(Clone)]
+pub struct Planned {
+    pub scenario: Arc<Scenario>,
+    pub config: Arc<SuiteConfig>,
+    /// 0-based repetition (for `--repeat`).
+    pub iteration: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub jobs: usize,
+    pub retries: usize,
+    pub fail_fast: bool,
+    /// Count flaky scenarios (failed, then passed on retry) as failures.
+    pub flaky_fails: bool,
+}
+
+/// The final verdict on one planned scenario, over all its attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Passed,
+    Flaky,
+    Failed,
+    Skipped,
+}
+
+/// Everything known about one planned scenario once it finished.
+pub struct ScenarioReport {
+    /// Position in the plan.
+    pub index: usize,
+    pub planned: Planned,
+    pub verdict: Verdict,
+    pub attempts: Vec<Attempt>,
+}
+
+impl ScenarioReport {
+    pub fn last(&self) -> &Attempt {
+        self.attempts.last().expect("at least one attempt")
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub flaky: usize,
+    pub skipped: usize,
+    /// Not run because of `--fail-fast` or an interrupt.
+    pub not_run: usize,
+    pub duration_ms: f64,
+}
+
+impl Summary {
+    pub fn success(&self, flaky_fails: bool) -> bool {
+        self.failed == 0 && self.not_run == 0 && (!flaky_fails || self.flaky == 0)
+    }
+}
+
+/// What the runner tells listeners, in order.
+pub enum RunEvent<'a> {
+    Started { total: usize, jobs: usize },
+    ScenarioStarted { index: usize, planned: &'a Planned },
+    ScenarioFinished(&'a ScenarioReport),
+    Finished(&'a Summary),
+}
+
+/// A report or display fed by the run's events.
+pub trait Listener: Send {
+    fn on_event(&mut self, event: &RunEvent<'_>);
+}
+
+/// Set by Ctrl-C: start nothing new; running scenarios finish and tear down.
+pub fn cancel_flag() -> &'static AtomicBool {
+    static CANCELLED: AtomicBool = AtomicBool::new(false);
+    &CANCELLED
+}
+
+enum Message {
+    Started(usize),
+    Finished(Box<ScenarioReport>),
+}
+
+/// Run the plan and feed listeners; returns the summary.
+pub async fn run(
+    plan: Vec<Planned>,
+    options: RunOptions,
+    resources: Arc<Resources>,
+    listeners: &mut [Box<dyn Listener>],
+) -> Summary {
+    let started = Instant::now();
+    let total = plan.len();
+    let jobs = options.jobs.max(1);
+    emit(listeners, &RunEvent::Started { total, jobs });
+    let run_env = Arc::new(run_env(&plan));
+    let semaphore = Arc::new(Semaphore::new(jobs));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let plan = Arc::new(plan);
+    let launcher = {
+        let plan = plan.clone();
+        let stop = stop.clone();
+        let options = options.clone();
+        tokio::spawn(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for index in 0..plan.len() {
+                let Ok(permit) = semaphore.clone().acquire_owned().await else {
+                    break;
+                };
+                if stop.load(Ordering::SeqCst) || cancel_flag().load(Ordering::SeqCst) {
+                    break;
+                }
+                let planned = plan[index].clone();
+                let tx = tx.clone();
+                let resources = resources.clone();
+                let run_env = run_env.clone();
+                let retries = options.retries;
+                tasks.spawn(async move {
+                    let _ = tx.send(Message::Started(index));
+                    let run = scenario::ScenarioRun {
+                        scenario: planned.scenario.clone(),
+                        config: planned.config.clone(),
+                        resources,
+                        run_env,
+                        record_frames: true,
+                    };
+                    let mut attempts = Vec::new();
+                    loop {
+                        let attempt = run.attempt().await;
+                        let status = attempt.status;
+                        attempts.push(attempt);
+                        if status != Status::Failed || attempts.len() > retries || cancel_flag().load(Ordering::SeqCst) {
+                            break;
+                        }
+                    }
+                    let verdict = match (attempts.first().map(|a| a.status), attempts.last().map(|a| a.status)) {
+                        (_, Some(Status::Skipped)) => Verdict::Skipped,
+                        (Some(Status::Passed), _) => Verdict::Passed,
+                        (_, Some(Status::Passed)) => Verdict::Flaky,
+                        _ => Verdict::Failed,
+                    };
+                    drop(permit);
+                    let _ = tx.send(Message::Finished(Box::new(ScenarioReport {
+                        index,
+                        planned,
+                        verdict,
+                        attempts,
+                    })));
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        })
+    };
+    let mut summary = Summary {
+        total,
+        ..Summary::default()
+    };
+    let mut finished = 0;
+    while let Some(message) = rx.recv().await {
+        match message {
+            Message::Started(index) => emit(
+                listeners,
+                &RunEvent::ScenarioStarted {
+                    index,
+                    planned: &plan[index],
+                },
+            ),
+            Message::Finished(report) => {
+                finished += 1;
+                match report.verdict {
+                    Verdict::Passed => summary.passed += 1,
+                    Verdict::Flaky => summary.flaky += 1,
+                    Verdict::Failed => summary.failed += 1,
+                    Verdict::Skipped => summary.skipped += 1,
+                }
+                if options.fail_fast && report.verdict == Verdict::Failed {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                emit(listeners, &RunEvent::ScenarioFinished(&report));
+            }
+        }
+    }
+    let _ = launcher.await;
+    summary.not_run = total - finished;
+    summary.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    emit(listeners, &RunEvent::Finished(&summary));
+    summary
+}
+
+fn emit(listeners: &mut [Box<dyn Listener>], event: &RunEvent<'_>) {
+    for listener in listeners.iter_mut() {
+        listener.on_event(event);
+    }
+}
+
+/// The environment templates see, from the first config (process env wins).
+fn run_env(plan: &[Planned]) -> RunEnv {
+    let config = plan.first().map(|p| p.config.clone()).unwrap_or_default();
+    let env = config.env_values();
+    RunEnv {
+        env: Value::Object(env.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
+        secrets: secrets(&config),
+    }
+}
+
+/// Values that must never be shown: env vars named secret, the JWT secret, URL passwords.
+pub fn secrets(config: &SuiteConfig) -> Vec<String> {
+    let env = config.env_values();
+    let mut out: Vec<String> = config.secrets.iter().filter_map(|name| env.get(name).cloned()).collect();
+    if let Some(jwt) = &config.auth.jwt {
+        if let Some(secret) = &jwt.secret {
+            let rendered = crate::template::render_str(
+                secret,
+                &minijinja::Value::from_serialize(serde_json::json!({ "env": env })),
+            );
+            if let Ok(Value::String(s)) = rendered {
+                out.push(s);
+            }
+        }
+    }
+    for url in config.databases.values().chain(config.redis.values()) {
+        let rendered = crate::template::render_str(url, &minijinja::Value::from_serialize(serde_json::json!({ "env": env })));
+        if let Ok(Value::String(url)) = rendered {
+            if let Some(password) = url_password(&url) {
+                out.push(password);
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+fn url_password(url: &str) -> Option<String> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    Some(userinfo.split_once(':')?.1.to_string())
+}
+
+/// How long to let a stuck teardown take when the run is interrupted.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(20);

@@ -1,0 +1,170 @@
+//! What scenarios share during a run: Postgres pools and Redis connections by URL, one
+//! HTTP client, TLS settings and compiled event schemas. Created lazily, so a suite
+//! that never touches Redis never needs it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::spec::config::SuiteConfig;
+use crate::text::hide_password;
+
+type Lazy<T> = Arc<OnceCell<Result<T, String>>>;
+
+/// Shared clients for one run.
+pub struct Resources {
+    pg: Mutex<HashMap<String, Lazy<sqlx::PgPool>>>,
+    redis: Mutex<HashMap<String, Lazy<redis::aio::ConnectionManager>>>,
+    schemas: Mutex<HashMap<PathBuf, Arc<EventSchemas>>>,
+    pub http: reqwest::Client,
+    pub max_db_connections: u32,
+}
+
+impl Resources {
+    pub fn new(jobs: usize) -> Arc<Self> {
+        Arc::new(Self {
+            pg: Mutex::default(),
+            redis: Mutex::default(),
+            schemas: Mutex::default(),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            max_db_connections: (jobs as u32 * 2).clamp(4, 64),
+        })
+    }
+
+    pub async fn postgres(&self, url: &str) -> Result<sqlx::PgPool, String> {
+        let cell = self.pg.lock().map_err(|e| e.to_string())?.entry(url.to_string()).or_default().clone();
+        let max = self.max_db_connections;
+        cell.get_or_init(|| async move {
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+                .map_err(|e| format!("cannot connect to Postgres at {}: {e}", hide_password(url)))
+        })
+        .await
+        .clone()
+    }
+
+    pub async fn redis(&self, url: &str) -> Result<redis::aio::ConnectionManager, String> {
+        let cell = self.redis.lock().map_err(|e| e.to_string())?.entry(url.to_string()).or_default().clone();
+        cell.get_or_init(|| async move {
+            let fail = |e: &dyn std::fmt::Display| format!("cannot connect to Redis at {}: {e}", hide_password(url));
+            let client = redis::Client::open(url).map_err(|e| fail(&e))?;
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Duration::from_secs(5))
+                .set_response_timeout(Duration::from_secs(5))
+                .set_number_of_retries(1);
+            match tokio::time::timeout(Duration::from_secs(6), client.get_connection_manager_with_config(config)).await {
+                Ok(Ok(manager)) => Ok(manager),
+                Ok(Err(e)) => Err(fail(&e)),
+                Err(_) => Err(fail(&"timed out")),
+            }
+        })
+        .await
+        .clone()
+    }
+
+    /// Schemas for the config's `events.schemas` folder, compiled once per run.
+    pub fn schemas(&self, config: &SuiteConfig) -> Option<Arc<EventSchemas>> {
+        let dir = config.resolve(config.events.schemas.as_ref()?);
+        let mut map = self.schemas.lock().ok()?;
+        Some(
+            map.entry(dir.clone())
+                .or_insert_with(|| Arc::new(EventSchemas::new(dir)))
+                .clone(),
+        )
+    }
+}
+
+/// `<type>.json` validators from one folder, compiled on first use.
+pub struct EventSchemas {
+    dir: PathBuf,
+    compiled: Mutex<HashMap<String, Option<Arc<CompiledSchema>>>>,
+}
+
+pub struct CompiledSchema {
+    pub path: PathBuf,
+    validator: Result<jsonschema::Validator, String>,
+}
+
+impl EventSchemas {
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            compiled: Mutex::default(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn get(&self, event_type: &str) -> Option<Arc<CompiledSchema>> {
+        // Only plain names: an event type must not walk out of the schema folder.
+        if event_type.is_empty()
+            || !event_type
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            || event_type.starts_with('.')
+        {
+            return None;
+        }
+        let mut map = self.compiled.lock().ok()?;
+        map.entry(event_type.to_string())
+            .or_insert_with(|| {
+                let path = self.dir.join(format!("{event_type}.json"));
+                let text = std::fs::read_to_string(&path).ok()?;
+                let validator = serde_json::from_str::<Value>(&text)
+                    .map_err(|e| format!("schema {} is not JSON: {e}", path.display()))
+                    .and_then(|schema| {
+                        jsonschema::validator_for(&schema)
+                            .map_err(|e| format!("schema {} does not compile: {e}", path.display()))
+                    });
+                Some(Arc::new(CompiledSchema { path, validator }))
+            })
+            .clone()
+    }
+
+    /// A violation of the event's schema, described with its JSON pointer and rule.
+    pub fn violation(&self, event_type: &str, event: &Value) -> Option<String> {
+        let schema = self.get(event_type)?;
+        match &schema.validator {
+            Err(e) => Some(e.clone()),
+            Ok(validator) => {
+                let errors: Vec<String> = validator
+                    .iter_errors(event)
+                    .take(3)
+                    .map(|e| {
+                        let pointer = e.instance_path.to_string();
+                        format!(
+                            "at `{}`: {} (rule `{}`)",
+                            if pointer.is_empty() { "/" } else { &pointer },
+                            e.masked(),
+                            e.schema_path
+                        )
+                    })
+                    .collect();
+                (!errors.is_empty()).then(|| {
+                    format!(
+                        "event `{event_type}` violates {}: {}",
+                        schema.path.display(),
+                        errors.join("; ")
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// Read a dotted field (`type`, `meta.kind`) from an event.
+pub fn field<'v>(value: &'v Value, dotted: &str) -> Option<&'v Value> {
+    dotted.split('.').try_fold(value, |v, key| v.get(key))
+}

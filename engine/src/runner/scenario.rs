@@ -1,0 +1,270 @@
+//! Running one scenario: mint IDs, apply setup, run steps under the scenario's
+//! deadline, then always close connections and run teardown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use super::context::{Failure, RunEnv, ScenarioContext, StepResult};
+use super::resources::Resources;
+use super::transcript::{FrameRecord, Transcript};
+use super::ws::FrameRules;
+use super::{connection_steps, db, expect, http, kv};
+use crate::diagnostic::{Diagnostic, Span};
+use crate::spec::config::SuiteConfig;
+use crate::spec::duration::parse_duration;
+use crate::spec::model::{Action, ActionBody, Scenario, Step, StepKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// What happened to one step.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepRecord {
+    pub index: usize,
+    pub kind: StepKind,
+    pub line: usize,
+    pub status: Status,
+    pub duration_ms: f64,
+}
+
+/// The result of one attempt at a scenario.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub status: Status,
+    pub duration: Duration,
+    pub ids: Map<String, Value>,
+    pub steps: Vec<StepRecord>,
+    pub failure: Option<Diagnostic>,
+    pub teardown_failures: Vec<Diagnostic>,
+    pub frames: Vec<FrameRecord>,
+}
+
+pub struct ScenarioRun {
+    pub scenario: Arc<Scenario>,
+    pub config: Arc<SuiteConfig>,
+    pub resources: Arc<Resources>,
+    pub run_env: Arc<RunEnv>,
+    pub record_frames: bool,
+}
+
+impl ScenarioRun {
+    pub async fn attempt(&self) -> Attempt {
+        let started = Instant::now();
+        let scenario = &self.scenario;
+        if let Some(reason) = &scenario.skip {
+            return Attempt {
+                status: Status::Skipped,
+                duration: Duration::ZERO,
+                ids: Map::new(),
+                steps: Vec::new(),
+                failure: Some(Diagnostic::new(format!("skipped: {reason}"))),
+                teardown_failures: Vec::new(),
+                frames: Vec::new(),
+            };
+        }
+        let ids = crate::ids::mint_all(&scenario.ids, &self.config.ids);
+        let schemas = self.resources.schemas(&self.config);
+        let mut ctx = ScenarioContext {
+            scenario: scenario.clone(),
+            config: self.config.clone(),
+            resources: self.resources.clone(),
+            run_env: self.run_env.clone(),
+            ids: ids.clone(),
+            vars: Map::new(),
+            connections: Default::default(),
+            transcript: Transcript::new(true),
+            rules: FrameRules {
+                type_field: self.config.events.type_field.clone(),
+                schemas,
+            },
+        };
+        let mut records = Vec::new();
+        let mut current: Option<(usize, Span)> = None;
+        let deadline = scenario.timeout.unwrap_or(self.config.timeouts.scenario);
+        let body = run_body(&mut ctx, &mut records, &mut current);
+        let failure = match tokio::time::timeout(deadline, body).await {
+            Ok(Ok(())) => None,
+            Ok(Err((span, failure))) => Some(self.diagnostic(failure, span)),
+            Err(_) => {
+                let span = current.map(|(_, s)| s).unwrap_or(Span { line: 1, col: 1 });
+                if let Some((index, span)) = current {
+                    if let Some(step) = scenario.steps.get(index) {
+                        records.push(StepRecord {
+                            index,
+                            kind: step.kind,
+                            line: span.line,
+                            status: Status::Failed,
+                            duration_ms: 0.0,
+                        });
+                    }
+                }
+                Some(self.diagnostic(
+                    Failure::new(format!("scenario timed out after {deadline:?} while running this step"))
+                        .hint("raise `timeout:` on the scenario, or look for a wait that never ends"),
+                    span,
+                ))
+            }
+        };
+        let teardown_failures = self.teardown(&mut ctx).await;
+        let status = if failure.is_some() || !teardown_failures.is_empty() {
+            Status::Failed
+        } else {
+            Status::Passed
+        };
+        Attempt {
+            status,
+            duration: started.elapsed(),
+            ids,
+            steps: records,
+            failure,
+            teardown_failures,
+            frames: ctx.transcript.frames(),
+        }
+    }
+
+    fn diagnostic(&self, failure: Failure, span: Span) -> Diagnostic {
+        let mut d = Diagnostic::new(failure.message).at(&self.scenario.source, span);
+        d.notes = failure.notes;
+        d.hint = failure.hint;
+        d
+    }
+
+    async fn teardown(&self, ctx: &mut ScenarioContext) -> Vec<Diagnostic> {
+        let limit = self.config.timeouts.teardown;
+        let connections: Vec<_> = ctx.connections.drain().map(|(_, c)| c).collect();
+        let close_all = futures_util::future::join_all(
+            connections
+                .iter()
+                .map(|c| c.close(1000, "scenario finished", Duration::from_secs(1))),
+        );
+        let _ = tokio::time::timeout(limit, close_all).await;
+        let mut failures = Vec::new();
+        for action in &self.scenario.teardown {
+            match tokio::time::timeout(limit, run_action(ctx, action)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(f)) => failures.push(self.diagnostic(
+                    Failure { message: format!("teardown: {}", f.message), ..f },
+                    action.span,
+                )),
+                Err(_) => failures.push(self.diagnostic(
+                    Failure::new(format!("teardown action did not finish within {limit:?}")),
+                    action.span,
+                )),
+            }
+        }
+        failures
+    }
+}
+
+async fn run_body(
+    ctx: &mut ScenarioContext,
+    records: &mut Vec<StepRecord>,
+    current: &mut Option<(usize, Span)>,
+) -> Result<(), (Span, Failure)> {
+    let scenario = ctx.scenario.clone();
+    if !scenario.vars.is_empty() {
+        let vars = ctx
+            .render_value(&Value::Object(scenario.vars.clone()), &[])
+            .map_err(|f| (Span { line: 1, col: 1 }, f))?;
+        if let Value::Object(vars) = vars {
+            ctx.vars = vars;
+        }
+    }
+    for action in &scenario.setup {
+        run_action(ctx, action).await.map_err(|f| {
+            (action.span, Failure { message: format!("setup: {}", f.message), ..f })
+        })?;
+    }
+    for (index, step) in scenario.steps.iter().enumerate() {
+        *current = Some((index, step.span));
+        let started = Instant::now();
+        let result = match run_step(ctx, step).await {
+            Ok(()) => schema_violations(ctx),
+            Err(f) => Err(f),
+        };
+        records.push(StepRecord {
+            index,
+            kind: step.kind,
+            line: step.span.line,
+            status: if result.is_ok() { Status::Passed } else { Status::Failed },
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        });
+        result.map_err(|f| (step.span, f))?;
+    }
+    *current = None;
+    Ok(())
+}
+
+/// Events that arrived during the step and broke their schema fail the step.
+fn schema_violations(ctx: &ScenarioContext) -> StepResult {
+    for connection in ctx.connections.values() {
+        let mut state = connection.inbox.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(first) = state.violations.first().cloned() {
+            let more = state.violations.len() - 1;
+            state.violations.clear();
+            let mut failure = Failure::new(format!("on `{}`: {first}", connection.name));
+            if more > 0 {
+                failure = failure.note(format!("and {more} more violation(s)"));
+            }
+            return Err(failure);
+        }
+    }
+    Ok(())
+}
+
+async fn run_step(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
+    let body = &step.body;
+    match step.kind {
+        StepKind::Connect => connection_steps::connect(ctx, body).await,
+        StepKind::Authenticate => connection_steps::authenticate(ctx, body).await,
+        StepKind::Send => connection_steps::send(ctx, body).await,
+        StepKind::Close => connection_steps::close(ctx, body).await,
+        StepKind::Disconnect => connection_steps::disconnect(ctx, body).await,
+        StepKind::Expect => expect::expect(ctx, body).await,
+        StepKind::ExpectNone => expect::expect_none(ctx, body).await,
+        StepKind::ExpectClose => expect::expect_close(ctx, body).await,
+        StepKind::AssertDb => db::assert_db(ctx, body).await,
+        StepKind::AssertRedis => kv::assert_redis(ctx, body).await,
+        StepKind::Http => http::http(ctx, body).await,
+        StepKind::Sql => db::sql_step(ctx, body).await,
+        StepKind::Redis => kv::redis_step(ctx, body).await,
+        StepKind::Sleep => {
+            let text: String = ctx.render(body, &[])?;
+            let duration = parse_duration(&text).map_err(Failure::new)?;
+            tokio::time::sleep(duration).await;
+            Ok(())
+        }
+    }
+}
+
+async fn run_action(ctx: &mut ScenarioContext, action: &Action) -> StepResult {
+    let body: ActionBody = ctx.render(&action.body, &[])?;
+    if let Some(sql) = &body.sql {
+        db::execute(ctx, body.database.as_deref(), sql, &body.params).await?;
+    } else if let Some(file) = &body.sql_file {
+        let path = ctx
+            .scenario
+            .path()
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?;
+        let rendered = match crate::template::render_str(&text, &ctx.template_context(&[])) {
+            Ok(Value::String(s)) => s,
+            Ok(other) => other.to_string(),
+            Err(e) => return Err(Failure::new(format!("template error in {}: {e}", path.display()))),
+        };
+        db::execute(ctx, body.database.as_deref(), &rendered, &[]).await?;
+    } else if let Some(command) = &body.redis {
+        kv::execute(ctx, body.server.as_deref(), command).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! `serve` entries: make the system under test available for the run. A service whose
+//! readiness check already passes is reused; otherwise its command starts (in its own
+//! process group, output to a log file), the engine waits for readiness, and stops it
+//! after the run. `{{ tmpdir }}` in a command is a fresh folder removed afterwards.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+use crate::spec::config::{ServeSpec, SuiteConfig};
+use crate::template;
+use crate::text::hide_password;
+
+/// A service this run started (reused ones are not tracked: we never stop them).
+pub struct Started {
+    pub name: String,
+    child: Child,
+    _tmpdir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+/// What happened to each entry, for the console.
+#[derive(Debug, Clone)]
+pub enum ServeStatus {
+    Reused,
+    Started(Duration),
+}
+
+/// Bring up every entry of the config, in order. Stops what it started on failure.
+pub async fn start_all(config: &SuiteConfig) -> Result<(Vec<Started>, Vec<(String, ServeStatus)>), String> {
+    let mut started = Vec::new();
+    let mut statuses = Vec::new();
+    let env = config.env_values();
+    for spec in &config.serve {
+        match start_one(config, spec, &env).await {
+            Ok(Some(s)) => {
+                statuses.push((spec.name.clone(), ServeStatus::Started(Duration::ZERO)));
+                started.push(s);
+            }
+            Ok(None) => statuses.push((spec.name.clone(), ServeStatus::Reused)),
+            Err(e) => {
+                stop_all(started).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok((started, statuses))
+}
+
+fn render(text: &str, env: &BTreeMap<String, String>, tmpdir: &str) -> Result<String, String> {
+    let ctx = minijinja::Value::from_serialize(serde_json::json!({ "env": env, "tmpdir": tmpdir }));
+    match template::render_str(text, &ctx)? {
+        Value::String(s) => Ok(s),
+        other => Ok(other.to_string()),
+    }
+}
+
+async fn start_one(config: &SuiteConfig, spec: &ServeSpec, env: &BTreeMap<String, String>) -> Result<Option<Started>, String> {
+    let tmpdir = tempfile::Builder::new()
+        .prefix(&format!("engine-serve-{}-", spec.name))
+        .tempdir()
+        .map_err(|e| format!("serve `{}`: cannot create a temporary folder: {e}", spec.name))?;
+    let tmp = tmpdir.path().to_string_lossy().into_owned();
+    let ready = render(&spec.ready, env, &tmp).map_err(|e| format!("serve `{}`: ready: {e}", spec.name))?;
+    if check_ready(&ready, Duration::from_secs(2)).await.is_ok() {
+        return Ok(None);
+    }
+    let command = render(&spec.command, env, &tmp).map_err(|e| format!("serve `{}`: command: {e}", spec.name))?;
+    let log = tmpdir.path().join("output.log");
+    let log_file = std::fs::File::create(&log).map_err(|e| format!("serve `{}`: {e}", spec.name))?;
+    let err_file = log_file.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(&command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file))
+        .stderr(Stdio::from(err_file))
+        .current_dir(spec.cwd.as_ref().map(|c| config.resolve(c)).unwrap_or_else(|| config.dir.clone()))
+        .process_group(0)
+        .kill_on_drop(true);
+    for (key, value) in &spec.env {
+        cmd.env(key, render(value, env, &tmp)?);
+    }
+    // Config env defaults reach the service too (the process env already does).
+    for (key, value) in &config.env {
+        if std::env::var_os(key).is_none() && !spec.env.contains_key(key) {
+            cmd.env(key, value);
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("serve `{}`: cannot start `{command}`: {e}", spec.name))?;
+    let deadline = Instant::now() + spec.timeout;
+    let mut last_error;
+    loop {
+        match check_ready(&ready, Duration::from_secs(2)).await {
+            Ok(()) => break,
+            Err(e) => last_error = e,
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!(
+                "serve `{}`: `{command}` exited ({status}) before {} was ready\n{}",
+                spec.name,
+                hide_password(&ready),
+                tail(&output, 30)
+            ));
+        }
+        if Instant::now() >= deadline {
+            terminate(&mut child).await;
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!(
+                "serve `{}`: not ready within {:?} ({last_error})\n{}",
+                spec.name,
+                spec.timeout,
+                tail(&output, 30)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(Some(Started {
+        name: spec.name.clone(),
+        child,
+        _tmpdir: tmpdir,
+        log,
+    }))
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// One readiness probe, by URL scheme.
+pub async fn check_ready(url: &str, timeout: Duration) -> Result<(), String> {
+    let probe = async {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            let response = reqwest::Client::new()
+                .get(url)
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if response.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("HTTP {}", response.status()))
+            }
+        } else if let Some(addr) = url.strip_prefix("tcp://") {
+            tokio::net::TcpStream::connect(addr).await.map(|_| ()).map_err(|e| e.to_string())
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await.map_err(|e| e.to_string())?;
+            sqlx::query("SELECT 1").execute(&mut conn).await.map_err(|e| e.to_string())?;
+            let _ = conn.close().await;
+            Ok(())
+        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+            let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+            let mut conn = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ()).map_err(|e| e.to_string())
+        } else {
+            Err(format!("unsupported readiness check `{url}` (use http://, tcp://, postgres://, redis://)"))
+        }
+    };
+    match tokio::time::timeout(timeout, probe).await {
+        Ok(result) => result,
+        Err(_) => Err("no answer".into()),
+    }
+}
+
+async fn terminate(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // The whole process group: `sh -c` and what it started.
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGTERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+            let _ = child.wait().await;
+        }
+    }
+}
+
+/// Stop what this run started, in reverse order.
+pub async fn stop_all(started: Vec<Started>) {
+    for mut service in started.into_iter().rev() {
+        terminate(&mut service.child).await;
+    }
+}

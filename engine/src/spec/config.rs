@@ -1,0 +1,339 @@
+//! The suite config `engine.yaml`, found by walking up from a spec: environment
+//! defaults, where an event's type lives, event schemas, ID kinds, JWT settings,
+//! timeouts, service URLs and `serve` entries. Everything application-specific lives
+//! here or in specs, never in engine code.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::duration::serde_duration;
+use super::yaml;
+use crate::diagnostic::{did_you_mean, Diagnostic, SourceFile};
+
+pub const CONFIG_FILE: &str = "engine.yaml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteConfig {
+    /// Defaults for `{{ env.X }}`; the process environment wins.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Names of env vars whose values never appear in output or reports.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Default parallelism when `--jobs` is not given.
+    pub jobs: Option<usize>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub events: EventsConfig,
+    /// ID kinds: name → how to mint values.
+    #[serde(default)]
+    pub ids: BTreeMap<String, IdKindSpec>,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Postgres URLs by name (templated with `env`); steps pick one with `database:`.
+    #[serde(default)]
+    pub databases: BTreeMap<String, String>,
+    /// Redis URLs by name (templated with `env`); steps pick one with `server:`.
+    #[serde(default)]
+    pub redis: BTreeMap<String, String>,
+    /// Services to make available for the run.
+    #[serde(default)]
+    pub serve: Vec<ServeSpec>,
+    /// Where this config was read from (the folder relative paths resolve against).
+    #[serde(skip)]
+    pub dir: PathBuf,
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+impl Default for SuiteConfig {
+    fn default() -> Self {
+        Self {
+            env: BTreeMap::new(),
+            secrets: Vec::new(),
+            jobs: None,
+            timeouts: Timeouts::default(),
+            events: EventsConfig::default(),
+            ids: BTreeMap::new(),
+            auth: AuthConfig::default(),
+            databases: BTreeMap::new(),
+            redis: BTreeMap::new(),
+            serve: Vec::new(),
+            dir: PathBuf::from("."),
+            path: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Whole-scenario deadline when a spec gives none.
+    #[serde(default = "default_scenario_timeout", with = "serde_duration")]
+    pub scenario: Duration,
+    /// Default `within` for waits (expect, connect, http).
+    #[serde(default = "default_step_timeout", with = "serde_duration")]
+    pub step: Duration,
+    /// Deadline for a scenario's teardown.
+    #[serde(default = "default_teardown_timeout", with = "serde_duration")]
+    pub teardown: Duration,
+}
+
+fn default_scenario_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_step_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_teardown_timeout() -> Duration {
+    Duration::from_secs(15)
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            scenario: default_scenario_timeout(),
+            step: default_step_timeout(),
+            teardown: default_teardown_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Dotted path of the event-type field in each JSON frame.
+    #[serde(default = "default_type_field")]
+    pub type_field: String,
+    /// Folder of `<type>.json` schemas, relative to the config.
+    pub schemas: Option<PathBuf>,
+}
+
+fn default_type_field() -> String {
+    "type".into()
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            type_field: default_type_field(),
+            schemas: None,
+        }
+    }
+}
+
+/// How values of one ID kind look.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdKindSpec {
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub format: IdFormat,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IdFormat {
+    #[default]
+    Uuid,
+    /// UUID without dashes.
+    Hex,
+    Ulid,
+    /// A random positive 53-bit integer (safe in JSON numbers), rendered as text.
+    Int,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub jwt: Option<JwtDefaults>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtDefaults {
+    /// HMAC secret, templated (`{{ env.JWT_SECRET }}`); treated as a secret.
+    pub secret: Option<String>,
+    #[serde(default = "default_alg")]
+    pub alg: String,
+    /// PEM RSA private key for RS256, relative to the config.
+    pub private_key_file: Option<PathBuf>,
+    /// Default lifetime when a spec gives no `expires_in`.
+    #[serde(default = "default_expiry", with = "serde_duration")]
+    pub expires_in: Duration,
+    /// Claims added to every minted token (spec claims win).
+    #[serde(default)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_alg() -> String {
+    "HS256".into()
+}
+fn default_expiry() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// A service the run needs: reused when `ready` already answers, else started.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSpec {
+    pub name: String,
+    /// Shell command; `{{ tmpdir }}` is a fresh folder removed after the run.
+    pub command: String,
+    /// Readiness check: `http(s)://…` (2xx), `tcp://host:port`, `postgres://…`, `redis://…`.
+    pub ready: String,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working folder, relative to the config.
+    pub cwd: Option<PathBuf>,
+    /// How long to wait for readiness after starting.
+    #[serde(default = "default_serve_timeout", with = "serde_duration")]
+    pub timeout: Duration,
+}
+
+fn default_serve_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+impl SuiteConfig {
+    /// The nearest `engine.yaml` at or above `start` (a file or folder), or defaults.
+    pub fn discover(start: &Path) -> Result<Arc<SuiteConfig>, Diagnostic> {
+        let absolute = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
+        let mut dir = if absolute.is_dir() {
+            Some(absolute.as_path())
+        } else {
+            absolute.parent()
+        };
+        while let Some(d) = dir {
+            let candidate = d.join(CONFIG_FILE);
+            if candidate.is_file() {
+                return Self::load(&candidate).map(Arc::new);
+            }
+            dir = d.parent();
+        }
+        Ok(Arc::new(SuiteConfig::default()))
+    }
+
+    pub fn load(path: &Path) -> Result<SuiteConfig, Diagnostic> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
+        let source = SourceFile::new(path, text);
+        Self::parse(&source)
+    }
+
+    pub fn parse(source: &Arc<SourceFile>) -> Result<SuiteConfig, Diagnostic> {
+        let node = yaml::parse(&source.text).map_err(|e| {
+            Diagnostic::new(format!("invalid YAML: {}", e.message)).at(source, e.span)
+        })?;
+        let (value, index) = yaml::to_json(&node);
+        let mut config: SuiteConfig = serde_json::from_value(value.clone()).map_err(|e| {
+            config_error(source, &value, &index, &e.to_string())
+        })?;
+        let path = &source.path;
+        config.dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        config.path = Some(path.clone());
+        Ok(config)
+    }
+
+    /// Resolve a path written in the config against the config's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.dir.join(path)
+        }
+    }
+
+    /// `{{ env.X }}` values: config defaults overlaid by the process environment.
+    pub fn env_values(&self) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        env.extend(std::env::vars());
+        env
+    }
+}
+
+/// serde's messages have no position; find the key it names to point at it.
+fn config_error(
+    source: &Arc<SourceFile>,
+    value: &serde_json::Value,
+    index: &yaml::SpanIndex,
+    message: &str,
+) -> Diagnostic {
+    let mut diagnostic = Diagnostic::new(format!("invalid suite config: {message}")).in_file(source);
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        if let Some(pointer) = find_key(value, field, String::new()) {
+            diagnostic = diagnostic.at(source, index.key(&pointer));
+        }
+        // serde: "unknown field `x`, expected one of `a`, `b`" (or "expected `a` or `b`").
+        let expected: Vec<&str> = message
+            .split("expected ")
+            .nth(1)
+            .map(|list| {
+                list.split(['`', ',', ' '])
+                    .filter(|s| !s.is_empty() && *s != "or" && *s != "one" && *s != "of")
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(hint) = did_you_mean(field, expected.iter().copied()) {
+            diagnostic = diagnostic.hint(hint);
+        }
+    }
+    diagnostic
+}
+
+fn find_key(value: &serde_json::Value, key: &str, pointer: String) -> Option<String> {
+    match value {
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let child = format!("{pointer}/{}", yaml::pointer_escape(k));
+            if k == key {
+                Some(child)
+            } else {
+                find_key(v, key, child)
+            }
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_key(v, key, format!("{pointer}/{i}"))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config() {
+        let source = SourceFile::new(
+            "/x/engine.yaml",
+            "env: {WS_URL: 'ws://a'}\nevents: {type_field: kind, schemas: ev}\nids:\n  user: {prefix: usr_, format: ulid}\ntimeouts: {step: 2s}\n",
+        );
+        let config = SuiteConfig::parse(&source).unwrap();
+        assert_eq!(config.events.type_field, "kind");
+        assert_eq!(config.ids["user"].format, IdFormat::Ulid);
+        assert_eq!(config.timeouts.step, Duration::from_secs(2));
+        assert_eq!(config.resolve(Path::new("ev")), PathBuf::from("/x/ev"));
+    }
+
+    #[test]
+    fn unknown_keys_point_at_the_key_with_a_suggestion() {
+        let source = SourceFile::new("engine.yaml", "env: {}\nevents:\n  type_feld: kind\n");
+        let err = SuiteConfig::parse(&source).unwrap_err();
+        assert_eq!(err.span.map(|s| s.line), Some(3));
+        assert_eq!(err.hint.as_deref(), Some("did you mean `type_field`?"), "{err}");
+    }
+}

@@ -1,0 +1,86 @@
+//! Human durations in specs: `500ms`, `2s`, `1m30s`, `1h`.
+
+use std::time::Duration;
+
+/// Parse a duration written with units. A leading `-` is refused here; callers that
+/// accept negative offsets (JWT expiry) strip it themselves.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("`{text}` has a number without a unit (ms, s, m, h)"))?;
+        if digits == 0 {
+            return Err(format!("`{text}` is not a duration like 500ms, 2s, 1m30s"));
+        }
+        let number: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("`{text}` has a bad number"))?;
+        rest = &rest[digits..];
+        let (unit_len, seconds) = if rest.starts_with("ms") {
+            (2, 0.001)
+        } else if rest.starts_with('s') {
+            (1, 1.0)
+        } else if rest.starts_with('m') {
+            (1, 60.0)
+        } else if rest.starts_with('h') {
+            (1, 3600.0)
+        } else {
+            return Err(format!("`{text}` has an unknown unit; use ms, s, m or h"));
+        };
+        rest = &rest[unit_len..];
+        total += Duration::from_secs_f64(number * seconds);
+    }
+    Ok(total)
+}
+
+/// serde adapter: a `Duration` written as `2s`.
+pub mod serde_duration {
+    use super::*;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use super::*;
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                None => Ok(None),
+                Some(text) => parse_duration(&text).map(Some).map_err(serde::de::Error::custom),
+            }
+        }
+    }
+}
+
+/// Short human form for reports: `850ms`, `2.31s`.
+pub fn format_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units_and_compounds() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("5").unwrap_err().contains("without a unit"));
+        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("s").is_err());
+    }
+}

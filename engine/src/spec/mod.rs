@@ -1,0 +1,8 @@
+//! The spec model and its loader: YAML with positions, validation, and the typed
+//! model the runner executes. No network, no services: only reading files.
+
+pub mod config;
+pub mod duration;
+pub mod load;
+pub mod model;
+pub mod yaml;

@@ -1,0 +1,396 @@
+//! The parsed scenario model. Step bodies stay as JSON until run time, because their
+//! strings are templates; each step kind has a typed body that the runner
+//! deserializes after rendering (and `engine check` deserializes to validate).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::duration::serde_duration;
+use crate::diagnostic::{SourceFile, Span};
+
+/// One scenario file, parsed and validated.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub source: Arc<SourceFile>,
+    pub name: String,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub skip: Option<String>,
+    pub timeout: Option<Duration>,
+    /// Declared IDs, in declaration order: name → kind.
+    pub ids: Vec<(String, String)>,
+    pub vars: serde_json::Map<String, Value>,
+    pub setup: Vec<Action>,
+    pub steps: Vec<Step>,
+    pub teardown: Vec<Action>,
+    pub load: Option<Value>,
+}
+
+impl Scenario {
+    pub fn path(&self) -> &PathBuf {
+        &self.source.path
+    }
+}
+
+/// A fixture action in `setup`/`teardown`, or a `sql`/`redis` step.
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub span: Span,
+    pub body: Value,
+}
+
+/// One step: its kind, its (unrendered) body and where it is written.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub span: Span,
+    pub kind: StepKind,
+    pub body: Value,
+}
+
+/// Every step kind the engine knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Connect,
+    Authenticate,
+    Send,
+    Expect,
+    ExpectNone,
+    ExpectClose,
+    AssertDb,
+    AssertRedis,
+    Http,
+    Close,
+    Disconnect,
+    Sql,
+    Redis,
+    Sleep,
+}
+
+impl StepKind {
+    pub const ALL: [StepKind; 14] = [
+        StepKind::Connect,
+        StepKind::Authenticate,
+        StepKind::Send,
+        StepKind::Expect,
+        StepKind::ExpectNone,
+        StepKind::ExpectClose,
+        StepKind::AssertDb,
+        StepKind::AssertRedis,
+        StepKind::Http,
+        StepKind::Close,
+        StepKind::Disconnect,
+        StepKind::Sql,
+        StepKind::Redis,
+        StepKind::Sleep,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StepKind::Connect => "connect",
+            StepKind::Authenticate => "authenticate",
+            StepKind::Send => "send",
+            StepKind::Expect => "expect",
+            StepKind::ExpectNone => "expect_none",
+            StepKind::ExpectClose => "expect_close",
+            StepKind::AssertDb => "assert_db",
+            StepKind::AssertRedis => "assert_redis",
+            StepKind::Http => "http",
+            StepKind::Close => "close",
+            StepKind::Disconnect => "disconnect",
+            StepKind::Sql => "sql",
+            StepKind::Redis => "redis",
+            StepKind::Sleep => "sleep",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The connection a step acts on, if it is a connection step.
+    pub fn uses_connection(self) -> bool {
+        matches!(
+            self,
+            StepKind::Authenticate
+                | StepKind::Send
+                | StepKind::Expect
+                | StepKind::ExpectNone
+                | StepKind::ExpectClose
+                | StepKind::Close
+                | StepKind::Disconnect
+        )
+    }
+}
+
+/// Name → JSONPath.
+pub type Captures = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    pub sql: Option<String>,
+    pub sql_file: Option<String>,
+    #[serde(default)]
+    pub params: Vec<Value>,
+    pub database: Option<String>,
+    pub redis: Option<Vec<Value>>,
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectStep {
+    pub name: Option<String>,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub query: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub subprotocols: Vec<String>,
+    pub ca_file: Option<String>,
+    pub authenticate: Option<Credentials>,
+    #[serde(default, with = "serde_duration::option")]
+    pub within: Option<Duration>,
+    pub expect_status: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PresentAs {
+    #[default]
+    Bearer,
+    Query,
+    Subprotocol,
+    Message,
+}
+
+/// A token to present, and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub jwt: Option<JwtSpec>,
+    pub token: Option<String>,
+    #[serde(default, rename = "as")]
+    pub present_as: PresentAs,
+    pub param: Option<String>,
+    pub header: Option<String>,
+    pub message: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSpec {
+    #[serde(default)]
+    pub claims: serde_json::Map<String, Value>,
+    pub expires_in: Option<String>,
+    pub alg: Option<String>,
+    pub secret: Option<String>,
+    pub private_key_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticateStep {
+    pub on: Option<String>,
+    pub jwt: Option<JwtSpec>,
+    pub token: Option<String>,
+    pub message: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendStep {
+    pub on: Option<String>,
+    pub json: Option<Value>,
+    pub text: Option<String>,
+    pub binary: Option<String>,
+    pub repeat: Option<u64>,
+}
+
+/// One pattern an event must match.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventPattern {
+    pub event: Option<String>,
+    #[serde(rename = "match")]
+    pub matches: Option<Value>,
+    #[serde(default)]
+    pub exact: bool,
+    #[serde(default)]
+    pub capture: Captures,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PatternItem {
+    Type(String),
+    Pattern(EventPattern),
+}
+
+impl PatternItem {
+    pub fn into_pattern(self) -> EventPattern {
+        match self {
+            PatternItem::Type(event) => EventPattern {
+                event: Some(event),
+                ..EventPattern::default()
+            },
+            PatternItem::Pattern(p) => p,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectStep {
+    pub on: Option<String>,
+    pub event: Option<String>,
+    #[serde(rename = "match")]
+    pub matches: Option<Value>,
+    #[serde(default)]
+    pub exact: bool,
+    #[serde(default)]
+    pub capture: Captures,
+    pub count: Option<u64>,
+    pub sequence: Option<Vec<PatternItem>>,
+    pub unordered: Option<Vec<PatternItem>>,
+    #[serde(default, with = "serde_duration::option")]
+    pub within: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectNoneStep {
+    pub on: Option<String>,
+    pub event: Option<String>,
+    #[serde(rename = "match")]
+    pub matches: Option<Value>,
+    #[serde(with = "serde_duration")]
+    pub during: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectCloseStep {
+    pub on: Option<String>,
+    pub code: Option<u16>,
+    pub reason: Option<Value>,
+    #[serde(default, with = "serde_duration::option")]
+    pub within: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertDbStep {
+    pub query: String,
+    #[serde(default)]
+    pub params: Vec<Value>,
+    pub database: Option<String>,
+    pub rows: Option<Vec<Value>>,
+    pub row: Option<Value>,
+    pub row_count: Option<u64>,
+    #[serde(default)]
+    pub capture: Captures,
+    #[serde(default, with = "serde_duration::option")]
+    pub eventually: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TtlRange {
+    #[serde(default, with = "serde_duration::option")]
+    pub min: Option<Duration>,
+    #[serde(default, with = "serde_duration::option")]
+    pub max: Option<Duration>,
+    #[serde(default)]
+    pub none: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StreamExpectation {
+    pub length: Option<u64>,
+    pub entries: Option<Vec<Value>>,
+    pub last: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertRedisStep {
+    pub key: String,
+    pub server: Option<String>,
+    pub exists: Option<bool>,
+    pub string: Option<Value>,
+    pub hash: Option<Value>,
+    pub hash_exact: Option<Value>,
+    pub set: Option<Vec<Value>>,
+    pub set_contains: Option<Vec<Value>>,
+    pub set_excludes: Option<Vec<Value>>,
+    pub list: Option<Vec<Value>>,
+    pub zset: Option<Vec<Value>>,
+    pub stream: Option<StreamExpectation>,
+    pub length: Option<u64>,
+    #[serde(rename = "type")]
+    pub key_type: Option<String>,
+    pub ttl: Option<TtlRange>,
+    #[serde(default)]
+    pub capture: Captures,
+    #[serde(default, with = "serde_duration::option")]
+    pub eventually: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpStep {
+    pub method: Option<String>,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub bearer: Option<Credentials>,
+    pub json: Option<Value>,
+    pub body: Option<String>,
+    pub status: Option<u16>,
+    pub response: Option<Value>,
+    #[serde(default)]
+    pub capture: Captures,
+    #[serde(default, with = "serde_duration::option")]
+    pub within: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseStep {
+    pub on: Option<String>,
+    pub code: Option<u16>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisconnectStep {
+    pub on: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlStep {
+    pub query: String,
+    #[serde(default)]
+    pub params: Vec<Value>,
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisStep {
+    pub command: Vec<Value>,
+    pub server: Option<String>,
+    #[serde(default)]
+    pub capture: Captures,
+}

@@ -1,0 +1,166 @@
+//! Templating of spec values with minijinja: `{{ ids.alice }}`, `{{ vars.run_id }}`,
+//! `{{ env.WS_URL }}`. A string that is exactly one `{{ expression }}` keeps the
+//! expression's type (a captured number stays a number); anything else renders to a
+//! string. Undefined names are errors, never empty strings.
+
+use std::sync::OnceLock;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::Value;
+
+/// The process-wide template environment (compiling is per call; the environment
+/// itself holds only settings and filters).
+pub fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_function("uuid", || uuid::Uuid::new_v4().to_string());
+        env.add_function("now_ms", || chrono::Utc::now().timestamp_millis());
+        env
+    })
+}
+
+/// Does this string need rendering?
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%")
+}
+
+/// The expression inside a string that is exactly `{{ expr }}`.
+fn sole_expression(text: &str) -> Option<&str> {
+    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner)
+}
+
+/// A template problem, with the JSON pointer (relative to the rendered value) where it is.
+#[derive(Debug, Clone)]
+pub struct TemplateError {
+    pub pointer: String,
+    pub message: String,
+}
+
+/// Render one string.
+pub fn render_str(text: &str, ctx: &minijinja::Value) -> Result<Value, String> {
+    if !is_template(text) {
+        return Ok(Value::String(text.to_string()));
+    }
+    let env = environment();
+    if let Some(expr) = sole_expression(text) {
+        let compiled = env.compile_expression(expr).map_err(describe)?;
+        let value = compiled.eval(ctx).map_err(describe)?;
+        if value.is_undefined() {
+            return Err(format!("`{}` is undefined", expr.trim()));
+        }
+        return serde_json::to_value(&value).map_err(|e| e.to_string());
+    }
+    env.render_str(text, ctx).map(Value::String).map_err(describe)
+}
+
+/// Render every string in a JSON tree (keys included).
+pub fn render_value(value: &Value, ctx: &minijinja::Value) -> Result<Value, TemplateError> {
+    render_at(value, ctx, &mut String::new())
+}
+
+fn render_at(value: &Value, ctx: &minijinja::Value, pointer: &mut String) -> Result<Value, TemplateError> {
+    let fail = |pointer: &str, message: String| TemplateError {
+        pointer: pointer.to_string(),
+        message,
+    };
+    Ok(match value {
+        Value::String(s) => render_str(s, ctx).map_err(|m| fail(pointer, m))?,
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let len = pointer.len();
+                pointer.push_str(&format!("/{i}"));
+                out.push(render_at(item, ctx, pointer)?);
+                pointer.truncate(len);
+            }
+            Value::Array(out)
+        }
+        Value::Object(map) => {
+            let mut out = serde_json::Map::with_capacity(map.len());
+            for (key, item) in map {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&crate::spec::yaml::pointer_escape(key));
+                let key = if is_template(key) {
+                    match render_str(key, ctx).map_err(|m| fail(pointer, m))? {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    }
+                } else {
+                    key.clone()
+                };
+                out.insert(key, render_at(item, ctx, pointer)?);
+                pointer.truncate(len);
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    })
+}
+
+/// Parse a template without rendering it: its syntax errors, and the dotted names it
+/// reads (`ids.alice`, `vars.run_id`, `env.WS_URL`).
+pub fn referenced_names(text: &str) -> Result<Vec<String>, String> {
+    let env = environment();
+    let names = if let Some(expr) = sole_expression(text) {
+        env.compile_expression(expr)
+            .map_err(describe)?
+            .undeclared_variables(true)
+    } else {
+        env.template_from_str(text)
+            .map_err(describe)?
+            .undeclared_variables(true)
+    };
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort();
+    Ok(names)
+}
+
+fn describe(error: minijinja::Error) -> String {
+    let mut text = error.kind().to_string();
+    if let Some(detail) = error.detail() {
+        text.push_str(": ");
+        text.push_str(detail);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> minijinja::Value {
+        minijinja::Value::from_serialize(json!({
+            "ids": {"alice": "usr_1"},
+            "vars": {"n": 5, "obj": {"a": [1, 2]}},
+            "env": {"WS_URL": "ws://x"}
+        }))
+    }
+
+    #[test]
+    fn sole_expressions_keep_their_type() {
+        assert_eq!(render_str("{{ vars.n }}", &ctx()).unwrap(), json!(5));
+        assert_eq!(render_str("{{ vars.obj }}", &ctx()).unwrap(), json!({"a": [1, 2]}));
+        assert_eq!(render_str("n={{ vars.n }}", &ctx()).unwrap(), json!("n=5"));
+        assert_eq!(render_str("#string", &ctx()).unwrap(), json!("#string"));
+    }
+
+    #[test]
+    fn undefined_names_are_errors() {
+        let err = render_str("{{ vars.missing }}", &ctx()).unwrap_err();
+        assert!(err.contains("undefined"), "{err}");
+        let err = render_value(&json!({"a": ["{{ ids.bob }}x"]}), &ctx()).unwrap_err();
+        assert_eq!(err.pointer, "/a/0");
+    }
+
+    #[test]
+    fn lists_referenced_names() {
+        let names = referenced_names("{{ env.WS_URL }}/ws?u={{ ids.alice }}").unwrap();
+        assert_eq!(names, vec!["env.WS_URL", "ids.alice"]);
+        assert!(referenced_names("{{ ids.alice ").is_err());
+    }
+}
