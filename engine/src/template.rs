@@ -17,6 +17,13 @@ pub fn environment() -> &'static Environment<'static> {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_function("uuid", || uuid::Uuid::new_v4().to_string());
         env.add_function("now_ms", || chrono::Utc::now().timestamp_millis());
+        // A TCP port free right now on 127.0.0.1, for processes a scenario starts.
+        env.add_function("free_port", || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+        });
         env
     })
 }

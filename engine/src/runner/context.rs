@@ -64,6 +64,10 @@ pub struct ScenarioContext {
     pub connections: HashMap<String, Arc<Connection>>,
     pub transcript: Transcript,
     pub rules: FrameRules,
+    /// Loop variables of enclosing `each` steps.
+    pub locals: Map<String, Value>,
+    /// Processes started by `start_process`, by name.
+    pub processes: HashMap<String, super::serve::Started>,
 }
 
 impl ScenarioContext {
@@ -72,6 +76,9 @@ impl ScenarioContext {
         root.insert("ids".into(), Value::Object(self.ids.clone()));
         root.insert("vars".into(), Value::Object(self.vars.clone()));
         root.insert("env".into(), self.run_env.env.clone());
+        for (name, value) in &self.locals {
+            root.insert(name.clone(), value.clone());
+        }
         for (name, value) in locals {
             root.insert((*name).to_string(), value.clone());
         }

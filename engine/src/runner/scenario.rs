@@ -14,7 +14,7 @@ use super::{connection_steps, db, expect, http, kv};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::spec::config::SuiteConfig;
 use crate::spec::duration::parse_duration;
-use crate::spec::model::{Action, ActionBody, Scenario, Step, StepKind};
+use crate::spec::model::{Action, ActionBody, Scenario, StartProcessStep, Step, StepKind, StopProcessStep};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,6 +84,8 @@ impl ScenarioRun {
                 type_field: self.config.events.type_field.clone(),
                 schemas,
             },
+            locals: Map::new(),
+            processes: Default::default(),
         };
         let mut records = Vec::new();
         let mut current: Option<(usize, Span)> = None;
@@ -145,6 +147,9 @@ impl ScenarioRun {
                 .map(|c| c.close(1000, "scenario finished", Duration::from_secs(1))),
         );
         let _ = tokio::time::timeout(limit, close_all).await;
+        for (_, mut process) in ctx.processes.drain() {
+            super::serve::terminate(&mut process.child, libc::SIGTERM).await;
+        }
         let mut failures = Vec::new();
         for action in &self.scenario.teardown {
             match tokio::time::timeout(limit, run_action(ctx, action)).await {
@@ -185,10 +190,7 @@ async fn run_body(
     for (index, step) in scenario.steps.iter().enumerate() {
         *current = Some((index, step.span));
         let started = Instant::now();
-        let result = match run_step(ctx, step).await {
-            Ok(()) => schema_violations(ctx),
-            Err(f) => Err(f),
-        };
+        let result = run_step(ctx, step).await;
         records.push(StepRecord {
             index,
             kind: step.kind,
@@ -196,7 +198,7 @@ async fn run_body(
             status: if result.is_ok() { Status::Passed } else { Status::Failed },
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         });
-        result.map_err(|f| (step.span, f))?;
+        result?;
     }
     *current = None;
     Ok(())
@@ -219,7 +221,62 @@ fn schema_violations(ctx: &ScenarioContext) -> StepResult {
     Ok(())
 }
 
-async fn run_step(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
+/// Run one step (and, for `each`, its nested steps); a failure carries the position
+/// of the innermost step that failed.
+fn run_step<'a>(
+    ctx: &'a mut ScenarioContext,
+    step: &'a Step,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), (Span, Failure)>> + Send + 'a>> {
+    Box::pin(async move {
+        if step.kind == StepKind::Each {
+            return run_each(ctx, step).await;
+        }
+        let result = match run_leaf(ctx, step).await {
+            Ok(()) => schema_violations(ctx),
+            Err(f) => Err(f),
+        };
+        result.map_err(|f| (step.span, f))
+    })
+}
+
+async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Result<(), (Span, Failure)> {
+    let mut head = step.body.clone();
+    if let Some(map) = head.as_object_mut() {
+        map.remove("steps");
+    }
+    let head = ctx.render_value(&head, &[]).map_err(|f| (step.span, f))?;
+    let name = head.get("as").and_then(Value::as_str).unwrap_or("i").to_string();
+    let items: Vec<Value> = match (head.get("items"), head.get("count")) {
+        (Some(Value::Array(items)), _) => items.clone(),
+        (_, Some(count)) => {
+            let n = count
+                .as_u64()
+                .or_else(|| count.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| (step.span, Failure::new(format!("`count` must be a number, got {count}"))))?;
+            (0..n).map(Value::from).collect()
+        }
+        _ => return Err((step.span, Failure::new("`each` needs `count` or `items`"))),
+    };
+    let saved = ctx.locals.get(&name).cloned();
+    let mut outcome = Ok(());
+    'items: for (i, item) in items.iter().enumerate() {
+        ctx.locals.insert(name.clone(), item.clone());
+        for child in &step.children {
+            if let Err((span, mut failure)) = run_step(ctx, child).await {
+                failure = failure.note(format!("in iteration {} of {} (`{name}` = {item})", i + 1, items.len()));
+                outcome = Err((span, failure));
+                break 'items;
+            }
+        }
+    }
+    match saved {
+        Some(v) => ctx.locals.insert(name, v),
+        None => ctx.locals.remove(&name),
+    };
+    outcome
+}
+
+async fn run_leaf(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
     let body = &step.body;
     match step.kind {
         StepKind::Connect => connection_steps::connect(ctx, body).await,
@@ -240,6 +297,65 @@ async fn run_step(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
             let duration = parse_duration(&text).map_err(Failure::new)?;
             tokio::time::sleep(duration).await;
             Ok(())
+        }
+        StepKind::StartProcess => start_process(ctx, body).await,
+        StepKind::StopProcess => stop_process(ctx, body).await,
+        StepKind::Each => Err(Failure::new("`each` is run by its parent")),
+    }
+}
+
+async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let step: StartProcessStep = ctx.render(body, &[])?;
+    if ctx.processes.contains_key(&step.name) {
+        return Err(Failure::new(format!("process `{}` is already running", step.name)));
+    }
+    let tmpdir = tempfile::Builder::new()
+        .prefix("engine-process-")
+        .tempdir()
+        .map_err(|e| Failure::new(format!("cannot create a temporary folder: {e}")))?;
+    let mut env: std::collections::BTreeMap<String, String> = ctx
+        .config
+        .env
+        .iter()
+        .filter(|(k, _)| std::env::var_os(k).is_none())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(step.env.clone());
+    let cwd = step
+        .cwd
+        .as_ref()
+        .map(|c| ctx.config.resolve(std::path::Path::new(c)))
+        .unwrap_or_else(|| ctx.config.dir.clone());
+    let launch = super::serve::Launch {
+        name: &step.name,
+        command: &step.command,
+        env: &env,
+        cwd: &cwd,
+        ready: step.ready.as_deref(),
+        timeout: step.within.unwrap_or(Duration::from_secs(30)),
+    };
+    let started = launch.start(tmpdir).await.map_err(|e| Failure::new(format!("process {e}")))?;
+    ctx.processes.insert(step.name, started);
+    Ok(())
+}
+
+async fn stop_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let step: StopProcessStep = ctx.render(body, &[])?;
+    let mut process = ctx
+        .processes
+        .remove(&step.name)
+        .ok_or_else(|| Failure::new(format!("no process named `{}` was started", step.name)))?;
+    let signal = match step.signal.as_deref().unwrap_or("TERM") {
+        "KILL" => libc::SIGKILL,
+        "INT" => libc::SIGINT,
+        _ => libc::SIGTERM,
+    };
+    let within = step.within.unwrap_or(Duration::from_secs(10));
+    match tokio::time::timeout(within, super::serve::terminate(&mut process.child, signal)).await {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            super::serve::terminate(&mut process.child, libc::SIGKILL).await;
+            Err(Failure::new(format!("process `{}` did not exit within {within:?}; killed", step.name)))
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::text::hide_password;
 /// A service this run started (reused ones are not tracked: we never stop them).
 pub struct Started {
     pub name: String,
-    child: Child,
+    pub child: Child,
     _tmpdir: tempfile::TempDir,
     pub log: PathBuf,
 }
@@ -71,64 +71,92 @@ async fn start_one(config: &SuiteConfig, spec: &ServeSpec, env: &BTreeMap<String
         return Ok(None);
     }
     let command = render(&spec.command, env, &tmp).map_err(|e| format!("serve `{}`: command: {e}", spec.name))?;
-    let log = tmpdir.path().join("output.log");
-    let log_file = std::fs::File::create(&log).map_err(|e| format!("serve `{}`: {e}", spec.name))?;
-    let err_file = log_file.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(&command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log_file))
-        .stderr(Stdio::from(err_file))
-        .current_dir(spec.cwd.as_ref().map(|c| config.resolve(c)).unwrap_or_else(|| config.dir.clone()))
-        .process_group(0)
-        .kill_on_drop(true);
-    for (key, value) in &spec.env {
-        cmd.env(key, render(value, env, &tmp)?);
-    }
+    let mut vars = BTreeMap::new();
     // Config env defaults reach the service too (the process env already does).
     for (key, value) in &config.env {
-        if std::env::var_os(key).is_none() && !spec.env.contains_key(key) {
-            cmd.env(key, value);
+        if std::env::var_os(key).is_none() {
+            vars.insert(key.clone(), value.clone());
         }
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("serve `{}`: cannot start `{command}`: {e}", spec.name))?;
-    let deadline = Instant::now() + spec.timeout;
-    let mut last_error;
-    loop {
-        match check_ready(&ready, Duration::from_secs(2)).await {
-            Ok(()) => break,
-            Err(e) => last_error = e,
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let output = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(format!(
-                "serve `{}`: `{command}` exited ({status}) before {} was ready\n{}",
-                spec.name,
-                hide_password(&ready),
-                tail(&output, 30)
-            ));
-        }
-        if Instant::now() >= deadline {
-            terminate(&mut child).await;
-            let output = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(format!(
-                "serve `{}`: not ready within {:?} ({last_error})\n{}",
-                spec.name,
-                spec.timeout,
-                tail(&output, 30)
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for (key, value) in &spec.env {
+        vars.insert(key.clone(), render(value, env, &tmp)?);
     }
-    Ok(Some(Started {
-        name: spec.name.clone(),
-        child,
-        _tmpdir: tmpdir,
-        log,
-    }))
+    let cwd = spec.cwd.as_ref().map(|c| config.resolve(c)).unwrap_or_else(|| config.dir.clone());
+    let launch = Launch {
+        name: &spec.name,
+        command: &command,
+        env: &vars,
+        cwd: &cwd,
+        ready: Some(&ready),
+        timeout: spec.timeout,
+    };
+    launch.start(tmpdir).await.map(Some).map_err(|e| format!("serve {e}"))
+}
+
+/// A process to start and wait for.
+pub struct Launch<'a> {
+    pub name: &'a str,
+    pub command: &'a str,
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: &'a std::path::Path,
+    /// Readiness URL; `None` means started is enough.
+    pub ready: Option<&'a str>,
+    pub timeout: Duration,
+}
+
+impl Launch<'_> {
+    /// Start `sh -c command` in its own process group, output to a log in `tmpdir`,
+    /// and wait until `ready` answers, the process exits, or the timeout passes.
+    pub async fn start(&self, tmpdir: tempfile::TempDir) -> Result<Started, String> {
+        let name = self.name;
+        let command = self.command;
+        let log = tmpdir.path().join("output.log");
+        let log_file = std::fs::File::create(&log).map_err(|e| format!("`{name}`: {e}"))?;
+        let err_file = log_file.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log_file))
+            .stderr(Stdio::from(err_file))
+            .current_dir(self.cwd)
+            .envs(self.env)
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("`{name}`: cannot start `{command}`: {e}"))?;
+        let Some(ready) = self.ready else {
+            return Ok(Started { name: name.to_string(), child, _tmpdir: tmpdir, log });
+        };
+        let deadline = Instant::now() + self.timeout;
+        let mut last_error;
+        loop {
+            match check_ready(ready, Duration::from_secs(2)).await {
+                Ok(()) => break,
+                Err(e) => last_error = e,
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let output = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(format!(
+                    "`{name}`: `{command}` exited ({status}) before {} was ready\n{}",
+                    hide_password(ready),
+                    tail(&output, 30)
+                ));
+            }
+            if Instant::now() >= deadline {
+                terminate(&mut child, libc::SIGTERM).await;
+                let output = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(format!(
+                    "`{name}`: not ready within {:?} ({last_error})\n{}",
+                    self.timeout,
+                    tail(&output, 30)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Started { name: name.to_string(), child, _tmpdir: tmpdir, log })
+    }
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -173,13 +201,16 @@ pub async fn check_ready(url: &str, timeout: Duration) -> Result<(), String> {
     }
 }
 
-async fn terminate(child: &mut Child) {
+/// Signal the whole process group (`sh -c` and what it started); after SIGTERM wait,
+/// then SIGKILL what is left.
+pub async fn terminate(child: &mut Child, signal: i32) {
     if let Some(pid) = child.id() {
-        // The whole process group: `sh -c` and what it started.
+        // SAFETY: kill(2) on a process group we created; no memory is touched.
         unsafe {
-            libc::kill(-(pid as i32), libc::SIGTERM);
+            libc::kill(-(pid as i32), signal);
         }
         if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+            // SAFETY: as above.
             unsafe {
                 libc::kill(-(pid as i32), libc::SIGKILL);
             }
@@ -191,6 +222,6 @@ async fn terminate(child: &mut Child) {
 /// Stop what this run started, in reverse order.
 pub async fn stop_all(started: Vec<Started>) {
     for mut service in started.into_iter().rev() {
-        terminate(&mut service.child).await;
+        terminate(&mut service.child, libc::SIGTERM).await;
     }
 }

@@ -79,24 +79,7 @@ fn build(source: &Arc<SourceFile>, value: &Value, index: &SpanIndex) -> Scenario
             })
             .unwrap_or_default()
     };
-    let steps = value
-        .get("steps")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, step)| {
-                    let (kind, body) = step.as_object()?.iter().next()?;
-                    Some(Step {
-                        span: index.key(&format!("/steps/{i}/{}", yaml::pointer_escape(kind))),
-                        kind: StepKind::from_name(kind)?,
-                        body: body.clone(),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let steps = build_steps(value.get("steps"), "/steps", index);
     Scenario {
         source: source.clone(),
         name: get_str("name").unwrap_or_default(),
@@ -127,6 +110,33 @@ fn build(source: &Arc<SourceFile>, value: &Value, index: &SpanIndex) -> Scenario
         teardown: actions("teardown"),
         load: value.get("load").cloned(),
     }
+}
+
+/// Steps at `pointer`, recursively (an `each` holds steps of its own).
+fn build_steps(value: Option<&Value>, pointer: &str, index: &SpanIndex) -> Vec<Step> {
+    let Some(items) = value.and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, step)| {
+            let (kind, body) = step.as_object()?.iter().next()?;
+            let at = format!("{pointer}/{i}/{}", yaml::pointer_escape(kind));
+            let kind = StepKind::from_name(kind)?;
+            let children = if kind == StepKind::Each {
+                build_steps(body.get("steps"), &format!("{at}/steps"), index)
+            } else {
+                Vec::new()
+            };
+            Some(Step {
+                span: index.key(&at),
+                kind,
+                body: body.clone(),
+                children,
+            })
+        })
+        .collect()
 }
 
 /// JSON Schema errors, turned into positioned diagnostics with hints.
@@ -281,6 +291,8 @@ struct Checker<'a> {
     ids: BTreeSet<String>,
     vars: BTreeSet<String>,
     connections: Vec<String>,
+    /// A `connect` with a templated name was seen: `on:` can't be checked statically.
+    dynamic_connections: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -293,6 +305,7 @@ impl<'a> Checker<'a> {
             ids: BTreeSet::new(),
             vars: BTreeSet::new(),
             connections: Vec::new(),
+            dynamic_connections: false,
         }
     }
 
@@ -328,9 +341,7 @@ impl<'a> Checker<'a> {
         for (i, action) in scenario.setup.iter().enumerate() {
             self.action(&action.body, format!("/setup/{i}"), scenario);
         }
-        for (i, step) in scenario.steps.iter().enumerate() {
-            self.step(step, format!("/steps/{i}/{}", step.kind.name()), scenario);
-        }
+        self.steps(&scenario.steps, "/steps", scenario, &[]);
         for (i, action) in scenario.teardown.iter().enumerate() {
             self.action(&action.body, format!("/teardown/{i}"), scenario);
         }
@@ -358,13 +369,37 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn step(&mut self, step: &Step, pointer: String, scenario: &Scenario) {
-        // Names only this step kind provides to its own templates.
-        let locals: &[&str] = match step.kind {
-            StepKind::Send => &["index"],
-            StepKind::Connect | StepKind::Authenticate => &["token"],
-            _ => &[],
+    fn steps(&mut self, steps: &[Step], pointer: &str, scenario: &Scenario, outer: &[String]) {
+        for (i, step) in steps.iter().enumerate() {
+            let at = format!("{pointer}/{i}/{}", step.kind.name());
+            if step.kind == StepKind::Each {
+                let name = step.body.get("as").and_then(Value::as_str).unwrap_or("i").to_string();
+                let mut inner = outer.to_vec();
+                inner.push(name);
+                let mut head = step.body.clone();
+                if let Some(map) = head.as_object_mut() {
+                    map.remove("steps");
+                }
+                self.templates(&head, at.clone(), &outer.iter().map(String::as_str).collect::<Vec<_>>());
+                if step.body.get("count").is_none() == step.body.get("items").is_none() {
+                    self.problem(&at, Diagnostic::new("`each` needs exactly one of `count` or `items`"));
+                }
+                self.steps(&step.children, &format!("{at}/steps"), scenario, &inner);
+            } else {
+                self.step(step, at, scenario, outer);
+            }
+        }
+    }
+
+    fn step(&mut self, step: &Step, pointer: String, scenario: &Scenario, outer: &[String]) {
+        // Names only this step kind provides to its own templates, plus loop variables.
+        let mut locals: Vec<&str> = match step.kind {
+            StepKind::Send => vec!["index"],
+            StepKind::Connect | StepKind::Authenticate => vec!["token"],
+            _ => vec![],
         };
+        locals.extend(outer.iter().map(String::as_str));
+        let locals = locals.as_slice();
         self.templates(&step.body, pointer.clone(), locals);
         if step.kind.uses_connection() {
             self.connection_ref(step.body.get("on").and_then(Value::as_str), &pointer);
@@ -380,7 +415,9 @@ impl<'a> Checker<'a> {
                 if let Some(file) = step.body.get("ca_file").and_then(Value::as_str) {
                     self.file_exists(file, &format!("{pointer}/ca_file"), scenario);
                 }
-                if !self.connections.contains(&name) {
+                if template::is_template(&name) {
+                    self.dynamic_connections = true;
+                } else if !self.connections.contains(&name) {
                     self.connections.push(name);
                 }
                 self.typed::<ConnectStep>(&step.body, &pointer);
@@ -397,7 +434,9 @@ impl<'a> Checker<'a> {
             StepKind::Disconnect => self.typed::<DisconnectStep>(&step.body, &pointer),
             StepKind::Sql => self.typed::<SqlStep>(&step.body, &pointer),
             StepKind::Redis => self.typed::<RedisStep>(&step.body, &pointer),
-            StepKind::Sleep => {}
+            StepKind::StartProcess => self.typed::<StartProcessStep>(&step.body, &pointer),
+            StepKind::StopProcess => self.typed::<StopProcessStep>(&step.body, &pointer),
+            StepKind::Sleep | StepKind::Each => {}
         }
         // Captures become variables for later steps.
         collect_captures(&step.body, &mut self.vars);
@@ -406,6 +445,7 @@ impl<'a> Checker<'a> {
     fn connection_ref(&mut self, on: Option<&str>, pointer: &str) {
         match on {
             Some(name) if template::is_template(name) => {}
+            Some(_) if self.dynamic_connections => {}
             Some(name) => {
                 if !self.connections.iter().any(|c| c == name) {
                     let known = self.connections.clone();
@@ -423,6 +463,10 @@ impl<'a> Checker<'a> {
             }
             None => match self.connections.len() {
                 1 => {}
+                0 if self.dynamic_connections => self.problem(
+                    pointer,
+                    Diagnostic::new("`on:` is required: connections here have templated names"),
+                ),
                 0 => self.problem(
                     pointer,
                     Diagnostic::new("this step needs a connection, and none is open yet")

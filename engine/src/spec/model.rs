@@ -50,6 +50,8 @@ pub struct Step {
     pub span: Span,
     pub kind: StepKind,
     pub body: Value,
+    /// The nested steps of an `each`.
+    pub children: Vec<Step>,
 }
 
 /// Every step kind the engine knows.
@@ -70,10 +72,13 @@ pub enum StepKind {
     Sql,
     Redis,
     Sleep,
+    Each,
+    StartProcess,
+    StopProcess,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 14] = [
+    pub const ALL: [StepKind; 17] = [
         StepKind::Connect,
         StepKind::Authenticate,
         StepKind::Send,
@@ -88,6 +93,9 @@ impl StepKind {
         StepKind::Sql,
         StepKind::Redis,
         StepKind::Sleep,
+        StepKind::Each,
+        StepKind::StartProcess,
+        StepKind::StopProcess,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +114,9 @@ impl StepKind {
             StepKind::Sql => "sql",
             StepKind::Redis => "redis",
             StepKind::Sleep => "sleep",
+            StepKind::Each => "each",
+            StepKind::StartProcess => "start_process",
+            StepKind::StopProcess => "stop_process",
         }
     }
 
@@ -393,4 +404,38 @@ pub struct RedisStep {
     pub server: Option<String>,
     #[serde(default)]
     pub capture: Captures,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EachStep {
+    pub count: Option<u64>,
+    pub items: Option<Vec<Value>>,
+    #[serde(rename = "as")]
+    pub name: Option<String>,
+    /// Kept as JSON: the nested steps are run from the parsed `Step::children`.
+    pub steps: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartProcessStep {
+    pub name: String,
+    pub command: String,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+    pub ready: Option<String>,
+    #[serde(default, with = "serde_duration::option")]
+    pub within: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopProcessStep {
+    pub name: String,
+    /// TERM (default), KILL or INT.
+    pub signal: Option<String>,
+    #[serde(default, with = "serde_duration::option")]
+    pub within: Option<Duration>,
 }
