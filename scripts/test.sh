@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Everything CI checks, on a fresh Debian machine or a developer's:
+#   1. Postgres (127.0.0.1:5432, trust, database `test`) and Redis (127.0.0.1:6379)
+#      answer; where they don't, install (apt-get) and start them.
+#   2. formatting and clippy;
+#   3. the Rust tests (engine and reference backend, against the real services);
+#   4. `engine check specs/` and `engine run specs/` against the reference backend.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/services.sh
+
+export CARGO_TERM_COLOR=never
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo build --workspace --all-targets
+cargo test --workspace -- --test-threads 4
+./target/debug/engine check specs
+./target/debug/engine run specs
