@@ -17,7 +17,11 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "engine", version, about = "Declarative scenarios for WebSocket applications, checked against their real Postgres and Redis")]
+#[command(
+    name = "engine",
+    version,
+    about = "Declarative scenarios for WebSocket applications, checked against their real Postgres and Redis"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -91,7 +95,10 @@ pub struct RunArgs {
 }
 
 pub fn main_with_args(cli: Cli) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -105,7 +112,12 @@ pub fn main_with_args(cli: Cli) -> i32 {
                 EXIT_OK
             }
             Command::Check { paths } => check(&paths),
-            Command::List { paths, select, folders, format } => list(&paths, &select, folders, &format),
+            Command::List {
+                paths,
+                select,
+                folders,
+                format,
+            } => list(&paths, &select, folders, &format),
             Command::Run(args) => run(args).await,
         }
     })
@@ -150,41 +162,65 @@ fn check(paths: &[PathBuf]) -> i32 {
 
 /// Stable across runs and machines (FNV-1a), so a scenario keeps its shard.
 fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+    let fnv = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    // FNV's low bits depend only on the inputs' low bits; mix (splitmix64's finalizer)
+    // so that `% N` spreads similar names evenly.
+    let mut z = fnv;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+    z ^ (z >> 31)
 }
 
 pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     let (k, n) = text.split_once('/').ok_or("--shard takes K/N, e.g. 1/4")?;
-    let k: u64 = k.trim().parse().map_err(|_| "--shard: K must be a number")?;
-    let n: u64 = n.trim().parse().map_err(|_| "--shard: N must be a number")?;
+    let k: u64 = k
+        .trim()
+        .parse()
+        .map_err(|_| "--shard: K must be a number")?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .map_err(|_| "--shard: N must be a number")?;
     if n == 0 || k == 0 || k > n {
         return Err(format!("--shard {text}: need 1 <= K <= N"));
     }
     Ok((k, n))
 }
 
+/// A loaded scenario with the config that governs it.
+pub type Selected = (
+    Arc<crate::spec::model::Scenario>,
+    Arc<crate::spec::config::SuiteConfig>,
+);
+
 /// Apply tag, filter and shard selection.
-pub fn select(
-    scenarios: Vec<(Arc<crate::spec::model::Scenario>, Arc<crate::spec::config::SuiteConfig>)>,
-    selection: &Selection,
-) -> Result<Vec<(Arc<crate::spec::model::Scenario>, Arc<crate::spec::config::SuiteConfig>)>, String> {
-    let regex = selection
-        .filter
-        .as_ref()
-        .map(|f| regex::Regex::new(f).unwrap_or_else(|_| regex::Regex::new(&regex::escape(f)).expect("escaped")));
+pub fn select(scenarios: Vec<Selected>, selection: &Selection) -> Result<Vec<Selected>, String> {
+    let regex = selection.filter.as_ref().map(|f| {
+        regex::Regex::new(f)
+            .unwrap_or_else(|_| regex::Regex::new(&regex::escape(f)).expect("escaped"))
+    });
     let shard = selection.shard.as_deref().map(parse_shard).transpose()?;
     Ok(scenarios
         .into_iter()
-        .filter(|(s, _)| selection.tags.is_empty() || s.tags.iter().any(|t| selection.tags.contains(t)))
+        .filter(|(s, _)| {
+            selection.tags.is_empty() || s.tags.iter().any(|t| selection.tags.contains(t))
+        })
         .filter(|(s, _)| !s.tags.iter().any(|t| selection.skip_tags.contains(t)))
         .filter(|(s, _)| {
             regex.as_ref().is_none_or(|r| {
                 let file = s.path().display().to_string();
-                r.is_match(&s.name) || r.is_match(&file) || s.name.contains(r.as_str()) || file.contains(r.as_str())
+                r.is_match(&s.name)
+                    || r.is_match(&file)
+                    || s.name.contains(r.as_str())
+                    || file.contains(r.as_str())
             })
         })
         .filter(|(s, _)| {
-            shard.is_none_or(|(k, n)| stable_hash(&format!("{}\0{}", s.path().display(), s.name)) % n == k - 1)
+            shard.is_none_or(|(k, n)| {
+                stable_hash(&format!("{}\0{}", s.path().display(), s.name)) % n == k - 1
+            })
         })
         .collect())
 }
@@ -263,8 +299,12 @@ async fn run(args: RunArgs) -> i32 {
                 Ok((services, statuses)) => {
                     for (name, status) in statuses {
                         match status {
-                            runner::serve::ServeStatus::Reused => eprintln!("serve: {name} already running, reused"),
-                            runner::serve::ServeStatus::Started(_) => eprintln!("serve: {name} started"),
+                            runner::serve::ServeStatus::Reused => {
+                                eprintln!("serve: {name} already running, reused")
+                            }
+                            runner::serve::ServeStatus::Started(_) => {
+                                eprintln!("serve: {name} started")
+                            }
                         }
                     }
                     started.extend(services);
@@ -286,7 +326,11 @@ async fn run(args: RunArgs) -> i32 {
             })
         })
         .collect();
-    let secrets = loaded.configs.iter().flat_map(|c| runner::secrets(c)).collect::<Vec<_>>();
+    let secrets = loaded
+        .configs
+        .iter()
+        .flat_map(|c| runner::secrets(c))
+        .collect::<Vec<_>>();
     let mut listeners: Vec<Box<dyn Listener>> = vec![Box::new(Console::new(color(), secrets))];
     let options = RunOptions {
         jobs,

@@ -93,7 +93,11 @@ impl Diagnostic {
             ("", "", "", "")
         };
         let mut out = String::new();
-        let _ = writeln!(out, "{red}{bold}error{reset}{bold}: {}{reset}", self.message);
+        let _ = writeln!(
+            out,
+            "{red}{bold}error{reset}{bold}: {}{reset}",
+            self.message
+        );
         if let Some(location) = self.location() {
             let _ = writeln!(out, "  {blue}-->{reset} {location}");
         }

@@ -20,7 +20,10 @@ pub fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
             walk(path, &mut files)
                 .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
         } else {
-            return Err(Diagnostic::new(format!("no such file or folder: {}", path.display())));
+            return Err(Diagnostic::new(format!(
+                "no such file or folder: {}",
+                path.display()
+            )));
         }
     }
     files.sort();
@@ -31,7 +34,10 @@ pub fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.starts_with('.') {
             continue;
         }

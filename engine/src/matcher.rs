@@ -18,7 +18,11 @@ pub struct Mismatch {
 
 impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let path = if self.path.is_empty() { "$" } else { &self.path };
+        let path = if self.path.is_empty() {
+            "$"
+        } else {
+            &self.path
+        };
         write!(f, "{path}: expected {}, got {}", self.expected, self.got)
     }
 }
@@ -44,7 +48,13 @@ fn show(value: Option<&Value>) -> String {
     }
 }
 
-fn walk(expected: &Value, actual: Option<&Value>, exact: bool, path: &mut String, out: &mut Vec<Mismatch>) {
+fn walk(
+    expected: &Value,
+    actual: Option<&Value>,
+    exact: bool,
+    path: &mut String,
+    out: &mut Vec<Mismatch>,
+) {
     let mut miss = |expected: String, actual: Option<&Value>| {
         out.push(Mismatch {
             path: path.clone(),
@@ -126,7 +136,10 @@ fn placeholder(pattern: &str, actual: Option<&Value>) -> Option<Result<(), Strin
         ("present", None) => ok(actual.is_some(), "a value (#present)"),
         ("absent", None) => ok(actual.is_none(), "no such key (#absent)"),
         ("null", None) => ok(matches!(actual, Some(Value::Null)), "null"),
-        ("notnull", None) => ok(matches!(actual, Some(v) if !v.is_null()), "a non-null value"),
+        ("notnull", None) => ok(
+            matches!(actual, Some(v) if !v.is_null()),
+            "a non-null value",
+        ),
         ("string", None) => ok(matches!(actual, Some(Value::String(_))), "a string"),
         ("number", None) => ok(matches!(actual, Some(Value::Number(_))), "a number"),
         ("integer", None) => ok(
@@ -227,17 +240,34 @@ mod tests {
 
     #[test]
     fn placeholders() {
-        let got = json!({"id": "550e8400-e29b-41d4-a716-446655440000", "s": "abc", "n": 3, "z": null});
-        assert!(matches(&json!({"id": "#uuid", "s": "#regex ^a.c$", "n": "#number", "z": "#null", "q": "#absent"}), &got, false));
-        assert!(matches(&json!({"n": "#gte 3", "s": "#contains bc", "id": "#present"}), &got, false));
-        let diff = compare(&json!({"s": "#number", "n": "#lt 2", "missing": "#present"}), Some(&got), false);
+        let got =
+            json!({"id": "550e8400-e29b-41d4-a716-446655440000", "s": "abc", "n": 3, "z": null});
+        assert!(matches(
+            &json!({"id": "#uuid", "s": "#regex ^a.c$", "n": "#number", "z": "#null", "q": "#absent"}),
+            &got,
+            false
+        ));
+        assert!(matches(
+            &json!({"n": "#gte 3", "s": "#contains bc", "id": "#present"}),
+            &got,
+            false
+        ));
+        let diff = compare(
+            &json!({"s": "#number", "n": "#lt 2", "missing": "#present"}),
+            Some(&got),
+            false,
+        );
         assert_eq!(diff.len(), 3, "{diff:?}");
         assert_eq!(diff[0].to_string(), "$.s: expected a number, got \"abc\"");
     }
 
     #[test]
     fn arrays_compare_by_position_and_length() {
-        assert!(matches(&json!([1, {"a": 1}]), &json!([1, {"a": 1, "b": 2}]), false));
+        assert!(matches(
+            &json!([1, {"a": 1}]),
+            &json!([1, {"a": 1, "b": 2}]),
+            false
+        ));
         let diff = compare(&json!([1, 2]), Some(&json!([1])), false);
         assert!(diff[0].expected.contains("2 items"));
     }

@@ -22,7 +22,9 @@ pub fn environment() -> &'static Environment<'static> {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .map(|a| a.port())
-                .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+                .map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+                })
         });
         env
     })
@@ -60,7 +62,9 @@ pub fn render_str(text: &str, ctx: &minijinja::Value) -> Result<Value, String> {
         }
         return serde_json::to_value(&value).map_err(|e| e.to_string());
     }
-    env.render_str(text, ctx).map(Value::String).map_err(describe)
+    env.render_str(text, ctx)
+        .map(Value::String)
+        .map_err(describe)
 }
 
 /// Render every string in a JSON tree (keys included).
@@ -68,7 +72,11 @@ pub fn render_value(value: &Value, ctx: &minijinja::Value) -> Result<Value, Temp
     render_at(value, ctx, &mut String::new())
 }
 
-fn render_at(value: &Value, ctx: &minijinja::Value, pointer: &mut String) -> Result<Value, TemplateError> {
+fn render_at(
+    value: &Value,
+    ctx: &minijinja::Value,
+    pointer: &mut String,
+) -> Result<Value, TemplateError> {
     let fail = |pointer: &str, message: String| TemplateError {
         pointer: pointer.to_string(),
         message,
@@ -151,7 +159,10 @@ mod tests {
     #[test]
     fn sole_expressions_keep_their_type() {
         assert_eq!(render_str("{{ vars.n }}", &ctx()).unwrap(), json!(5));
-        assert_eq!(render_str("{{ vars.obj }}", &ctx()).unwrap(), json!({"a": [1, 2]}));
+        assert_eq!(
+            render_str("{{ vars.obj }}", &ctx()).unwrap(),
+            json!({"a": [1, 2]})
+        );
         assert_eq!(render_str("n={{ vars.n }}", &ctx()).unwrap(), json!("n=5"));
         assert_eq!(render_str("#string", &ctx()).unwrap(), json!("#string"));
     }

@@ -54,7 +54,10 @@ mod tests {
 
     #[test]
     fn hides_passwords_and_secrets() {
-        assert_eq!(hide_password("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            hide_password("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(hide_password("redis://h:6379"), "redis://h:6379");
         assert_eq!(redact("token=s3cret!", &["s3cret!".into()]), "token=***");
     }

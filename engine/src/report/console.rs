@@ -89,7 +89,11 @@ impl Listener for Console {
     fn on_event(&mut self, event: &RunEvent<'_>) {
         match event {
             RunEvent::Started { total, jobs } => {
-                let _ = writeln!(self.out, "running {total} scenario{} ({jobs} at a time)", if *total == 1 { "" } else { "s" });
+                let _ = writeln!(
+                    self.out,
+                    "running {total} scenario{} ({jobs} at a time)",
+                    if *total == 1 { "" } else { "s" }
+                );
             }
             RunEvent::ScenarioStarted { .. } => {}
             RunEvent::ScenarioFinished(report) => {
@@ -97,7 +101,11 @@ impl Listener for Console {
                 if matches!(report.verdict, Verdict::Failed | Verdict::Flaky) {
                     self.failures.push(format!(
                         "{} {} — {}",
-                        if report.verdict == Verdict::Failed { "FAIL" } else { "FLAKY" },
+                        if report.verdict == Verdict::Failed {
+                            "FAIL"
+                        } else {
+                            "FLAKY"
+                        },
                         report.planned.scenario.path().display(),
                         report.planned.scenario.name
                     ));
@@ -115,7 +123,10 @@ impl Listener for Console {
                 }
                 let mut parts = vec![
                     self.paint("32", &format!("{} passed", summary.passed)),
-                    self.paint(if summary.failed > 0 { "31;1" } else { "0" }, &format!("{} failed", summary.failed)),
+                    self.paint(
+                        if summary.failed > 0 { "31;1" } else { "0" },
+                        &format!("{} failed", summary.failed),
+                    ),
                 ];
                 if summary.flaky > 0 {
                     parts.push(self.paint("33", &format!("{} flaky", summary.flaky)));
@@ -129,10 +140,16 @@ impl Listener for Console {
                 text.push_str(&format!(
                     "\nsummary: {} in {}\n",
                     parts.join(", "),
-                    format_duration(std::time::Duration::from_secs_f64(summary.duration_ms / 1000.0))
+                    format_duration(std::time::Duration::from_secs_f64(
+                        summary.duration_ms / 1000.0
+                    ))
                 ));
                 // The plain closing line CI tools read.
-                text.push_str(&format!("{} passed, {} failed\n", summary.passed + summary.flaky, summary.failed));
+                text.push_str(&format!(
+                    "{} passed, {} failed\n",
+                    summary.passed + summary.flaky,
+                    summary.failed
+                ));
                 let _ = self.out.write_all(text.as_bytes());
                 let _ = self.out.flush();
             }

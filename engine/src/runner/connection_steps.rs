@@ -15,8 +15,10 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let step: ConnectStep = ctx.render(body, &[])?;
     let name = step.name.clone().unwrap_or_else(|| "default".into());
     if ctx.connections.contains_key(&name) {
-        return Err(Failure::new(format!("a connection named `{name}` is already open"))
-            .hint("give the new connection another `name:`"));
+        return Err(
+            Failure::new(format!("a connection named `{name}` is already open"))
+                .hint("give the new connection another `name:`"),
+        );
     }
     let mut url = step.url.clone();
     let mut headers: Vec<(String, String)> = step.headers.clone().into_iter().collect();
@@ -24,19 +26,32 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let mut query: Vec<(String, String)> = step
         .query
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            )
+        })
         .collect();
     let mut first_message = None;
     if let Some(credentials) = &step.authenticate {
         let token = jwt::token(ctx, credentials)?;
         match credentials.present_as {
             PresentAs::Bearer => headers.push((
-                credentials.header.clone().unwrap_or_else(|| "Authorization".into()),
+                credentials
+                    .header
+                    .clone()
+                    .unwrap_or_else(|| "Authorization".into()),
                 format!("Bearer {token}"),
             )),
-            PresentAs::Query => query.push((credentials.param.clone().unwrap_or_else(|| "token".into()), token)),
+            PresentAs::Query => query.push((
+                credentials.param.clone().unwrap_or_else(|| "token".into()),
+                token,
+            )),
             PresentAs::Subprotocol => subprotocols.push(token),
-            PresentAs::Message => first_message = Some(auth_message(ctx, credentials.message.as_ref(), &token)?),
+            PresentAs::Message => {
+                first_message = Some(auth_message(ctx, credentials.message.as_ref(), &token)?)
+            }
         }
     }
     if !query.is_empty() {
@@ -48,10 +63,13 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         url.push_str(&encoded.join("&"));
     }
     let tls = if url.starts_with("wss://") {
-        let ca = step
-            .ca_file
-            .as_ref()
-            .map(|f| ctx.scenario.path().parent().unwrap_or(std::path::Path::new(".")).join(f));
+        let ca = step.ca_file.as_ref().map(|f| {
+            ctx.scenario
+                .path()
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(f)
+        });
         Some(tls_config(ca.as_deref()).map_err(Failure::new)?)
     } else {
         None
@@ -63,7 +81,10 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         tls,
         timeout: step.within.unwrap_or_else(|| ctx.step_timeout()),
     };
-    match (Connection::open(&name, request, ctx.rules.clone(), ctx.transcript.clone()).await, step.expect_status) {
+    match (
+        Connection::open(&name, request, ctx.rules.clone(), ctx.transcript.clone()).await,
+        step.expect_status,
+    ) {
         (Ok(connection), None) => {
             if let Some(message) = first_message {
                 connection.send_text(message, ctx.step_timeout()).await?;
@@ -78,11 +99,18 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
             let _ = body;
             Ok(())
         }
-        (Err(ConnectError::Refused { status, body }), expected) => Err(Failure::new(match expected {
-            Some(e) => format!("expected the handshake to be refused with HTTP {e}, got HTTP {status}"),
-            None => format!("the server refused the WebSocket handshake with HTTP {status}"),
-        })
-        .note(format!("response body: {}", crate::text::truncate(&body, 300)))),
+        (Err(ConnectError::Refused { status, body }), expected) => {
+            Err(Failure::new(match expected {
+                Some(e) => {
+                    format!("expected the handshake to be refused with HTTP {e}, got HTTP {status}")
+                }
+                None => format!("the server refused the WebSocket handshake with HTTP {status}"),
+            })
+            .note(format!(
+                "response body: {}",
+                crate::text::truncate(&body, 300)
+            )))
+        }
         (Err(ConnectError::Other(message)), _) => Err(Failure::new(message)),
     }
 }
@@ -91,7 +119,9 @@ fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -100,7 +130,11 @@ fn encode(text: &str) -> String {
 
 /// The first message carrying a token: the spec's template with `{{ token }}`, or
 /// `{type: auth, token}` using the configured type field.
-fn auth_message(ctx: &ScenarioContext, template: Option<&Value>, token: &str) -> Result<String, Failure> {
+fn auth_message(
+    ctx: &ScenarioContext,
+    template: Option<&Value>,
+    token: &str,
+) -> Result<String, Failure> {
     let message = match template {
         Some(t) => ctx.render_value(t, &[("token", Value::String(token.to_string()))])?,
         None => {
@@ -116,7 +150,9 @@ fn auth_message(ctx: &ScenarioContext, template: Option<&Value>, token: &str) ->
 pub async fn authenticate(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     // `message` is rendered later, with `token` in scope.
     let mut without_message = body.clone();
-    let message = without_message.as_object_mut().and_then(|m| m.remove("message"));
+    let message = without_message
+        .as_object_mut()
+        .and_then(|m| m.remove("message"));
     let step: AuthenticateStep = ctx.render(&without_message, &[])?;
     let credentials = Credentials {
         jwt: step.jwt,
@@ -128,7 +164,9 @@ pub async fn authenticate(ctx: &mut ScenarioContext, body: &Value) -> StepResult
     };
     let token = jwt::token(ctx, &credentials)?;
     let text = auth_message(ctx, message.as_ref(), &token)?;
-    ctx.connection(step.on.as_deref())?.send_text(text, ctx.step_timeout()).await?;
+    ctx.connection(step.on.as_deref())?
+        .send_text(text, ctx.step_timeout())
+        .await?;
     Ok(())
 }
 
@@ -152,7 +190,9 @@ pub async fn send(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                     .map_err(|e| Failure::new(format!("`binary` is not base64: {e}")))?;
                 connection.send_binary(bytes, timeout).await?
             }
-            (None, None, None) => return Err(Failure::new("`send` needs `json`, `text` or `binary`")),
+            (None, None, None) => {
+                return Err(Failure::new("`send` needs `json`, `text` or `binary`"))
+            }
         }
     }
     Ok(())
@@ -162,7 +202,11 @@ pub async fn close(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let step: CloseStep = ctx.render(body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     connection
-        .close(step.code.unwrap_or(1000), step.reason.as_deref().unwrap_or(""), ctx.step_timeout())
+        .close(
+            step.code.unwrap_or(1000),
+            step.reason.as_deref().unwrap_or(""),
+            ctx.step_timeout(),
+        )
         .await
         .map_err(Failure::new)
 }

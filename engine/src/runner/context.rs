@@ -94,17 +94,26 @@ impl ScenarioContext {
     }
 
     /// Render a step body and read it as its typed form.
-    pub fn render<T: DeserializeOwned>(&self, body: &Value, locals: &[(&str, Value)]) -> Result<T, Failure> {
+    pub fn render<T: DeserializeOwned>(
+        &self,
+        body: &Value,
+        locals: &[(&str, Value)],
+    ) -> Result<T, Failure> {
         let rendered = self.render_value(body, locals)?;
-        serde_json::from_value(rendered).map_err(|e| Failure::new(format!("invalid step after templating: {e}")))
+        serde_json::from_value(rendered)
+            .map_err(|e| Failure::new(format!("invalid step after templating: {e}")))
     }
 
     pub fn connection(&self, on: Option<&str>) -> Result<Arc<Connection>, Failure> {
         match on {
-            Some(name) => self.connections.get(name).cloned().ok_or_else(|| {
-                Failure::new(format!("no connection named `{name}` is open"))
-            }),
-            None if self.connections.len() == 1 => Ok(self.connections.values().next().cloned().expect("one")),
+            Some(name) => self
+                .connections
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Failure::new(format!("no connection named `{name}` is open"))),
+            None if self.connections.len() == 1 => {
+                Ok(self.connections.values().next().cloned().expect("one"))
+            }
             None => Err(Failure::new("this step needs `on:` to name its connection")),
         }
     }
@@ -113,23 +122,37 @@ impl ScenarioContext {
         self.config.timeouts.step
     }
 
-    fn service_url(&self, table: &std::collections::BTreeMap<String, String>, name: Option<&str>, env_default: &str, what: &str) -> Result<String, Failure> {
+    fn service_url(
+        &self,
+        table: &std::collections::BTreeMap<String, String>,
+        name: Option<&str>,
+        env_default: &str,
+        what: &str,
+    ) -> Result<String, Failure> {
         let name = name.unwrap_or("default");
         let raw = match table.get(name) {
             Some(url) => url.clone(),
             None if name == "default" => format!("{{{{ env.{env_default} }}}}"),
             None => {
-                return Err(Failure::new(format!("no {what} named `{name}` in the suite config")))
+                return Err(Failure::new(format!(
+                    "no {what} named `{name}` in the suite config"
+                )))
             }
         };
         let ctx = self.template_context(&[]);
         match template::render_str(&raw, &ctx) {
             Ok(Value::String(url)) => Ok(url),
             Ok(other) => Ok(other.to_string()),
-            Err(e) => Err(Failure::new(format!("cannot resolve the {what} URL: {e}")).hint(format!(
-                "set {env_default} or declare `{}` in engine.yaml",
-                if what == "database" { "databases: { default: ... }" } else { "redis: { default: ... }" }
-            ))),
+            Err(e) => Err(
+                Failure::new(format!("cannot resolve the {what} URL: {e}")).hint(format!(
+                    "set {env_default} or declare `{}` in engine.yaml",
+                    if what == "database" {
+                        "databases: { default: ... }"
+                    } else {
+                        "redis: { default: ... }"
+                    }
+                )),
+            ),
         }
     }
 
@@ -142,7 +165,11 @@ impl ScenarioContext {
     }
 
     /// Store captures from a value: name → JSONPath.
-    pub fn capture(&mut self, captures: &std::collections::BTreeMap<String, String>, from: &Value) -> StepResult {
+    pub fn capture(
+        &mut self,
+        captures: &std::collections::BTreeMap<String, String>,
+        from: &Value,
+    ) -> StepResult {
         for (name, path) in captures {
             let value = json_path(path, from)?;
             match value {
@@ -150,8 +177,11 @@ impl ScenarioContext {
                     self.vars.insert(name.clone(), v);
                 }
                 None => {
-                    return Err(Failure::new(format!("capture `{name}`: `{path}` found nothing"))
-                        .note(format!("in: {}", crate::text::truncate(&from.to_string(), 500))))
+                    return Err(
+                        Failure::new(format!("capture `{name}`: `{path}` found nothing")).note(
+                            format!("in: {}", crate::text::truncate(&from.to_string(), 500)),
+                        ),
+                    )
                 }
             }
         }

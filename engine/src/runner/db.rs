@@ -14,7 +14,10 @@ use super::poll::poll;
 use crate::matcher::compare;
 use crate::spec::model::{AssertDbStep, SqlStep};
 
-fn bind<'q>(mut query: Query<'q, Postgres, PgArguments>, params: &'q [Value]) -> Query<'q, Postgres, PgArguments> {
+fn bind<'q>(
+    mut query: Query<'q, Postgres, PgArguments>,
+    params: &'q [Value],
+) -> Query<'q, Postgres, PgArguments> {
     for param in params {
         query = match param {
             Value::Null => query.bind(None::<String>),
@@ -28,7 +31,12 @@ fn bind<'q>(mut query: Query<'q, Postgres, PgArguments>, params: &'q [Value]) ->
     query
 }
 
-pub async fn execute(ctx: &ScenarioContext, database: Option<&str>, sql: &str, params: &[Value]) -> Result<u64, Failure> {
+pub async fn execute(
+    ctx: &ScenarioContext,
+    database: Option<&str>,
+    sql: &str,
+    params: &[Value],
+) -> Result<u64, Failure> {
     let url = ctx.database_url(database)?;
     let pool = ctx.resources.postgres(&url).await.map_err(Failure::new)?;
     let result = if params.is_empty() && sql.contains(';') {
@@ -37,9 +45,10 @@ pub async fn execute(ctx: &ScenarioContext, database: Option<&str>, sql: &str, p
     } else {
         bind(sqlx::query(sql), params).execute(&pool).await
     };
-    result
-        .map(|r| r.rows_affected())
-        .map_err(|e| Failure::new(format!("SQL failed: {e}")).note(format!("statement: {}", crate::text::truncate(sql, 400))))
+    result.map(|r| r.rows_affected()).map_err(|e| {
+        Failure::new(format!("SQL failed: {e}"))
+            .note(format!("statement: {}", crate::text::truncate(sql, 400)))
+    })
 }
 
 pub async fn sql_step(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
@@ -67,15 +76,24 @@ async fn rows(ctx: &ScenarioContext, step: &AssertDbStep) -> Result<Vec<Value>, 
 }
 
 fn check(step: &AssertDbStep, rows: &[Value]) -> Result<(), Failure> {
-    let got = || format!("rows: {}", crate::text::truncate(&Value::Array(rows.to_vec()).to_string(), 1500));
+    let got = || {
+        format!(
+            "rows: {}",
+            crate::text::truncate(&Value::Array(rows.to_vec()).to_string(), 1500)
+        )
+    };
     if let Some(count) = step.row_count {
         if rows.len() as u64 != count {
-            return Err(Failure::new(format!("expected {count} rows, got {}", rows.len())).note(got()));
+            return Err(
+                Failure::new(format!("expected {count} rows, got {}", rows.len())).note(got()),
+            );
         }
     }
     if let Some(expected) = &step.row {
         if rows.len() != 1 {
-            return Err(Failure::new(format!("expected exactly one row, got {}", rows.len())).note(got()));
+            return Err(
+                Failure::new(format!("expected exactly one row, got {}", rows.len())).note(got()),
+            );
         }
         let mismatches = compare(expected, Some(&rows[0]), false);
         if !mismatches.is_empty() {
@@ -83,7 +101,11 @@ fn check(step: &AssertDbStep, rows: &[Value]) -> Result<(), Failure> {
         }
     }
     if let Some(expected) = &step.rows {
-        let mismatches = compare(&Value::Array(expected.clone()), Some(&Value::Array(rows.to_vec())), false);
+        let mismatches = compare(
+            &Value::Array(expected.clone()),
+            Some(&Value::Array(rows.to_vec())),
+            false,
+        );
         if !mismatches.is_empty() {
             return Err(mismatch_failure("rows do not match", &mismatches).note(got()));
         }
@@ -92,7 +114,11 @@ fn check(step: &AssertDbStep, rows: &[Value]) -> Result<(), Failure> {
 }
 
 pub fn mismatch_failure(message: &str, mismatches: &[crate::matcher::Mismatch]) -> Failure {
-    let lines: Vec<String> = mismatches.iter().take(20).map(|m| format!("  {m}")).collect();
+    let lines: Vec<String> = mismatches
+        .iter()
+        .take(20)
+        .map(|m| format!("  {m}"))
+        .collect();
     Failure::new(message).note(format!("differences:\n{}", lines.join("\n")))
 }
 

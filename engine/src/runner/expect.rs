@@ -65,7 +65,11 @@ async fn wait_for<T>(
     loop {
         changes.borrow_and_update();
         {
-            let mut state = connection.inbox.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = connection
+                .inbox
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if let Some(found) = pick(&mut state.pending) {
                 return Ok(found);
             }
@@ -97,13 +101,14 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         capture: step.capture.clone(),
     };
     if let Some(items) = step.sequence {
-        let patterns: Vec<EventPattern> = items.into_iter().map(PatternItem::into_pattern).collect();
+        let patterns: Vec<EventPattern> =
+            items.into_iter().map(PatternItem::into_pattern).collect();
         let mut after: Option<usize> = None;
         for (i, pattern) in patterns.iter().enumerate() {
             let found = wait_for(&connection, deadline, |pending| {
-                let pos = pending
-                    .iter()
-                    .position(|f| after.is_none_or(|a| f.number > a) && fit(pattern, f).is_none())?;
+                let pos = pending.iter().position(|f| {
+                    after.is_none_or(|a| f.number > a) && fit(pattern, f).is_none()
+                })?;
                 Some(pending.remove(pos))
             })
             .await;
@@ -114,14 +119,23 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                 }
                 Err(end) => {
                     let position = format!("item {} of {} in the sequence", i + 1, patterns.len());
-                    return Err(timeout_failure(ctx, &connection, pattern, within, end, &position, after));
+                    return Err(timeout_failure(
+                        ctx,
+                        &connection,
+                        pattern,
+                        within,
+                        end,
+                        &position,
+                        after,
+                    ));
                 }
             }
         }
         return Ok(());
     }
     if let Some(items) = step.unordered {
-        let patterns: Vec<EventPattern> = items.into_iter().map(PatternItem::into_pattern).collect();
+        let patterns: Vec<EventPattern> =
+            items.into_iter().map(PatternItem::into_pattern).collect();
         let mut open: Vec<usize> = (0..patterns.len()).collect();
         while !open.is_empty() {
             let found = wait_for(&connection, deadline, |pending| {
@@ -139,9 +153,18 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                     take(ctx, &connection, &patterns[p], &frame)?;
                 }
                 Err(end) => {
-                    let missing: Vec<String> = open.iter().map(|&p| describe(&patterns[p])).collect();
-                    return Err(timeout_failure(ctx, &connection, &patterns[open[0]], within, end, "the unordered set", None)
-                        .note(format!("still missing: {}", missing.join(", "))));
+                    let missing: Vec<String> =
+                        open.iter().map(|&p| describe(&patterns[p])).collect();
+                    return Err(timeout_failure(
+                        ctx,
+                        &connection,
+                        &patterns[open[0]],
+                        within,
+                        end,
+                        "the unordered set",
+                        None,
+                    )
+                    .note(format!("still missing: {}", missing.join(", "))));
                 }
             }
         }
@@ -162,7 +185,15 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                 } else {
                     String::new()
                 };
-                return Err(timeout_failure(ctx, &connection, &single, within, end, &position, None));
+                return Err(timeout_failure(
+                    ctx,
+                    &connection,
+                    &single,
+                    within,
+                    end,
+                    &position,
+                    None,
+                ));
             }
         }
     }
@@ -170,15 +201,27 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 }
 
 /// A frame was taken: check its schema, then capture.
-fn take(ctx: &mut ScenarioContext, connection: &Connection, pattern: &EventPattern, frame: &Received) -> StepResult {
+fn take(
+    ctx: &mut ScenarioContext,
+    connection: &Connection,
+    pattern: &EventPattern,
+    frame: &Received,
+) -> StepResult {
     if let Some(violation) = &frame.schema_violation {
         // Reported here, precisely; don't report it again at the step boundary.
-        let mut state = connection.inbox.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = connection
+            .inbox
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         state.violations.retain(|v| v != violation);
         return Err(Failure::new(violation.clone()).note(format!("event: {}", frame.text)));
     }
     if !pattern.capture.is_empty() {
-        let json = frame.json.clone().unwrap_or(Value::String(frame.text.clone()));
+        let json = frame
+            .json
+            .clone()
+            .unwrap_or(Value::String(frame.text.clone()));
         ctx.capture(&pattern.capture, &json)?;
     }
     Ok(())
@@ -194,12 +237,26 @@ fn timeout_failure(
     after: Option<usize>,
 ) -> Failure {
     let what = describe(pattern);
-    let place = if position.is_empty() { String::new() } else { format!(" ({position})") };
+    let place = if position.is_empty() {
+        String::new()
+    } else {
+        format!(" ({position})")
+    };
     let mut failure = Failure::new(match &end {
-        WaitEnd::Deadline => format!("no {what} on `{}` within {within:?}{place}", connection.name),
-        WaitEnd::Closed(how) => format!("connection `{}` {how} before {what} arrived{place}", connection.name),
+        WaitEnd::Deadline => format!(
+            "no {what} on `{}` within {within:?}{place}",
+            connection.name
+        ),
+        WaitEnd::Closed(how) => format!(
+            "connection `{}` {how} before {what} arrived{place}",
+            connection.name
+        ),
     });
-    let state = connection.inbox.state.lock().unwrap_or_else(|p| p.into_inner());
+    let state = connection
+        .inbox
+        .state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     // Nearest candidate among frames still waiting: fewest mismatches, same type first.
     let nearest = state
         .pending
@@ -229,13 +286,23 @@ fn timeout_failure(
             .rev()
             .take(30)
             .rev()
-            .map(|f| format!("  +{:>7.1}ms  {}", f.at_ms, crate::text::truncate(&f.data, 300)))
+            .map(|f| {
+                format!(
+                    "  +{:>7.1}ms  {}",
+                    f.at_ms,
+                    crate::text::truncate(&f.data, 300)
+                )
+            })
             .collect();
         failure = failure.note(format!(
             "received on `{}` ({} frames{}):\n{}",
             connection.name,
             received.len(),
-            if received.len() > 30 { ", last 30 shown" } else { "" },
+            if received.len() > 30 {
+                ", last 30 shown"
+            } else {
+                ""
+            },
             shown.join("\n")
         ));
     }
@@ -275,10 +342,20 @@ pub async fn expect_close(ctx: &mut ScenarioContext, body: &Value) -> StepResult
     let mut changes = connection.inbox.changed.subscribe();
     let closed = loop {
         changes.borrow_and_update();
-        if let Some(closed) = connection.inbox.state.lock().unwrap_or_else(|p| p.into_inner()).closed.clone() {
+        if let Some(closed) = connection
+            .inbox
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .closed
+            .clone()
+        {
             break closed;
         }
-        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
             return Err(Failure::new(format!(
                 "connection `{}` was not closed within {within:?}",
                 connection.name
@@ -296,7 +373,10 @@ pub async fn expect_close(ctx: &mut ScenarioContext, body: &Value) -> StepResult
     if let Some(reason) = &step.reason {
         let mismatches = compare(reason, Some(&Value::String(closed.reason.clone())), false);
         if !mismatches.is_empty() {
-            return Err(Failure::new(format!("close reason: expected {reason}, got {:?}", closed.reason)));
+            return Err(Failure::new(format!(
+                "close reason: expected {reason}, got {:?}",
+                closed.reason
+            )));
         }
     }
     Ok(())

@@ -41,18 +41,24 @@ pub async fn http(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let shown = || format!("response ({status}): {}", crate::text::truncate(&text, 800));
     if let Some(expected) = step.status {
         if expected != status {
-            return Err(Failure::new(format!("expected HTTP {expected}, got {status}")).note(shown()));
+            return Err(
+                Failure::new(format!("expected HTTP {expected}, got {status}")).note(shown()),
+            );
         }
     } else if status >= 400 {
-        return Err(Failure::new(format!("HTTP {status} from {method} {}", step.url))
-            .note(shown())
-            .hint("add `status:` to expect an error status"));
+        return Err(
+            Failure::new(format!("HTTP {status} from {method} {}", step.url))
+                .note(shown())
+                .hint("add `status:` to expect an error status"),
+        );
     }
     let json: Option<Value> = serde_json::from_str(&text).ok();
     if let Some(expected) = &step.response {
         let mismatches = compare(expected, json.as_ref(), false);
         if !mismatches.is_empty() {
-            return Err(mismatch_failure("the response body does not match", &mismatches).note(shown()));
+            return Err(
+                mismatch_failure("the response body does not match", &mismatches).note(shown()),
+            );
         }
     }
     if !step.capture.is_empty() {

@@ -26,14 +26,27 @@ pub fn mint(ctx: &ScenarioContext, spec: &JwtSpec) -> Result<String, Failure> {
         other => return Err(Failure::new(format!("unsupported JWT algorithm `{other}`"))),
     };
     let key = if alg == Algorithm::RS256 {
-        let file = match (&spec.private_key_file, defaults.and_then(|d| d.private_key_file.as_ref())) {
-            (Some(f), _) => ctx.scenario.path().parent().unwrap_or(Path::new(".")).join(f),
+        let file = match (
+            &spec.private_key_file,
+            defaults.and_then(|d| d.private_key_file.as_ref()),
+        ) {
+            (Some(f), _) => ctx
+                .scenario
+                .path()
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(f),
             (None, Some(f)) => ctx.config.resolve(f),
-            (None, None) => return Err(Failure::new("RS256 needs `private_key_file` (in the spec or auth.jwt)")),
+            (None, None) => {
+                return Err(Failure::new(
+                    "RS256 needs `private_key_file` (in the spec or auth.jwt)",
+                ))
+            }
         };
         let pem = std::fs::read(&file)
             .map_err(|e| Failure::new(format!("cannot read key {}: {e}", file.display())))?;
-        EncodingKey::from_rsa_pem(&pem).map_err(|e| Failure::new(format!("bad RSA key {}: {e}", file.display())))?
+        EncodingKey::from_rsa_pem(&pem)
+            .map_err(|e| Failure::new(format!("bad RSA key {}: {e}", file.display())))?
     } else {
         let secret = match (&spec.secret, defaults.and_then(|d| d.secret.as_ref())) {
             (Some(s), _) => s.clone(),
@@ -43,7 +56,8 @@ pub fn mint(ctx: &ScenarioContext, spec: &JwtSpec) -> Result<String, Failure> {
                 Err(e) => return Err(Failure::new(format!("cannot resolve auth.jwt.secret: {e}"))),
             },
             (None, None) => {
-                return Err(Failure::new("no JWT secret").hint("set `auth.jwt.secret` in engine.yaml or `secret:` in the step"))
+                return Err(Failure::new("no JWT secret")
+                    .hint("set `auth.jwt.secret` in engine.yaml or `secret:` in the step"))
             }
         };
         EncodingKey::from_secret(secret.as_bytes())
@@ -66,7 +80,9 @@ pub fn mint(ctx: &ScenarioContext, spec: &JwtSpec) -> Result<String, Failure> {
         }
         None => defaults.map_or(300, |d| d.expires_in.as_secs() as i64),
     };
-    claims.entry("iat").or_insert(Value::from(now.min(now + lifetime)));
+    claims
+        .entry("iat")
+        .or_insert(Value::from(now.min(now + lifetime)));
     claims.entry("exp").or_insert(Value::from(now + lifetime));
     jsonwebtoken::encode(&Header::new(alg), &Value::Object(claims), &key)
         .map_err(|e| Failure::new(format!("cannot sign JWT: {e}")))

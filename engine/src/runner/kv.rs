@@ -26,10 +26,14 @@ pub fn to_json(value: redis::Value) -> Value {
     match value {
         redis::Value::Nil => Value::Null,
         redis::Value::Int(i) => json!(i),
-        redis::Value::BulkString(bytes) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+        redis::Value::BulkString(bytes) => {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        }
         redis::Value::SimpleString(s) => Value::String(s),
         redis::Value::Okay => Value::String("OK".into()),
-        redis::Value::Array(items) | redis::Value::Set(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            Value::Array(items.into_iter().map(to_json).collect())
+        }
         redis::Value::Map(pairs) => {
             let mut map = Map::new();
             for (k, v) in pairs {
@@ -44,7 +48,10 @@ pub fn to_json(value: redis::Value) -> Value {
     }
 }
 
-async fn connection(ctx: &ScenarioContext, server: Option<&str>) -> Result<ConnectionManager, Failure> {
+async fn connection(
+    ctx: &ScenarioContext,
+    server: Option<&str>,
+) -> Result<ConnectionManager, Failure> {
     let url = ctx.redis_url(server)?;
     ctx.resources.redis(&url).await.map_err(Failure::new)
 }
@@ -60,12 +67,22 @@ async fn run(conn: &mut ConnectionManager, command: &[Value]) -> Result<Value, F
     let shown = command.iter().map(arg_text).collect::<Vec<_>>().join(" ");
     match tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async::<redis::Value>(conn)).await {
         Ok(Ok(value)) => Ok(to_json(value)),
-        Ok(Err(e)) => Err(Failure::new(format!("Redis command failed: {e}")).note(format!("command: {shown}"))),
-        Err(_) => Err(Failure::new(format!("Redis did not answer within {COMMAND_TIMEOUT:?}")).note(format!("command: {shown}"))),
+        Ok(Err(e)) => {
+            Err(Failure::new(format!("Redis command failed: {e}"))
+                .note(format!("command: {shown}")))
+        }
+        Err(_) => Err(
+            Failure::new(format!("Redis did not answer within {COMMAND_TIMEOUT:?}"))
+                .note(format!("command: {shown}")),
+        ),
     }
 }
 
-pub async fn execute(ctx: &ScenarioContext, server: Option<&str>, command: &[Value]) -> Result<Value, Failure> {
+pub async fn execute(
+    ctx: &ScenarioContext,
+    server: Option<&str>,
+    command: &[Value],
+) -> Result<Value, Failure> {
     let mut conn = connection(ctx, server).await?;
     run(&mut conn, command).await
 }
@@ -84,7 +101,11 @@ fn as_redis_text(value: &Value) -> Value {
     match value {
         Value::Number(n) => Value::String(n.to_string()),
         Value::Bool(b) => Value::String(b.to_string()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), as_redis_text(v))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), as_redis_text(v)))
+                .collect(),
+        ),
         Value::Array(items) => Value::Array(items.iter().map(as_redis_text).collect()),
         other => other.clone(),
     }
@@ -109,7 +130,10 @@ fn expect_match(what: &str, expected: &Value, actual: &Value, exact: bool) -> Re
     if mismatches.is_empty() {
         Ok(())
     } else {
-        Err(mismatch_failure(what, &mismatches).note(format!("value: {}", crate::text::truncate(&actual.to_string(), 1500))))
+        Err(mismatch_failure(what, &mismatches).note(format!(
+            "value: {}",
+            crate::text::truncate(&actual.to_string(), 1500)
+        )))
     }
 }
 
@@ -135,7 +159,10 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
     }
     if let Some(want) = &step.key_type {
         if want != &key_type {
-            return Err(Failure::new(format!("key `{}` has type {key_type}, expected {want}", step.key)));
+            return Err(Failure::new(format!(
+                "key `{}` has type {key_type}, expected {want}",
+                step.key
+            )));
         }
     }
     let wants_value = step.string.is_some()
@@ -151,7 +178,8 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
         || step.ttl.is_some()
         || !step.capture.is_empty();
     if !exists {
-        let only_exclusion = step.set_excludes.is_some() && step.set.is_none() && step.set_contains.is_none();
+        let only_exclusion =
+            step.set_excludes.is_some() && step.set.is_none() && step.set_contains.is_none();
         if wants_value && !only_exclusion {
             return Err(Failure::new(format!("key `{}` does not exist", step.key)));
         }
@@ -169,7 +197,17 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
         }
         "list" => run(conn, &[json!("LRANGE"), key.clone(), json!(0), json!(-1)]).await?,
         "zset" => {
-            let flat = run(conn, &[json!("ZRANGE"), key.clone(), json!(0), json!(-1), json!("WITHSCORES")]).await?;
+            let flat = run(
+                conn,
+                &[
+                    json!("ZRANGE"),
+                    key.clone(),
+                    json!(0),
+                    json!(-1),
+                    json!("WITHSCORES"),
+                ],
+            )
+            .await?;
             let items = flat.as_array().cloned().unwrap_or_default();
             Value::Array(
                 items
@@ -179,7 +217,11 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
             )
         }
         "stream" => {
-            let entries = run(conn, &[json!("XRANGE"), key.clone(), json!("-"), json!("+")]).await?;
+            let entries = run(
+                conn,
+                &[json!("XRANGE"), key.clone(), json!("-"), json!("+")],
+            )
+            .await?;
             Value::Array(
                 entries
                     .as_array()
@@ -197,37 +239,78 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
         _ => Value::Null,
     };
     if let Some(expected) = &step.string {
-        expect_match(&format!("string `{}` does not match", step.key), expected, &value, false)?;
+        expect_match(
+            &format!("string `{}` does not match", step.key),
+            expected,
+            &value,
+            false,
+        )?;
     }
     if let Some(expected) = &step.hash {
-        expect_match(&format!("hash `{}` does not match", step.key), expected, &value, false)?;
+        expect_match(
+            &format!("hash `{}` does not match", step.key),
+            expected,
+            &value,
+            false,
+        )?;
     }
     if let Some(expected) = &step.hash_exact {
-        expect_match(&format!("hash `{}` does not match exactly", step.key), expected, &value, true)?;
+        expect_match(
+            &format!("hash `{}` does not match exactly", step.key),
+            expected,
+            &value,
+            true,
+        )?;
     }
     let members = value.as_array().cloned().unwrap_or_default();
     if let Some(expected) = &step.set {
         if sorted_texts(expected) != sorted_texts(&members) {
-            return Err(Failure::new(format!("set `{}` does not have exactly the expected members", step.key))
-                .note(format!("expected: {:?}\n     got: {:?}", sorted_texts(expected), sorted_texts(&members))));
+            return Err(Failure::new(format!(
+                "set `{}` does not have exactly the expected members",
+                step.key
+            ))
+            .note(format!(
+                "expected: {:?}\n     got: {:?}",
+                sorted_texts(expected),
+                sorted_texts(&members)
+            )));
         }
     }
     if let Some(expected) = &step.set_contains {
         let have = sorted_texts(&members);
-        let missing: Vec<String> = expected.iter().map(arg_text).filter(|m| !have.contains(m)).collect();
+        let missing: Vec<String> = expected
+            .iter()
+            .map(arg_text)
+            .filter(|m| !have.contains(m))
+            .collect();
         if !missing.is_empty() {
-            return Err(Failure::new(format!("set `{}` lacks {missing:?}", step.key)).note(format!("members: {have:?}")));
+            return Err(
+                Failure::new(format!("set `{}` lacks {missing:?}", step.key))
+                    .note(format!("members: {have:?}")),
+            );
         }
     }
     if let Some(excluded) = &step.set_excludes {
         let have = sorted_texts(&members);
-        let present: Vec<String> = excluded.iter().map(arg_text).filter(|m| have.contains(m)).collect();
+        let present: Vec<String> = excluded
+            .iter()
+            .map(arg_text)
+            .filter(|m| have.contains(m))
+            .collect();
         if !present.is_empty() {
-            return Err(Failure::new(format!("set `{}` contains {present:?}, which it must not", step.key)));
+            return Err(Failure::new(format!(
+                "set `{}` contains {present:?}, which it must not",
+                step.key
+            )));
         }
     }
     if let Some(expected) = &step.list {
-        expect_match(&format!("list `{}` does not match", step.key), &Value::Array(expected.clone()), &value, false)?;
+        expect_match(
+            &format!("list `{}` does not match", step.key),
+            &Value::Array(expected.clone()),
+            &value,
+            false,
+        )?;
     }
     if let Some(expected) = &step.zset {
         let normalized: Vec<Value> = expected
@@ -239,24 +322,41 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
             .collect();
         let mismatches = compare(&Value::Array(normalized), Some(&value), false);
         if !mismatches.is_empty() {
-            return Err(mismatch_failure(&format!("sorted set `{}` does not match", step.key), &mismatches)
-                .note(format!("value: {value}")));
+            return Err(mismatch_failure(
+                &format!("sorted set `{}` does not match", step.key),
+                &mismatches,
+            )
+            .note(format!("value: {value}")));
         }
     }
     if let Some(stream) = &step.stream {
         let entries = value.as_array().cloned().unwrap_or_default();
         if let Some(length) = stream.length {
             if entries.len() as u64 != length {
-                return Err(Failure::new(format!("stream `{}` has {} entries, expected {length}", step.key, entries.len())));
+                return Err(Failure::new(format!(
+                    "stream `{}` has {} entries, expected {length}",
+                    step.key,
+                    entries.len()
+                )));
             }
         }
         let fields: Vec<Value> = entries.iter().map(|e| e["fields"].clone()).collect();
         if let Some(expected) = &stream.entries {
-            expect_match(&format!("stream `{}` entries do not match", step.key), &Value::Array(expected.clone()), &Value::Array(fields.clone()), false)?;
+            expect_match(
+                &format!("stream `{}` entries do not match", step.key),
+                &Value::Array(expected.clone()),
+                &Value::Array(fields.clone()),
+                false,
+            )?;
         }
         if let Some(expected) = &stream.last {
             let last = fields.last().cloned().unwrap_or(Value::Null);
-            expect_match(&format!("last entry of stream `{}` does not match", step.key), expected, &last, false)?;
+            expect_match(
+                &format!("last entry of stream `{}` does not match", step.key),
+                expected,
+                &last,
+                false,
+            )?;
         }
     }
     if let Some(length) = step.length {
@@ -267,21 +367,32 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
             _ => 0,
         } as u64;
         if actual != length {
-            return Err(Failure::new(format!("key `{}` has length {actual}, expected {length}", step.key)));
+            return Err(Failure::new(format!(
+                "key `{}` has length {actual}, expected {length}",
+                step.key
+            )));
         }
     }
     if let Some(ttl) = &step.ttl {
-        let pttl = run(conn, &[json!("PTTL"), key.clone()]).await?.as_i64().unwrap_or(-2);
+        let pttl = run(conn, &[json!("PTTL"), key.clone()])
+            .await?
+            .as_i64()
+            .unwrap_or(-2);
         if ttl.none {
             if pttl != -1 {
-                return Err(Failure::new(format!("key `{}` has a TTL of {pttl}ms, expected none", step.key)));
+                return Err(Failure::new(format!(
+                    "key `{}` has a TTL of {pttl}ms, expected none",
+                    step.key
+                )));
             }
         } else {
             if pttl < 0 {
                 return Err(Failure::new(format!("key `{}` has no expiry", step.key)));
             }
             let remaining = Duration::from_millis(pttl as u64);
-            if ttl.min.is_some_and(|min| remaining < min) || ttl.max.is_some_and(|max| remaining > max) {
+            if ttl.min.is_some_and(|min| remaining < min)
+                || ttl.max.is_some_and(|max| remaining > max)
+            {
                 return Err(Failure::new(format!(
                     "key `{}` TTL is {remaining:?}, expected between {:?} and {:?}",
                     step.key,

@@ -161,11 +161,17 @@ pub async fn run(
                         let attempt = run.attempt().await;
                         let status = attempt.status;
                         attempts.push(attempt);
-                        if status != Status::Failed || attempts.len() > retries || cancel_flag().load(Ordering::SeqCst) {
+                        if status != Status::Failed
+                            || attempts.len() > retries
+                            || cancel_flag().load(Ordering::SeqCst)
+                        {
                             break;
                         }
                     }
-                    let verdict = match (attempts.first().map(|a| a.status), attempts.last().map(|a| a.status)) {
+                    let verdict = match (
+                        attempts.first().map(|a| a.status),
+                        attempts.last().map(|a| a.status),
+                    ) {
                         (_, Some(Status::Skipped)) => Verdict::Skipped,
                         (Some(Status::Passed), _) => Verdict::Passed,
                         (_, Some(Status::Passed)) => Verdict::Flaky,
@@ -230,7 +236,11 @@ fn run_env(plan: &[Planned]) -> RunEnv {
     let config = plan.first().map(|p| p.config.clone()).unwrap_or_default();
     let env = config.env_values();
     RunEnv {
-        env: Value::Object(env.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
+        env: Value::Object(
+            env.into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+        ),
         secrets: secrets(&config),
     }
 }
@@ -238,7 +248,11 @@ fn run_env(plan: &[Planned]) -> RunEnv {
 /// Values that must never be shown: env vars named secret, the JWT secret, URL passwords.
 pub fn secrets(config: &SuiteConfig) -> Vec<String> {
     let env = config.env_values();
-    let mut out: Vec<String> = config.secrets.iter().filter_map(|name| env.get(name).cloned()).collect();
+    let mut out: Vec<String> = config
+        .secrets
+        .iter()
+        .filter_map(|name| env.get(name).cloned())
+        .collect();
     if let Some(jwt) = &config.auth.jwt {
         if let Some(secret) = &jwt.secret {
             let rendered = crate::template::render_str(
@@ -251,7 +265,10 @@ pub fn secrets(config: &SuiteConfig) -> Vec<String> {
         }
     }
     for url in config.databases.values().chain(config.redis.values()) {
-        let rendered = crate::template::render_str(url, &minijinja::Value::from_serialize(serde_json::json!({ "env": env })));
+        let rendered = crate::template::render_str(
+            url,
+            &minijinja::Value::from_serialize(serde_json::json!({ "env": env })),
+        );
         if let Ok(Value::String(url)) = rendered {
             if let Some(password) = url_password(&url) {
                 out.push(password);

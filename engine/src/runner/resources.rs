@@ -39,7 +39,13 @@ impl Resources {
     }
 
     pub async fn postgres(&self, url: &str) -> Result<sqlx::PgPool, String> {
-        let cell = self.pg.lock().map_err(|e| e.to_string())?.entry(url.to_string()).or_default().clone();
+        let cell = self
+            .pg
+            .lock()
+            .map_err(|e| e.to_string())?
+            .entry(url.to_string())
+            .or_default()
+            .clone();
         let max = self.max_db_connections;
         cell.get_or_init(|| async move {
             sqlx::postgres::PgPoolOptions::new()
@@ -54,15 +60,28 @@ impl Resources {
     }
 
     pub async fn redis(&self, url: &str) -> Result<redis::aio::ConnectionManager, String> {
-        let cell = self.redis.lock().map_err(|e| e.to_string())?.entry(url.to_string()).or_default().clone();
+        let cell = self
+            .redis
+            .lock()
+            .map_err(|e| e.to_string())?
+            .entry(url.to_string())
+            .or_default()
+            .clone();
         cell.get_or_init(|| async move {
-            let fail = |e: &dyn std::fmt::Display| format!("cannot connect to Redis at {}: {e}", hide_password(url));
+            let fail = |e: &dyn std::fmt::Display| {
+                format!("cannot connect to Redis at {}: {e}", hide_password(url))
+            };
             let client = redis::Client::open(url).map_err(|e| fail(&e))?;
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Duration::from_secs(5))
                 .set_response_timeout(Duration::from_secs(5))
                 .set_number_of_retries(1);
-            match tokio::time::timeout(Duration::from_secs(6), client.get_connection_manager_with_config(config)).await {
+            match tokio::time::timeout(
+                Duration::from_secs(6),
+                client.get_connection_manager_with_config(config),
+            )
+            .await
+            {
                 Ok(Ok(manager)) => Ok(manager),
                 Ok(Err(e)) => Err(fail(&e)),
                 Err(_) => Err(fail(&"timed out")),

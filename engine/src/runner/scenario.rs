@@ -14,7 +14,9 @@ use super::{connection_steps, db, expect, http, kv};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::spec::config::SuiteConfig;
 use crate::spec::duration::parse_duration;
-use crate::spec::model::{Action, ActionBody, Scenario, StartProcessStep, Step, StepKind, StopProcessStep};
+use crate::spec::model::{
+    Action, ActionBody, Scenario, StartProcessStep, Step, StepKind, StopProcessStep,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,11 +109,17 @@ impl ScenarioRun {
                         });
                     }
                 }
-                Some(self.diagnostic(
-                    Failure::new(format!("scenario timed out after {deadline:?} while running this step"))
-                        .hint("raise `timeout:` on the scenario, or look for a wait that never ends"),
-                    span,
-                ))
+                Some(
+                    self.diagnostic(
+                        Failure::new(format!(
+                            "scenario timed out after {deadline:?} while running this step"
+                        ))
+                        .hint(
+                            "raise `timeout:` on the scenario, or look for a wait that never ends",
+                        ),
+                        span,
+                    ),
+                )
             }
         };
         let teardown_failures = self.teardown(&mut ctx).await;
@@ -155,7 +163,10 @@ impl ScenarioRun {
             match tokio::time::timeout(limit, run_action(ctx, action)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(f)) => failures.push(self.diagnostic(
-                    Failure { message: format!("teardown: {}", f.message), ..f },
+                    Failure {
+                        message: format!("teardown: {}", f.message),
+                        ..f
+                    },
                     action.span,
                 )),
                 Err(_) => failures.push(self.diagnostic(
@@ -184,7 +195,13 @@ async fn run_body(
     }
     for action in &scenario.setup {
         run_action(ctx, action).await.map_err(|f| {
-            (action.span, Failure { message: format!("setup: {}", f.message), ..f })
+            (
+                action.span,
+                Failure {
+                    message: format!("setup: {}", f.message),
+                    ..f
+                },
+            )
         })?;
     }
     for (index, step) in scenario.steps.iter().enumerate() {
@@ -195,7 +212,11 @@ async fn run_body(
             index,
             kind: step.kind,
             line: step.span.line,
-            status: if result.is_ok() { Status::Passed } else { Status::Failed },
+            status: if result.is_ok() {
+                Status::Passed
+            } else {
+                Status::Failed
+            },
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         });
         result?;
@@ -207,7 +228,11 @@ async fn run_body(
 /// Events that arrived during the step and broke their schema fail the step.
 fn schema_violations(ctx: &ScenarioContext) -> StepResult {
     for connection in ctx.connections.values() {
-        let mut state = connection.inbox.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = connection
+            .inbox
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(first) = state.violations.first().cloned() {
             let more = state.violations.len() - 1;
             state.violations.clear();
@@ -223,10 +248,12 @@ fn schema_violations(ctx: &ScenarioContext) -> StepResult {
 
 /// Run one step (and, for `each`, its nested steps); a failure carries the position
 /// of the innermost step that failed.
+type Located = Result<(), (Span, Failure)>;
+
 fn run_step<'a>(
     ctx: &'a mut ScenarioContext,
     step: &'a Step,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), (Span, Failure)>> + Send + 'a>> {
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Located> + Send + 'a>> {
     Box::pin(async move {
         if step.kind == StepKind::Each {
             return run_each(ctx, step).await;
@@ -245,14 +272,23 @@ async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Result<(), (Span, F
         map.remove("steps");
     }
     let head = ctx.render_value(&head, &[]).map_err(|f| (step.span, f))?;
-    let name = head.get("as").and_then(Value::as_str).unwrap_or("i").to_string();
+    let name = head
+        .get("as")
+        .and_then(Value::as_str)
+        .unwrap_or("i")
+        .to_string();
     let items: Vec<Value> = match (head.get("items"), head.get("count")) {
         (Some(Value::Array(items)), _) => items.clone(),
         (_, Some(count)) => {
             let n = count
                 .as_u64()
                 .or_else(|| count.as_str().and_then(|s| s.parse().ok()))
-                .ok_or_else(|| (step.span, Failure::new(format!("`count` must be a number, got {count}"))))?;
+                .ok_or_else(|| {
+                    (
+                        step.span,
+                        Failure::new(format!("`count` must be a number, got {count}")),
+                    )
+                })?;
             (0..n).map(Value::from).collect()
         }
         _ => return Err((step.span, Failure::new("`each` needs `count` or `items`"))),
@@ -263,7 +299,11 @@ async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Result<(), (Span, F
         ctx.locals.insert(name.clone(), item.clone());
         for child in &step.children {
             if let Err((span, mut failure)) = run_step(ctx, child).await {
-                failure = failure.note(format!("in iteration {} of {} (`{name}` = {item})", i + 1, items.len()));
+                failure = failure.note(format!(
+                    "in iteration {} of {} (`{name}` = {item})",
+                    i + 1,
+                    items.len()
+                ));
                 outcome = Err((span, failure));
                 break 'items;
             }
@@ -307,7 +347,10 @@ async fn run_leaf(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
 async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let step: StartProcessStep = ctx.render(body, &[])?;
     if ctx.processes.contains_key(&step.name) {
-        return Err(Failure::new(format!("process `{}` is already running", step.name)));
+        return Err(Failure::new(format!(
+            "process `{}` is already running",
+            step.name
+        )));
     }
     let tmpdir = tempfile::Builder::new()
         .prefix("engine-process-")
@@ -334,7 +377,10 @@ async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         ready: step.ready.as_deref(),
         timeout: step.within.unwrap_or(Duration::from_secs(30)),
     };
-    let started = launch.start(tmpdir).await.map_err(|e| Failure::new(format!("process {e}")))?;
+    let started = launch
+        .start(tmpdir)
+        .await
+        .map_err(|e| Failure::new(format!("process {e}")))?;
     ctx.processes.insert(step.name, started);
     Ok(())
 }
@@ -355,7 +401,10 @@ async fn stop_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         Ok(()) => Ok(()),
         Err(_) => {
             super::serve::terminate(&mut process.child, libc::SIGKILL).await;
-            Err(Failure::new(format!("process `{}` did not exit within {within:?}; killed", step.name)))
+            Err(Failure::new(format!(
+                "process `{}` did not exit within {within:?}; killed",
+                step.name
+            )))
         }
     }
 }
@@ -376,7 +425,12 @@ async fn run_action(ctx: &mut ScenarioContext, action: &Action) -> StepResult {
         let rendered = match crate::template::render_str(&text, &ctx.template_context(&[])) {
             Ok(Value::String(s)) => s,
             Ok(other) => other.to_string(),
-            Err(e) => return Err(Failure::new(format!("template error in {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(Failure::new(format!(
+                    "template error in {}: {e}",
+                    path.display()
+                )))
+            }
         };
         db::execute(ctx, body.database.as_deref(), &rendered, &[]).await?;
     } else if let Some(command) = &body.redis {

@@ -32,7 +32,9 @@ pub enum ServeStatus {
 }
 
 /// Bring up every entry of the config, in order. Stops what it started on failure.
-pub async fn start_all(config: &SuiteConfig) -> Result<(Vec<Started>, Vec<(String, ServeStatus)>), String> {
+pub async fn start_all(
+    config: &SuiteConfig,
+) -> Result<(Vec<Started>, Vec<(String, ServeStatus)>), String> {
     let mut started = Vec::new();
     let mut statuses = Vec::new();
     let env = config.env_values();
@@ -60,17 +62,28 @@ fn render(text: &str, env: &BTreeMap<String, String>, tmpdir: &str) -> Result<St
     }
 }
 
-async fn start_one(config: &SuiteConfig, spec: &ServeSpec, env: &BTreeMap<String, String>) -> Result<Option<Started>, String> {
+async fn start_one(
+    config: &SuiteConfig,
+    spec: &ServeSpec,
+    env: &BTreeMap<String, String>,
+) -> Result<Option<Started>, String> {
     let tmpdir = tempfile::Builder::new()
         .prefix(&format!("engine-serve-{}-", spec.name))
         .tempdir()
-        .map_err(|e| format!("serve `{}`: cannot create a temporary folder: {e}", spec.name))?;
+        .map_err(|e| {
+            format!(
+                "serve `{}`: cannot create a temporary folder: {e}",
+                spec.name
+            )
+        })?;
     let tmp = tmpdir.path().to_string_lossy().into_owned();
-    let ready = render(&spec.ready, env, &tmp).map_err(|e| format!("serve `{}`: ready: {e}", spec.name))?;
+    let ready =
+        render(&spec.ready, env, &tmp).map_err(|e| format!("serve `{}`: ready: {e}", spec.name))?;
     if check_ready(&ready, Duration::from_secs(2)).await.is_ok() {
         return Ok(None);
     }
-    let command = render(&spec.command, env, &tmp).map_err(|e| format!("serve `{}`: command: {e}", spec.name))?;
+    let command = render(&spec.command, env, &tmp)
+        .map_err(|e| format!("serve `{}`: command: {e}", spec.name))?;
     let mut vars = BTreeMap::new();
     // Config env defaults reach the service too (the process env already does).
     for (key, value) in &config.env {
@@ -81,7 +94,11 @@ async fn start_one(config: &SuiteConfig, spec: &ServeSpec, env: &BTreeMap<String
     for (key, value) in &spec.env {
         vars.insert(key.clone(), render(value, env, &tmp)?);
     }
-    let cwd = spec.cwd.as_ref().map(|c| config.resolve(c)).unwrap_or_else(|| config.dir.clone());
+    let cwd = spec
+        .cwd
+        .as_ref()
+        .map(|c| config.resolve(c))
+        .unwrap_or_else(|| config.dir.clone());
     let launch = Launch {
         name: &spec.name,
         command: &command,
@@ -90,7 +107,11 @@ async fn start_one(config: &SuiteConfig, spec: &ServeSpec, env: &BTreeMap<String
         ready: Some(&ready),
         timeout: spec.timeout,
     };
-    launch.start(tmpdir).await.map(Some).map_err(|e| format!("serve {e}"))
+    launch
+        .start(tmpdir)
+        .await
+        .map(Some)
+        .map_err(|e| format!("serve {e}"))
 }
 
 /// A process to start and wait for.
@@ -127,7 +148,12 @@ impl Launch<'_> {
             .spawn()
             .map_err(|e| format!("`{name}`: cannot start `{command}`: {e}"))?;
         let Some(ready) = self.ready else {
-            return Ok(Started { name: name.to_string(), child, _tmpdir: tmpdir, log });
+            return Ok(Started {
+                name: name.to_string(),
+                child,
+                _tmpdir: tmpdir,
+                log,
+            });
         };
         let deadline = Instant::now() + self.timeout;
         let mut last_error;
@@ -155,7 +181,12 @@ impl Launch<'_> {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Started { name: name.to_string(), child, _tmpdir: tmpdir, log })
+        Ok(Started {
+            name: name.to_string(),
+            child,
+            _tmpdir: tmpdir,
+            log,
+        })
     }
 }
 
@@ -180,19 +211,36 @@ pub async fn check_ready(url: &str, timeout: Duration) -> Result<(), String> {
                 Err(format!("HTTP {}", response.status()))
             }
         } else if let Some(addr) = url.strip_prefix("tcp://") {
-            tokio::net::TcpStream::connect(addr).await.map(|_| ()).map_err(|e| e.to_string())
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(url).await.map_err(|e| e.to_string())?;
-            sqlx::query("SELECT 1").execute(&mut conn).await.map_err(|e| e.to_string())?;
+            let mut conn = sqlx::PgConnection::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
             let _ = conn.close().await;
             Ok(())
         } else if url.starts_with("redis://") || url.starts_with("rediss://") {
             let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-            let mut conn = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
-            redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ()).map_err(|e| e.to_string())
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         } else {
-            Err(format!("unsupported readiness check `{url}` (use http://, tcp://, postgres://, redis://)"))
+            Err(format!(
+                "unsupported readiness check `{url}` (use http://, tcp://, postgres://, redis://)"
+            ))
         }
     };
     match tokio::time::timeout(timeout, probe).await {
@@ -209,7 +257,10 @@ pub async fn terminate(child: &mut Child, signal: i32) {
         unsafe {
             libc::kill(-(pid as i32), signal);
         }
-        if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_err()
+        {
             // SAFETY: as above.
             unsafe {
                 libc::kill(-(pid as i32), libc::SIGKILL);

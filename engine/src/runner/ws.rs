@@ -109,7 +109,10 @@ pub struct ConnectRequest {
 #[derive(Debug)]
 pub enum ConnectError {
     /// The server answered the upgrade with an HTTP status.
-    Refused { status: u16, body: String },
+    Refused {
+        status: u16,
+        body: String,
+    },
     Other(String),
 }
 
@@ -139,7 +142,8 @@ impl Connection {
             http.headers_mut().insert("sec-websocket-protocol", value);
         }
         let connector = request.tls.map(tokio_tungstenite::Connector::Rustls);
-        let handshake = tokio_tungstenite::connect_async_tls_with_config(http, None, true, connector);
+        let handshake =
+            tokio_tungstenite::connect_async_tls_with_config(http, None, true, connector);
         let socket = match tokio::time::timeout(request.timeout, handshake).await {
             Err(_) => {
                 return Err(ConnectError::Other(format!(
@@ -158,7 +162,12 @@ impl Connection {
                     body,
                 });
             }
-            Ok(Err(e)) => return Err(ConnectError::Other(format!("cannot connect to {}: {e}", request.url))),
+            Ok(Err(e)) => {
+                return Err(ConnectError::Other(format!(
+                    "cannot connect to {}: {e}",
+                    request.url
+                )))
+            }
             Ok(Ok((socket, _response))) => socket,
         };
         let (sink, stream) = socket.split();
@@ -189,20 +198,29 @@ impl Connection {
     }
 
     pub async fn send_binary(&self, bytes: Vec<u8>, timeout: Duration) -> Result<(), String> {
-        self.transcript
-            .record(&self.name, Direction::Sent, &format!("<binary {} bytes>", bytes.len()));
+        self.transcript.record(
+            &self.name,
+            Direction::Sent,
+            &format!("<binary {} bytes>", bytes.len()),
+        );
         self.send(Message::binary(bytes), timeout).await
     }
 
     async fn send(&self, message: Message, timeout: Duration) -> Result<(), String> {
         let mut writer = self.writer.lock().await;
-        let sink = writer
-            .as_mut()
-            .ok_or_else(|| format!("connection `{}` is already closed by this scenario", self.name))?;
+        let sink = writer.as_mut().ok_or_else(|| {
+            format!(
+                "connection `{}` is already closed by this scenario",
+                self.name
+            )
+        })?;
         match tokio::time::timeout(timeout, sink.send(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("cannot send on `{}`: {e}", self.name)),
-            Err(_) => Err(format!("sending on `{}` did not finish within {timeout:?}", self.name)),
+            Err(_) => Err(format!(
+                "sending on `{}` did not finish within {timeout:?}",
+                self.name
+            )),
         }
     }
 
@@ -251,7 +269,9 @@ async fn read_frames(
     let closed = loop {
         let (text, binary) = match stream.next().await {
             Some(Ok(Message::Text(text))) => (text.to_string(), false),
-            Some(Ok(Message::Binary(bytes))) => (String::from_utf8_lossy(&bytes).into_owned(), true),
+            Some(Ok(Message::Binary(bytes))) => {
+                (String::from_utf8_lossy(&bytes).into_owned(), true)
+            }
             Some(Ok(Message::Close(frame))) => {
                 break Closed {
                     code: frame.as_ref().map(|f| u16::from(f.code)),
@@ -276,7 +296,11 @@ async fn read_frames(
             }
         };
         transcript.record(&name, Direction::Received, &text);
-        let json: Option<Value> = if binary { None } else { serde_json::from_str(&text).ok() };
+        let json: Option<Value> = if binary {
+            None
+        } else {
+            serde_json::from_str(&text).ok()
+        };
         let event_type = json
             .as_ref()
             .and_then(|j| field(j, &rules.type_field))
@@ -322,7 +346,8 @@ pub fn tls_config(extra_ca: Option<&std::path::Path>) -> Result<Arc<rustls::Clie
         let _ = roots.add(cert);
     }
     if let Some(path) = extra_ca {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
         let mut reader = std::io::BufReader::new(pem.as_slice());
         let mut added = 0;
         for cert in rustls_pemfile::certs(&mut reader) {

@@ -233,9 +233,8 @@ impl SuiteConfig {
             Diagnostic::new(format!("invalid YAML: {}", e.message)).at(source, e.span)
         })?;
         let (value, index) = yaml::to_json(&node);
-        let mut config: SuiteConfig = serde_json::from_value(value.clone()).map_err(|e| {
-            config_error(source, &value, &index, &e.to_string())
-        })?;
+        let mut config: SuiteConfig = serde_json::from_value(value.clone())
+            .map_err(|e| config_error(source, &value, &index, &e.to_string()))?;
         let path = &source.path;
         config.dir = path
             .parent()
@@ -269,7 +268,8 @@ fn config_error(
     index: &yaml::SpanIndex,
     message: &str,
 ) -> Diagnostic {
-    let mut diagnostic = Diagnostic::new(format!("invalid suite config: {message}")).in_file(source);
+    let mut diagnostic =
+        Diagnostic::new(format!("invalid suite config: {message}")).in_file(source);
     if let Some(field) = message
         .strip_prefix("unknown field `")
         .and_then(|rest| rest.split('`').next())
@@ -334,6 +334,10 @@ mod tests {
         let source = SourceFile::new("engine.yaml", "env: {}\nevents:\n  type_feld: kind\n");
         let err = SuiteConfig::parse(&source).unwrap_err();
         assert_eq!(err.span.map(|s| s.line), Some(3));
-        assert_eq!(err.hint.as_deref(), Some("did you mean `type_field`?"), "{err}");
+        assert_eq!(
+            err.hint.as_deref(),
+            Some("did you mean `type_field`?"),
+            "{err}"
+        );
     }
 }

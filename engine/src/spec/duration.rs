@@ -54,7 +54,9 @@ pub mod serde_duration {
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
             match Option::<String>::deserialize(d)? {
                 None => Ok(None),
-                Some(text) => parse_duration(&text).map(Some).map_err(serde::de::Error::custom),
+                Some(text) => parse_duration(&text)
+                    .map(Some)
+                    .map_err(serde::de::Error::custom),
             }
         }
     }

@@ -27,21 +27,26 @@ fn schema_json() -> &'static Value {
 
 fn validator() -> &'static jsonschema::Validator {
     static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
-    VALIDATOR.get_or_init(|| {
-        jsonschema::validator_for(schema_json()).expect("spec schema compiles")
-    })
+    VALIDATOR
+        .get_or_init(|| jsonschema::validator_for(schema_json()).expect("spec schema compiles"))
 }
 
 /// Read and load one spec file.
 pub fn load_file(path: &Path, config: &SuiteConfig) -> Result<Scenario, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic::new(format!("cannot read {}: {e}", path.display()))]
+        vec![Diagnostic::new(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))]
     })?;
     load_str(SourceFile::new(path, text), config)
 }
 
 /// Load a spec from its text.
-pub fn load_str(source: Arc<SourceFile>, config: &SuiteConfig) -> Result<Scenario, Vec<Diagnostic>> {
+pub fn load_str(
+    source: Arc<SourceFile>,
+    config: &SuiteConfig,
+) -> Result<Scenario, Vec<Diagnostic>> {
     let node = yaml::parse(&source.text).map_err(|e| {
         vec![Diagnostic::new(format!("invalid YAML: {}", e.message))
             .at(&source, e.span)
@@ -87,7 +92,12 @@ fn build(source: &Arc<SourceFile>, value: &Value, index: &SpanIndex) -> Scenario
         tags: value
             .get("tags")
             .and_then(Value::as_array)
-            .map(|t| t.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|t| {
+                t.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default(),
         skip: get_str("skip"),
         timeout: get_str("timeout").and_then(|t| super::duration::parse_duration(&t).ok()),
@@ -174,7 +184,9 @@ fn schema_problems(source: &Arc<SourceFile>, value: &Value, index: &SpanIndex) -
                 }
                 continue;
             }
-            jsonschema::error::ValidationErrorKind::MaxProperties { .. } if is_step_pointer(&pointer) => {
+            jsonschema::error::ValidationErrorKind::MaxProperties { .. }
+                if is_step_pointer(&pointer) =>
+            {
                 Diagnostic::new("a step has exactly one kind; this one has several keys")
                     .hint("start each step with its own `- ` item")
             }
@@ -199,7 +211,10 @@ fn schema_problems(source: &Arc<SourceFile>, value: &Value, index: &SpanIndex) -
                         other => other.to_string(),
                     }
                 ));
-                if let Some(desc) = schema_node.and_then(|s| s.get("description")).and_then(Value::as_str) {
+                if let Some(desc) = schema_node
+                    .and_then(|s| s.get("description"))
+                    .and_then(Value::as_str)
+                {
                     d = d.hint(desc.to_string());
                 }
                 d
@@ -210,7 +225,10 @@ fn schema_problems(source: &Arc<SourceFile>, value: &Value, index: &SpanIndex) -
                     describe_place(&pointer),
                     error.masked()
                 ));
-                if let Some(desc) = schema_node.and_then(|s| s.get("description")).and_then(Value::as_str) {
+                if let Some(desc) = schema_node
+                    .and_then(|s| s.get("description"))
+                    .and_then(Value::as_str)
+                {
                     d = d.hint(desc.to_string());
                 }
                 d
@@ -237,7 +255,7 @@ fn describe_place(pointer: &str) -> String {
     let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["steps", n] => format!("step {}", n.parse::<usize>().unwrap_or(0) + 1),
-        ["steps", n, kind, rest @ ..] if rest.is_empty() => {
+        ["steps", n, kind] => {
             format!("`{kind}` (step {})", n.parse::<usize>().unwrap_or(0) + 1)
         }
         ["steps", n, kind, rest @ ..] => format!(
@@ -363,8 +381,10 @@ impl<'a> Checker<'a> {
         if !base.join(file).is_file() {
             self.problem(
                 pointer,
-                Diagnostic::new(format!("file `{file}` not found"))
-                    .hint(format!("paths are relative to the spec's folder ({})", base.display())),
+                Diagnostic::new(format!("file `{file}` not found")).hint(format!(
+                    "paths are relative to the spec's folder ({})",
+                    base.display()
+                )),
             );
         }
     }
@@ -373,16 +393,28 @@ impl<'a> Checker<'a> {
         for (i, step) in steps.iter().enumerate() {
             let at = format!("{pointer}/{i}/{}", step.kind.name());
             if step.kind == StepKind::Each {
-                let name = step.body.get("as").and_then(Value::as_str).unwrap_or("i").to_string();
+                let name = step
+                    .body
+                    .get("as")
+                    .and_then(Value::as_str)
+                    .unwrap_or("i")
+                    .to_string();
                 let mut inner = outer.to_vec();
                 inner.push(name);
                 let mut head = step.body.clone();
                 if let Some(map) = head.as_object_mut() {
                     map.remove("steps");
                 }
-                self.templates(&head, at.clone(), &outer.iter().map(String::as_str).collect::<Vec<_>>());
+                self.templates(
+                    &head,
+                    at.clone(),
+                    &outer.iter().map(String::as_str).collect::<Vec<_>>(),
+                );
                 if step.body.get("count").is_none() == step.body.get("items").is_none() {
-                    self.problem(&at, Diagnostic::new("`each` needs exactly one of `count` or `items`"));
+                    self.problem(
+                        &at,
+                        Diagnostic::new("`each` needs exactly one of `count` or `items`"),
+                    );
                 }
                 self.steps(&step.children, &format!("{at}/steps"), scenario, &inner);
             } else {
@@ -449,15 +481,19 @@ impl<'a> Checker<'a> {
             Some(name) => {
                 if !self.connections.iter().any(|c| c == name) {
                     let known = self.connections.clone();
-                    let hint = did_you_mean(name, known.iter().map(String::as_str))
-                        .unwrap_or_else(|| match known.is_empty() {
-                            true => "open it first with a `connect` step".into(),
-                            false => format!("connections opened so far: {}", known.join(", ")),
+                    let hint =
+                        did_you_mean(name, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                            match known.is_empty() {
+                                true => "open it first with a `connect` step".into(),
+                                false => format!("connections opened so far: {}", known.join(", ")),
+                            }
                         });
                     self.problem(
                         &format!("{pointer}/on"),
-                        Diagnostic::new(format!("connection `{name}` is not opened by an earlier step"))
-                            .hint(hint),
+                        Diagnostic::new(format!(
+                            "connection `{name}` is not opened by an earlier step"
+                        ))
+                        .hint(hint),
                     );
                 }
             }
@@ -476,8 +512,10 @@ impl<'a> Checker<'a> {
                     let known = self.connections.join(", ");
                     self.problem(
                         pointer,
-                        Diagnostic::new("`on:` is required when a scenario has several connections")
-                            .hint(format!("one of: {known}")),
+                        Diagnostic::new(
+                            "`on:` is required when a scenario has several connections",
+                        )
+                        .hint(format!("one of: {known}")),
                     )
                 }
             },
@@ -499,8 +537,9 @@ impl<'a> Checker<'a> {
             Value::String(s) if template::is_template(s) => match template::referenced_names(s) {
                 Err(message) => self.problem(
                     &pointer,
-                    Diagnostic::new(format!("bad template: {message}"))
-                        .hint("templates are minijinja: `{{ ids.alice }}`, `{{ vars.x }}`, `{{ env.X }}`"),
+                    Diagnostic::new(format!("bad template: {message}")).hint(
+                        "templates are minijinja: `{{ ids.alice }}`, `{{ vars.x }}`, `{{ env.X }}`",
+                    ),
                 ),
                 Ok(names) => {
                     for name in names {
@@ -515,7 +554,11 @@ impl<'a> Checker<'a> {
             }
             Value::Object(map) => {
                 for (key, item) in map {
-                    self.templates(item, format!("{pointer}/{}", yaml::pointer_escape(key)), locals);
+                    self.templates(
+                        item,
+                        format!("{pointer}/{}", yaml::pointer_escape(key)),
+                        locals,
+                    );
                 }
             }
             _ => {}
@@ -529,16 +572,26 @@ impl<'a> Checker<'a> {
         match (root, field) {
             ("ids", Some(id)) if !self.ids.contains(id) => {
                 let known: Vec<String> = self.ids.iter().cloned().collect();
-                let hint = did_you_mean(id, known.iter().map(String::as_str))
-                    .unwrap_or_else(|| format!("declare it under `ids:` (declared: {})", known.join(", ")));
-                self.problem(pointer, Diagnostic::new(format!("undeclared ID `{id}`")).hint(hint));
+                let hint =
+                    did_you_mean(id, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                        format!("declare it under `ids:` (declared: {})", known.join(", "))
+                    });
+                self.problem(
+                    pointer,
+                    Diagnostic::new(format!("undeclared ID `{id}`")).hint(hint),
+                );
             }
             ("vars", Some(var)) if !self.vars.contains(var) => {
                 let known: Vec<String> = self.vars.iter().cloned().collect();
-                let hint = did_you_mean(var, known.iter().map(String::as_str)).unwrap_or_else(|| {
-                    "variables come from `vars:` or a `capture` in an earlier step".to_string()
-                });
-                self.problem(pointer, Diagnostic::new(format!("variable `{var}` is not defined before this step")).hint(hint));
+                let hint =
+                    did_you_mean(var, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                        "variables come from `vars:` or a `capture` in an earlier step".to_string()
+                    });
+                self.problem(
+                    pointer,
+                    Diagnostic::new(format!("variable `{var}` is not defined before this step"))
+                        .hint(hint),
+                );
             }
             ("ids" | "vars" | "env", _) => {}
             (other, _) if locals.contains(&other) => {}
@@ -556,7 +609,9 @@ fn contains_template(value: &Value) -> bool {
     match value {
         Value::String(s) => template::is_template(s),
         Value::Array(items) => items.iter().any(contains_template),
-        Value::Object(map) => map.iter().any(|(k, v)| template::is_template(k) || contains_template(v)),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| template::is_template(k) || contains_template(v)),
         _ => false,
     }
 }
@@ -585,7 +640,10 @@ mod tests {
     use super::*;
 
     fn config() -> SuiteConfig {
-        let source = SourceFile::new("engine.yaml", "ids:\n  user: {prefix: usr_}\n  thread: {prefix: thr_}\n");
+        let source = SourceFile::new(
+            "engine.yaml",
+            "ids:\n  user: {prefix: usr_}\n  thread: {prefix: thr_}\n",
+        );
         SuiteConfig::parse(&source).unwrap()
     }
 
@@ -614,7 +672,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_inside_steps_are_located() {
-        let errs = load("name: x\nsteps:\n  - connect: {url: 'ws://x'}\n  - expect: {evnt: a}\n").unwrap_err();
+        let errs = load("name: x\nsteps:\n  - connect: {url: 'ws://x'}\n  - expect: {evnt: a}\n")
+            .unwrap_err();
         let unknown = errs.iter().find(|d| d.message.contains("evnt")).unwrap();
         assert_eq!(unknown.span.map(|s| s.line), Some(4));
         assert_eq!(unknown.hint.as_deref(), Some("did you mean `event`?"));
@@ -627,11 +686,23 @@ mod tests {
         )
         .unwrap_err();
         let messages: Vec<&str> = errs.iter().map(|d| d.message.as_str()).collect();
-        assert!(messages.contains(&"unknown ID kind `usr` for `alice`"), "{messages:?}");
+        assert!(
+            messages.contains(&"unknown ID kind `usr` for `alice`"),
+            "{messages:?}"
+        );
         assert!(messages.contains(&"undeclared ID `bob`"), "{messages:?}");
-        assert!(messages.contains(&"variable `nope` is not defined before this step"), "{messages:?}");
-        assert!(messages.contains(&"this step needs a connection, and none is open yet"), "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("connection `bobby`")), "{messages:?}");
+        assert!(
+            messages.contains(&"variable `nope` is not defined before this step"),
+            "{messages:?}"
+        );
+        assert!(
+            messages.contains(&"this step needs a connection, and none is open yet"),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("connection `bobby`")),
+            "{messages:?}"
+        );
     }
 
     #[test]
@@ -640,7 +711,14 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert_eq!(errs[0].span.map(|s| s.line), Some(3));
         assert!(errs[1].message.contains("`2x`"), "{errs:?}");
-        assert!(errs[1].hint.as_deref().unwrap_or_default().contains("500ms"), "{errs:?}");
+        assert!(
+            errs[1]
+                .hint
+                .as_deref()
+                .unwrap_or_default()
+                .contains("500ms"),
+            "{errs:?}"
+        );
         let errs = load("name: x\nsteps:\n  - sql: {query: 'select {{ oops'}\n").unwrap_err();
         assert!(errs[0].message.starts_with("bad template"), "{errs:?}");
         assert_eq!(errs[0].span.map(|s| s.line), Some(3));

@@ -92,8 +92,7 @@ impl Builder {
                 self.documents += 1;
                 if self.documents > 1 {
                     return Err(YamlError {
-                        message: "a spec file holds one YAML document; found a second `---`"
-                            .into(),
+                        message: "a spec file holds one YAML document; found a second `---`".into(),
                         span: at,
                     });
                 }
@@ -144,7 +143,9 @@ impl Builder {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
             return Err(YamlError {
-                message: format!("document too large (over {MAX_NODES} values after expanding aliases)"),
+                message: format!(
+                    "document too large (over {MAX_NODES} values after expanding aliases)"
+                ),
                 span: node.span,
             });
         }
@@ -158,7 +159,9 @@ impl Builder {
                 NodeKind::Map(entries) => {
                     // A map is built as alternating key, value; a pending key has Null placeholder.
                     match entries.last_mut() {
-                        Some((_, value)) if matches!(value.kind, NodeKind::Null) && value.span.line == 0 => {
+                        Some((_, value))
+                            if matches!(value.kind, NodeKind::Null) && value.span.line == 0 =>
+                        {
                             *value = node;
                         }
                         _ => entries.push((
@@ -334,7 +337,10 @@ mod tests {
         assert_eq!(value["steps"][0]["send"]["json"]["a"], 1);
         assert_eq!(index.lookup("/steps/1"), Span { line: 5, col: 5 });
         assert_eq!(index.key("/steps/1/expect"), Span { line: 5, col: 5 });
-        assert_eq!(index.lookup("/steps/0/send/json"), Span { line: 4, col: 13 });
+        assert_eq!(
+            index.lookup("/steps/0/send/json"),
+            Span { line: 4, col: 13 }
+        );
     }
 
     #[test]
@@ -362,7 +368,10 @@ mod tests {
         let (v, _) = to_json(&parse("x: &a {k: 1}\ny: *a\n").unwrap());
         assert_eq!(v["y"]["k"], 1);
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
-        for (prev, name) in ["a", "b", "c", "d", "e", "f"].iter().zip(["b", "c", "d", "e", "f", "g"]) {
+        for (prev, name) in ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g"])
+        {
             bomb.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
         }
         assert!(parse(&bomb).unwrap_err().message.contains("too large"));

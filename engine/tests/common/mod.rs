@@ -1,0 +1,218 @@
+//! Test support: a small in-process WebSocket server with well-behaved and
+//! misbehaving routes, and a suite harness that writes specs to a temporary folder,
+//! runs them through the library and collects verdicts and failure texts.
+
+#![allow(dead_code)]
+// The handshake callback signature is tungstenite's, not ours.
+#![allow(clippy::result_large_err)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use engine::runner::{self, Listener, Planned, Resources, RunEvent, RunOptions, Verdict};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Start the test server on a free port; returns `ws://127.0.0.1:PORT`.
+///
+/// Routes: `/echo` greets with `{"type":"hello","n":1}` and answers every JSON frame
+/// with `{"type":"echo","body":…}` (a `{"type":"burst","count":N}` frame gets N
+/// `tick` events); `/close-early` closes with 4001 at once; `/garbage` sends non-JSON
+/// text and a binary frame; `/silent` never sends; `/refuse` answers HTTP 403;
+/// `/bad-schema` greets with a `hello` whose `n` is a string; `/drop` drops TCP.
+pub async fn start_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let path = Arc::new(Mutex::new(String::new()));
+                let seen = path.clone();
+                let callback =
+                    move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+                        *seen.lock().unwrap() = req.uri().path().to_string();
+                        if req.uri().path() == "/refuse" {
+                            let mut refusal = ErrorResponse::new(Some("go away".into()));
+                            *refusal.status_mut() = StatusCode::FORBIDDEN;
+                            return Err(refusal);
+                        }
+                        Ok(resp)
+                    };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+                    return;
+                };
+                let route = path.lock().unwrap().clone();
+                match route.as_str() {
+                    "/close-early" => {
+                        let _ = ws
+                            .close(Some(CloseFrame {
+                                code: CloseCode::from(4001),
+                                reason: "bye early".into(),
+                            }))
+                            .await;
+                    }
+                    "/garbage" => {
+                        let _ = ws.send(Message::text("this is not json {")).await;
+                        let _ = ws.send(Message::binary(vec![0u8, 159, 146, 150])).await;
+                        while ws.next().await.is_some() {}
+                    }
+                    "/silent" => while ws.next().await.is_some() {},
+                    "/drop" => drop(ws),
+                    "/bad-schema" => {
+                        let _ = ws
+                            .send(Message::text(r#"{"type":"hello","n":"one"}"#))
+                            .await;
+                        while ws.next().await.is_some() {}
+                    }
+                    _ => {
+                        let _ = ws.send(Message::text(r#"{"type":"hello","n":1}"#)).await;
+                        while let Some(Ok(msg)) = ws.next().await {
+                            let Message::Text(text) = msg else { continue };
+                            let body: serde_json::Value = match serde_json::from_str(&text) {
+                                Ok(v) => v,
+                                Err(_) => serde_json::json!(text.to_string()),
+                            };
+                            if body["type"] == "burst" {
+                                for i in 0..body["count"].as_u64().unwrap_or(0) {
+                                    let tick = serde_json::json!({"type": "tick", "i": i});
+                                    if ws.send(Message::text(tick.to_string())).await.is_err() {
+                                        break;
+                                    }
+                                }
+                                continue;
+                            }
+                            let reply = serde_json::json!({"type": "echo", "body": body});
+                            if ws.send(Message::text(reply.to_string())).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    format!("ws://{addr}")
+}
+
+/// A folder with `engine.yaml` and specs.
+pub struct Suite {
+    pub dir: tempfile::TempDir,
+}
+
+/// What the test sees of one scenario.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub name: String,
+    pub verdict: Verdict,
+    /// Rendered failure (and teardown failures), empty when it passed.
+    pub failure: String,
+    pub ids: serde_json::Map<String, serde_json::Value>,
+}
+
+struct Collector(Arc<Mutex<Vec<Outcome>>>);
+
+impl Listener for Collector {
+    fn on_event(&mut self, event: &RunEvent<'_>) {
+        if let RunEvent::ScenarioFinished(report) = event {
+            let last = report.last();
+            let failure: String = last
+                .failure
+                .iter()
+                .chain(last.teardown_failures.iter())
+                .map(|d| d.render(false))
+                .collect();
+            self.0.lock().unwrap().push(Outcome {
+                name: report.planned.scenario.name.clone(),
+                verdict: report.verdict,
+                failure,
+                ids: last.ids.clone(),
+            });
+        }
+    }
+}
+
+impl Suite {
+    /// A suite whose env has WS_URL set to `ws_url` and the shared DB/Redis URLs.
+    pub fn new(ws_url: &str, extra_config: &str) -> Suite {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "env:\n  WS_URL: {ws_url}\n  DATABASE_URL: {DATABASE_URL}\n  REDIS_URL: {REDIS_URL}\n  SECRET: test-secret-value\nsecrets: [SECRET]\nids:\n  user: {{ prefix: \"usr_\" }}\n  item: {{ prefix: \"it_\", format: hex }}\nauth:\n  jwt: {{ secret: \"{{{{ env.SECRET }}}}\" }}\ntimeouts: {{ step: 2s, scenario: 20s }}\n{extra_config}"
+        );
+        std::fs::write(dir.path().join("engine.yaml"), config).expect("write config");
+        Suite { dir }
+    }
+
+    pub fn spec(&self, file: &str, yaml: &str) -> PathBuf {
+        let path = self.dir.path().join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, yaml).expect("write spec");
+        path
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Load and run every spec; panics on spec errors (use `load_errors` for those).
+    pub async fn run(&self) -> Vec<Outcome> {
+        let loaded = engine::discover::load_all(&[self.path()]).expect("discover");
+        assert!(
+            loaded.problems.is_empty(),
+            "spec problems: {}",
+            loaded
+                .problems
+                .iter()
+                .map(|d| d.render(false))
+                .collect::<String>()
+        );
+        let plan: Vec<Planned> = loaded
+            .scenarios
+            .into_iter()
+            .map(|(scenario, config)| Planned {
+                scenario,
+                config,
+                iteration: 0,
+            })
+            .collect();
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let mut listeners: Vec<Box<dyn Listener>> = vec![Box::new(Collector(outcomes.clone()))];
+        let options = RunOptions {
+            jobs: 4,
+            retries: 0,
+            fail_fast: false,
+            flaky_fails: false,
+        };
+        runner::run(plan, options, Resources::new(4), &mut listeners).await;
+        let mut out = outcomes.lock().unwrap().clone();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Problems found when loading (spec errors), rendered.
+    pub fn load_errors(&self) -> Vec<String> {
+        let loaded = engine::discover::load_all(&[self.path()]).expect("discover");
+        loaded.problems.iter().map(|d| d.render(false)).collect()
+    }
+}
+
+pub async fn redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(REDIS_URL)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis at 127.0.0.1:6379 must be reachable for these tests")
+}
+
+pub fn fresh() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

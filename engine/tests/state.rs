@@ -1,0 +1,223 @@
+//! Postgres and Redis steps against the real services: fixtures, assertions that pass
+//! and fail with useful differences, `eventually`, and teardown that always runs.
+
+mod common;
+
+use common::{fresh, redis, start_server, Suite};
+use engine::runner::Verdict;
+
+/// A table of our own for these tests (created if missing; never dropped, since other
+/// runs may use it at the same time; rows are keyed by fresh IDs and deleted).
+async fn ensure_table() {
+    let pool = sqlx::PgPool::connect(common::DATABASE_URL)
+        .await
+        .expect("Postgres at 127.0.0.1:5432 must be reachable for these tests");
+    sqlx::raw_sql(
+        "SELECT pg_advisory_lock(872341);
+         CREATE TABLE IF NOT EXISTS engine_it_items (id TEXT PRIMARY KEY, owner TEXT NOT NULL, n INT, note TEXT, created_at TIMESTAMPTZ DEFAULT now());
+         SELECT pg_advisory_unlock(872341);",
+    )
+    .execute(&pool)
+    .await
+    .expect("create test table");
+}
+
+#[tokio::test]
+async fn sql_fixtures_and_db_assertions() {
+    ensure_table().await;
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "db_ok.yaml",
+        r##"
+name: db rows
+ids: { a: item, b: item, owner: user }
+setup:
+  - sql: "INSERT INTO engine_it_items (id, owner, n, note) VALUES ($1, $3, 1, 'first'), ($2, $3, 2, NULL)"
+    params: ["{{ ids.a }}", "{{ ids.b }}", "{{ ids.owner }}"]
+steps:
+  - assert_db:
+      query: "SELECT id, n, note FROM engine_it_items WHERE owner = $1 ORDER BY n"
+      params: ["{{ ids.owner }}"]
+      rows: [{ id: "{{ ids.a }}", n: 1, note: first }, { n: 2, note: null }]
+      row_count: 2
+      capture: { second: "$[1].id" }
+  - assert_db:
+      query: "SELECT n, created_at FROM engine_it_items WHERE id = $1"
+      params: ["{{ vars.second }}"]
+      row: { n: "#gte 2", created_at: "#regex ^\\d{4}-" }
+  - sql: { query: "UPDATE engine_it_items SET n = n + 10 WHERE owner = $1", params: ["{{ ids.owner }}"] }
+  - assert_db:
+      query: "SELECT count(*) AS big FROM engine_it_items WHERE owner = $1 AND n > $2"
+      params: ["{{ ids.owner }}", 10]
+      row: { big: 2 }
+teardown:
+  - sql: "DELETE FROM engine_it_items WHERE owner = $1"
+    params: ["{{ ids.owner }}"]
+"##,
+    );
+    suite.spec(
+        "db_fail.yaml",
+        r##"
+name: db mismatch
+ids: { a: item, owner: user }
+setup:
+  - sql: "INSERT INTO engine_it_items (id, owner, n) VALUES ($1, $2, 7)"
+    params: ["{{ ids.a }}", "{{ ids.owner }}"]
+steps:
+  - assert_db:
+      query: "SELECT n FROM engine_it_items WHERE owner = $1"
+      params: ["{{ ids.owner }}"]
+      rows: [{ n: 8 }]
+      eventually: 200ms
+teardown:
+  - sql: "DELETE FROM engine_it_items WHERE owner = $1"
+    params: ["{{ ids.owner }}"]
+"##,
+    );
+    let outcomes = suite.run().await;
+    let ok = outcomes.iter().find(|o| o.name == "db rows").unwrap();
+    assert_eq!(ok.verdict, Verdict::Passed, "{}", ok.failure);
+    let bad = &outcomes
+        .iter()
+        .find(|o| o.name == "db mismatch")
+        .unwrap()
+        .failure;
+    assert!(
+        bad.contains("rows do not match (still failing after 200ms)"),
+        "{bad}"
+    );
+    assert!(bad.contains("$[0].n: expected 8, got 7"), "{bad}");
+    assert!(bad.contains("db_fail.yaml:8:5"), "{bad}");
+    // Teardown ran for both: no rows left for their owners.
+    let pool = sqlx::PgPool::connect(common::DATABASE_URL).await.unwrap();
+    for o in &outcomes {
+        let owner = o.ids["owner"].as_str().unwrap();
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM engine_it_items WHERE owner = $1")
+                .bind(owner)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(left, 0, "teardown of {} left rows", o.name);
+    }
+}
+
+#[tokio::test]
+async fn redis_assertions_cover_every_type() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "kv.yaml",
+        r##"
+name: redis types
+ids: { k: item }
+setup:
+  - redis: [SET, "{{ ids.k }}:s", "42", EX, 100]
+  - redis: [HSET, "{{ ids.k }}:h", state, ready, n, 3]
+  - redis: [SADD, "{{ ids.k }}:set", a, b]
+  - redis: [RPUSH, "{{ ids.k }}:l", x, y]
+  - redis: [ZADD, "{{ ids.k }}:z", 2, two, 1, one]
+  - redis: [XADD, "{{ ids.k }}:x", "*", seq, 1]
+  - redis: [XADD, "{{ ids.k }}:x", "*", seq, 2]
+steps:
+  - assert_redis: { key: "{{ ids.k }}:s", string: 42, ttl: { min: 90s, max: 100s }, type: string }
+  - assert_redis: { key: "{{ ids.k }}:h", hash: { state: ready, n: "#regex ^3$" }, length: 2, capture: { st: $.state } }
+  - assert_redis: { key: "{{ ids.k }}:h", hash_exact: { state: "{{ vars.st }}", n: 3 }, ttl: { none: true } }
+  - assert_redis: { key: "{{ ids.k }}:set", set: [b, a], set_contains: [a], set_excludes: [c] }
+  - assert_redis: { key: "{{ ids.k }}:l", list: [x, y] }
+  - assert_redis: { key: "{{ ids.k }}:z", zset: [one, { member: two, score: 2 }] }
+  - assert_redis: { key: "{{ ids.k }}:x", stream: { length: 2, entries: [{ seq: 1 }, { seq: 2 }], last: { seq: 2 } } }
+  - assert_redis: { key: "{{ ids.k }}:missing", exists: false }
+  - redis: { command: [INCR, "{{ ids.k }}:s"], capture: { now: "$" } }
+  - assert_redis: { key: "{{ ids.k }}:s", string: "{{ vars.now }}" }
+teardown:
+  - redis: [DEL, "{{ ids.k }}:s", "{{ ids.k }}:h", "{{ ids.k }}:set", "{{ ids.k }}:l", "{{ ids.k }}:z", "{{ ids.k }}:x"]
+"##,
+    );
+    suite.spec(
+        "kv_fail.yaml",
+        r##"
+name: redis mismatch
+ids: { k: item }
+setup:
+  - redis: [HSET, "{{ ids.k }}:h", state, closing]
+steps:
+  - assert_redis: { key: "{{ ids.k }}:h", hash: { state: ready } }
+teardown:
+  - redis: [DEL, "{{ ids.k }}:h"]
+"##,
+    );
+    let outcomes = suite.run().await;
+    let ok = outcomes.iter().find(|o| o.name == "redis types").unwrap();
+    assert_eq!(ok.verdict, Verdict::Passed, "{}", ok.failure);
+    let bad = &outcomes
+        .iter()
+        .find(|o| o.name == "redis mismatch")
+        .unwrap()
+        .failure;
+    assert!(
+        bad.contains("$.state: expected \"ready\", got \"closing\""),
+        "{bad}"
+    );
+}
+
+#[tokio::test]
+async fn teardown_runs_after_a_failure_and_after_a_timeout() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    let key_fail = format!("engine-it:{}:after-failure", fresh());
+    let key_timeout = format!("engine-it:{}:after-timeout", fresh());
+    suite.spec(
+        "fails.yaml",
+        &format!(
+            "name: fails\nsteps:\n  - connect: {{ url: \"{{{{ env.WS_URL }}}}/silent\" }}\n  - expect: {{ event: never, within: 100ms }}\nteardown:\n  - redis: [SET, \"{key_fail}\", done, EX, 60]\n"
+        ),
+    );
+    suite.spec(
+        "times_out.yaml",
+        &format!(
+            "name: times out\ntimeout: 300ms\nsteps:\n  - sleep: 10s\nteardown:\n  - redis: [SET, \"{key_timeout}\", done, EX, 60]\n"
+        ),
+    );
+    let outcomes = suite.run().await;
+    assert!(outcomes.iter().all(|o| o.verdict == Verdict::Failed));
+    let mut conn = redis().await;
+    for key in [&key_fail, &key_timeout] {
+        let value: Option<String> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            value.as_deref(),
+            Some("done"),
+            "teardown did not run for {key}"
+        );
+        let _: () = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn minted_ids_are_fresh_per_run_and_shown_on_failure() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "ids.yaml",
+        "name: ids\nids: { alice: user, thing: item }\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - expect: { event: nope, within: 50ms }\n",
+    );
+    let first = suite.run().await;
+    let second = suite.run().await;
+    let a1 = first[0].ids["alice"].as_str().unwrap().to_string();
+    let a2 = second[0].ids["alice"].as_str().unwrap().to_string();
+    assert_ne!(a1, a2);
+    assert!(
+        a1.starts_with("usr_") && uuid::Uuid::parse_str(&a1[4..]).is_ok(),
+        "{a1}"
+    );
+    assert_eq!(first[0].ids["thing"].as_str().unwrap().len(), 3 + 32);
+}
