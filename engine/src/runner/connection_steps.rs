@@ -81,10 +81,12 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         tls,
         timeout: step.within.unwrap_or_else(|| ctx.step_timeout()),
     };
-    match (
-        Connection::open(&name, request, ctx.rules.clone(), ctx.transcript.clone()).await,
-        step.expect_status,
-    ) {
+    let connecting = std::time::Instant::now();
+    let opened = Connection::open(&name, request, ctx.rules.clone(), ctx.transcript.clone()).await;
+    if let (Ok(_), Some(meter)) = (&opened, ctx.transcript.meter()) {
+        meter.connected(connecting.elapsed());
+    }
+    match (opened, step.expect_status) {
         (Ok(connection), None) => {
             if let Some(message) = first_message {
                 connection.send_text(message, ctx.step_timeout()).await?;

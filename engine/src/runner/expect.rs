@@ -207,6 +207,9 @@ fn take(
     pattern: &EventPattern,
     frame: &Received,
 ) -> StepResult {
+    if let (Some(meter), Some(latency)) = (ctx.transcript.meter(), frame.since_last_sent) {
+        meter.event_latency(latency);
+    }
     if let Some(violation) = &frame.schema_violation {
         // Reported here, precisely; don't report it again at the step boundary.
         let mut state = connection

@@ -8,6 +8,7 @@ pub mod expect;
 pub mod http;
 pub mod jwt;
 pub mod kv;
+pub mod meter;
 pub mod poll;
 pub mod resources;
 pub mod scenario;
@@ -155,6 +156,7 @@ pub async fn run(
                         resources,
                         run_env,
                         record_frames: true,
+                        meter: None,
                     };
                     let mut attempts = Vec::new();
                     loop {

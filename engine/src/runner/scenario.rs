@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use super::context::{Failure, RunEnv, ScenarioContext, StepResult};
+use super::meter::SharedMeter;
 use super::resources::Resources;
 use super::transcript::{FrameRecord, Transcript};
 use super::ws::FrameRules;
@@ -53,7 +54,10 @@ pub struct ScenarioRun {
     pub config: Arc<SuiteConfig>,
     pub resources: Arc<Resources>,
     pub run_env: Arc<RunEnv>,
+    /// Keep every frame in the attempt's transcript (off in load mode, to save memory).
     pub record_frames: bool,
+    /// Where load mode's measurements go; `None` for `engine run`.
+    pub meter: Option<SharedMeter>,
 }
 
 impl ScenarioRun {
@@ -81,7 +85,7 @@ impl ScenarioRun {
             ids: ids.clone(),
             vars: Map::new(),
             connections: Default::default(),
-            transcript: Transcript::new(true),
+            transcript: Transcript::new(self.record_frames).metered(self.meter.clone()),
             rules: FrameRules {
                 type_field: self.config.events.type_field.clone(),
                 schemas,
@@ -149,6 +153,9 @@ impl ScenarioRun {
     async fn teardown(&self, ctx: &mut ScenarioContext) -> Vec<Diagnostic> {
         let limit = self.config.timeouts.teardown;
         let connections: Vec<_> = ctx.connections.drain().map(|(_, c)| c).collect();
+        if let Some(meter) = ctx.transcript.meter() {
+            connections.iter().for_each(|_| meter.connection_closed());
+        }
         let close_all = futures_util::future::join_all(
             connections
                 .iter()

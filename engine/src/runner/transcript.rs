@@ -1,8 +1,11 @@
 //! Every frame sent and received on every connection of a scenario, with its time:
-//! shown when a step fails and written to the JSON report.
+//! shown when a step fails and written to the JSON report. It also feeds the run's
+//! [`Meter`] (load mode), since every frame passes through it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use super::meter::SharedMeter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,6 +30,7 @@ pub struct Transcript {
     started: Instant,
     frames: Arc<Mutex<Vec<FrameRecord>>>,
     enabled: bool,
+    meter: Option<SharedMeter>,
 }
 
 impl Transcript {
@@ -35,10 +39,29 @@ impl Transcript {
             started: Instant::now(),
             frames: Arc::default(),
             enabled,
+            meter: None,
         }
     }
 
+    /// The same transcript, also counting frames into `meter`.
+    pub fn metered(mut self, meter: Option<SharedMeter>) -> Self {
+        self.meter = meter;
+        self
+    }
+
+    /// The run's meter, when it has one (load mode).
+    pub fn meter(&self) -> Option<&SharedMeter> {
+        self.meter.as_ref()
+    }
+
     pub fn record(&self, connection: &str, direction: Direction, data: &str) {
+        if let Some(meter) = &self.meter {
+            match direction {
+                Direction::Sent => meter.frame_sent(),
+                Direction::Received => meter.frame_received(),
+                Direction::Closed => {}
+            }
+        }
         if !self.enabled {
             return;
         }

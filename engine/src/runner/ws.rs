@@ -2,7 +2,8 @@
 //! reader task from the first frame on, so no event is lost between steps; steps take
 //! frames out of the inbox and leave the rest.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, StreamExt};
@@ -13,7 +14,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -21,6 +22,20 @@ use super::resources::{field, EventSchemas};
 use super::transcript::{Direction, Transcript};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Initial read buffer of a connection. tungstenite's default (128 KiB) is zero-filled
+/// on the first read, which would cost 128 KiB of memory per idle connection in load
+/// mode; larger frames grow the buffer as needed.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Nanoseconds since a process-wide origin (0 = never), so an instant fits an atomic.
+fn nanos_since_origin(at: Instant) -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    u64::try_from(at.saturating_duration_since(origin).as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
 
 /// One frame received on a connection.
 #[derive(Debug, Clone)]
@@ -35,6 +50,9 @@ pub struct Received {
     /// The event type read from the configured type field.
     pub event_type: Option<String>,
     pub schema_violation: Option<String>,
+    /// Time from the last frame sent on this connection to this frame's arrival
+    /// (`None` when nothing was sent before it): the event latency load mode reports.
+    pub since_last_sent: Option<Duration>,
 }
 
 /// How a connection ended, as seen by the reader.
@@ -87,6 +105,8 @@ pub struct Connection {
     writer: tokio::sync::Mutex<Option<SplitSink<Socket, Message>>>,
     reader: tokio::task::JoinHandle<()>,
     transcript: Transcript,
+    /// When the last frame was sent ([`nanos_since_origin`]), shared with the reader.
+    last_sent: Arc<AtomicU64>,
 }
 
 /// What the reader needs to classify frames.
@@ -142,8 +162,9 @@ impl Connection {
             http.headers_mut().insert("sec-websocket-protocol", value);
         }
         let connector = request.tls.map(tokio_tungstenite::Connector::Rustls);
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
         let handshake =
-            tokio_tungstenite::connect_async_tls_with_config(http, None, true, connector);
+            tokio_tungstenite::connect_async_tls_with_config(http, Some(config), true, connector);
         let socket = match tokio::time::timeout(request.timeout, handshake).await {
             Err(_) => {
                 return Err(ConnectError::Other(format!(
@@ -176,12 +197,14 @@ impl Connection {
             state: Mutex::default(),
             changed,
         });
+        let last_sent = Arc::new(AtomicU64::new(0));
         let reader = tokio::spawn(read_frames(
             stream,
             inbox.clone(),
             rules,
             transcript.clone(),
             name.to_string(),
+            last_sent.clone(),
         ));
         Ok(Connection {
             name: name.to_string(),
@@ -189,6 +212,7 @@ impl Connection {
             writer: tokio::sync::Mutex::new(Some(sink)),
             reader,
             transcript,
+            last_sent,
         })
     }
 
@@ -214,6 +238,9 @@ impl Connection {
                 self.name
             )
         })?;
+        // Before sending: an answer can arrive before `send` returns.
+        self.last_sent
+            .store(nanos_since_origin(Instant::now()), Ordering::Relaxed);
         match tokio::time::timeout(timeout, sink.send(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("cannot send on `{}`: {e}", self.name)),
@@ -265,6 +292,7 @@ async fn read_frames(
     rules: FrameRules,
     transcript: Transcript,
     name: String,
+    last_sent: Arc<AtomicU64>,
 ) {
     let closed = loop {
         let (text, binary) = match stream.next().await {
@@ -295,6 +323,13 @@ async fn read_frames(
                 }
             }
         };
+        let arrived = Instant::now();
+        let since_last_sent = match last_sent.load(Ordering::Relaxed) {
+            0 => None,
+            sent => Some(Duration::from_nanos(
+                nanos_since_origin(arrived).saturating_sub(sent),
+            )),
+        };
         transcript.record(&name, Direction::Received, &text);
         let json: Option<Value> = if binary {
             None
@@ -319,12 +354,13 @@ async fn read_frames(
             }
             state.pending.push(Received {
                 number,
-                at: Instant::now(),
+                at: arrived,
                 text,
                 json,
                 binary,
                 event_type,
                 schema_violation,
+                since_last_sent,
             });
         }
         inbox.bump();
