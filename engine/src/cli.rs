@@ -92,6 +92,12 @@ pub struct RunArgs {
     /// Don't start or check `serve` entries.
     #[arg(long)]
     pub no_serve: bool,
+    /// Write a JUnit XML report (updated as scenarios finish).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the JSON report (schemas/report.schema.json), updated as scenarios finish.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 pub fn main_with_args(cli: Cli) -> i32 {
@@ -331,7 +337,27 @@ async fn run(args: RunArgs) -> i32 {
         .iter()
         .flat_map(|c| runner::secrets(c))
         .collect::<Vec<_>>();
-    let mut listeners: Vec<Box<dyn Listener>> = vec![Box::new(Console::new(color(), secrets))];
+    let mut console = Console::new(color(), secrets.clone());
+    console.progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let mut listeners: Vec<Box<dyn Listener>> = vec![Box::new(console)];
+    if let Some(path) = &args.junit {
+        listeners.push(Box::new(crate::report::junit::JunitReport::new(
+            path.clone(),
+            secrets.clone(),
+        )));
+    }
+    if let Some(path) = &args.json {
+        listeners.push(Box::new(crate::report::json::JsonReport::new(
+            path.clone(),
+            secrets.clone(),
+        )));
+    }
+    if std::env::var_os("GITHUB_ACTIONS").is_some() {
+        listeners.push(Box::new(crate::report::github::GithubAnnotations {
+            secrets: secrets.clone(),
+            out: Box::new(std::io::stdout()),
+        }));
+    }
     let options = RunOptions {
         jobs,
         retries: args.retries,

@@ -12,7 +12,13 @@ pub struct Console {
     pub color: bool,
     pub secrets: Vec<String>,
     pub out: Box<dyn Write + Send>,
+    /// Draw a one-line progress status on stderr (terminals only; never in CI).
+    pub progress: bool,
     failures: Vec<String>,
+    total: usize,
+    finished: usize,
+    running: usize,
+    failed: usize,
 }
 
 impl Console {
@@ -21,7 +27,34 @@ impl Console {
             color,
             secrets,
             out: Box::new(std::io::stdout()),
+            progress: false,
             failures: Vec::new(),
+            total: 0,
+            finished: 0,
+            running: 0,
+            failed: 0,
+        }
+    }
+
+    fn clear_progress(&self) {
+        if self.progress {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    fn draw_progress(&self) {
+        if self.progress && self.finished < self.total {
+            let width = 30;
+            let done = (self.finished * width).checked_div(self.total).unwrap_or(0);
+            eprint!(
+                "\r\x1b[2K[{}{}] {}/{} finished, {} running, {} failed",
+                "=".repeat(done),
+                " ".repeat(width - done),
+                self.finished,
+                self.total,
+                self.running,
+                self.failed
+            );
         }
     }
 
@@ -89,14 +122,24 @@ impl Listener for Console {
     fn on_event(&mut self, event: &RunEvent<'_>) {
         match event {
             RunEvent::Started { total, jobs } => {
+                self.total = *total;
                 let _ = writeln!(
                     self.out,
                     "running {total} scenario{} ({jobs} at a time)",
                     if *total == 1 { "" } else { "s" }
                 );
             }
-            RunEvent::ScenarioStarted { .. } => {}
+            RunEvent::ScenarioStarted { .. } => {
+                self.running += 1;
+                self.draw_progress();
+            }
             RunEvent::ScenarioFinished(report) => {
+                self.running = self.running.saturating_sub(1);
+                self.finished += 1;
+                if report.verdict == Verdict::Failed {
+                    self.failed += 1;
+                }
+                self.clear_progress();
                 let block = self.scenario_block(report);
                 if matches!(report.verdict, Verdict::Failed | Verdict::Flaky) {
                     self.failures.push(format!(
@@ -112,8 +155,10 @@ impl Listener for Console {
                 }
                 let _ = self.out.write_all(block.as_bytes());
                 let _ = self.out.flush();
+                self.draw_progress();
             }
             RunEvent::Finished(summary) => {
+                self.clear_progress();
                 let mut text = String::new();
                 if !self.failures.is_empty() {
                     text.push_str("\nfailures:\n");

@@ -148,6 +148,8 @@ pub async fn run(
                 let resources = resources.clone();
                 let run_env = run_env.clone();
                 let retries = options.retries;
+                let fail_fast = options.fail_fast;
+                let stop = stop.clone();
                 tasks.spawn(async move {
                     let _ = tx.send(Message::Started(index));
                     let run = scenario::ScenarioRun {
@@ -179,6 +181,10 @@ pub async fn run(
                         (_, Some(Status::Passed)) => Verdict::Flaky,
                         _ => Verdict::Failed,
                     };
+                    // Before the permit goes: the next scenario must see the stop.
+                    if fail_fast && verdict == Verdict::Failed {
+                        stop.store(true, Ordering::SeqCst);
+                    }
                     drop(permit);
                     let _ = tx.send(Message::Finished(Box::new(ScenarioReport {
                         index,
@@ -212,9 +218,6 @@ pub async fn run(
                     Verdict::Flaky => summary.flaky += 1,
                     Verdict::Failed => summary.failed += 1,
                     Verdict::Skipped => summary.skipped += 1,
-                }
-                if options.fail_fast && report.verdict == Verdict::Failed {
-                    stop.store(true, Ordering::SeqCst);
                 }
                 emit(listeners, &RunEvent::ScenarioFinished(&report));
             }

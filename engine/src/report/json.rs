@@ -1,0 +1,166 @@
+//! The JSON report: a documented, stable schema (`schemas/report.schema.json`) with
+//! per-step timings, the minted IDs, and every frame sent and received on each
+//! connection with its time — the raw material for a timeline.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::write_atomically;
+use crate::diagnostic::Diagnostic;
+use crate::runner::scenario::StepRecord;
+use crate::runner::transcript::FrameRecord;
+use crate::runner::{Attempt, Listener, RunEvent, ScenarioReport, Status, Summary, Verdict};
+use crate::text::redact;
+
+pub const FORMAT: &str = "engine-report";
+pub const VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Document<'a> {
+    format: &'static str,
+    version: u32,
+    started_at: String,
+    /// False while the run is going (or if it was interrupted).
+    finished: bool,
+    summary: Option<&'a Summary>,
+    scenarios: &'a [ScenarioEntry],
+}
+
+#[derive(Serialize, Clone)]
+struct ScenarioEntry {
+    file: String,
+    name: String,
+    tags: Vec<String>,
+    iteration: usize,
+    verdict: Verdict,
+    duration_ms: f64,
+    attempts: Vec<AttemptEntry>,
+}
+
+#[derive(Serialize, Clone)]
+struct AttemptEntry {
+    status: Status,
+    duration_ms: f64,
+    ids: serde_json::Map<String, Value>,
+    steps: Vec<StepRecord>,
+    failure: Option<FailureEntry>,
+    teardown_failures: Vec<FailureEntry>,
+    frames: Vec<FrameRecord>,
+}
+
+#[derive(Serialize, Clone)]
+struct FailureEntry {
+    message: String,
+    file: Option<String>,
+    line: Option<usize>,
+    column: Option<usize>,
+    notes: Vec<String>,
+    hint: Option<String>,
+    /// The same text the console shows.
+    rendered: String,
+}
+
+impl From<&Diagnostic> for FailureEntry {
+    fn from(d: &Diagnostic) -> Self {
+        FailureEntry {
+            message: d.message.clone(),
+            file: d.source.as_ref().map(|s| s.path.display().to_string()),
+            line: d.span.map(|s| s.line),
+            column: d.span.map(|s| s.col),
+            notes: d.notes.clone(),
+            hint: d.hint.clone(),
+            rendered: d.render(false),
+        }
+    }
+}
+
+impl From<&Attempt> for AttemptEntry {
+    fn from(a: &Attempt) -> Self {
+        AttemptEntry {
+            status: a.status,
+            duration_ms: a.duration.as_secs_f64() * 1000.0,
+            ids: a.ids.clone(),
+            steps: a.steps.clone(),
+            failure: a.failure.as_ref().map(FailureEntry::from),
+            teardown_failures: a.teardown_failures.iter().map(FailureEntry::from).collect(),
+            frames: a.frames.clone(),
+        }
+    }
+}
+
+pub struct JsonReport {
+    path: PathBuf,
+    secrets: Vec<String>,
+    started_at: String,
+    scenarios: Vec<ScenarioEntry>,
+}
+
+impl JsonReport {
+    pub fn new(path: PathBuf, secrets: Vec<String>) -> Self {
+        Self {
+            path,
+            secrets,
+            started_at: chrono::Utc::now().to_rfc3339(),
+            scenarios: Vec::new(),
+        }
+    }
+
+    fn write(&self, summary: Option<&Summary>) {
+        let document = Document {
+            format: FORMAT,
+            version: VERSION,
+            started_at: self.started_at.clone(),
+            finished: summary.is_some(),
+            summary,
+            scenarios: &self.scenarios,
+        };
+        let text = match serde_json::to_string_pretty(&document) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot serialize the JSON report: {e}");
+                return;
+            }
+        };
+        // Redact in the serialized text: secrets must not appear anywhere, frames included.
+        let text = redact(&text, &self.secrets);
+        if let Err(e) = write_atomically(&self.path, text.as_bytes()) {
+            eprintln!(
+                "error: cannot write JSON report {}: {e}",
+                self.path.display()
+            );
+        }
+    }
+
+    fn entry(report: &ScenarioReport) -> ScenarioEntry {
+        let scenario = &report.planned.scenario;
+        ScenarioEntry {
+            file: scenario.path().display().to_string(),
+            name: scenario.name.clone(),
+            tags: scenario.tags.clone(),
+            iteration: report.planned.iteration,
+            verdict: report.verdict,
+            duration_ms: report
+                .attempts
+                .iter()
+                .map(|a| a.duration.as_secs_f64() * 1000.0)
+                .sum(),
+            attempts: report.attempts.iter().map(AttemptEntry::from).collect(),
+        }
+    }
+}
+
+impl Listener for JsonReport {
+    fn on_event(&mut self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::Started { .. } => self.write(None),
+            RunEvent::ScenarioFinished(report) => {
+                self.scenarios.push(Self::entry(report));
+                self.write(None);
+            }
+            RunEvent::Finished(summary) => self.write(Some(summary)),
+            RunEvent::ScenarioStarted { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Reports and run control through the binary: JUnit and JSON parsed back, GitHub
+//! annotations, --repeat, --retries with flaky verdicts, --fail-fast.
+
+mod common;
+
+use std::process::Command;
+
+use common::{fresh, redis, start_server, Suite};
+
+fn engine(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engine"));
+    cmd.args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_ACTIONS");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().expect("run engine");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn engine_async(args: Vec<String>, envs: Vec<(String, String)>) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        engine(&args, &envs)
+    })
+    .await
+    .unwrap()
+}
+
+fn two_specs(suite: &Suite) {
+    suite.spec(
+        "a/pass.yaml",
+        "name: passes\ntags: [smoke]\nids: { u: user }\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: say, who: \"{{ ids.u }}\", secret: \"{{ env.SECRET }}\" } }\n  - expect: { event: echo }\n",
+    );
+    suite.spec(
+        "b/fail.yaml",
+        "name: fails\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: say, secret: \"{{ env.SECRET }}\" } }\n  - expect: { event: echo, match: { body: { type: other } }, within: 100ms }\n",
+    );
+}
+
+#[tokio::test]
+async fn junit_and_json_reports_parse_back_with_the_documented_schema() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    two_specs(&suite);
+    let out = tempfile::tempdir().unwrap();
+    let junit = out.path().join("junit.xml");
+    let json = out.path().join("report.json");
+    let (code, _, _) = engine_async(
+        vec![
+            "run".into(),
+            suite.path().display().to_string(),
+            "--junit".into(),
+            junit.display().to_string(),
+            "--json".into(),
+            json.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 1);
+
+    // JSON: valid against schemas/report.schema.json, with frames, ids and step timings.
+    let text = std::fs::read_to_string(&json).unwrap();
+    assert!(
+        !text.contains("test-secret-value"),
+        "a secret leaked into the JSON report"
+    );
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../schemas/report.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(report["finished"], true);
+    assert_eq!(report["summary"]["passed"], 1);
+    assert_eq!(report["summary"]["failed"], 1);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    let pass = scenarios.iter().find(|s| s["name"] == "passes").unwrap();
+    let attempt = &pass["attempts"][0];
+    assert!(attempt["ids"]["u"].as_str().unwrap().starts_with("usr_"));
+    assert_eq!(attempt["steps"].as_array().unwrap().len(), 3);
+    assert_eq!(attempt["steps"][2]["kind"], "expect");
+    let frames = attempt["frames"].as_array().unwrap();
+    assert!(frames
+        .iter()
+        .any(|f| f["direction"] == "sent" && f["data"].as_str().unwrap().contains("\"say\"")));
+    assert!(frames
+        .iter()
+        .any(|f| f["direction"] == "received" && f["data"].as_str().unwrap().contains("hello")));
+    let fail = scenarios.iter().find(|s| s["name"] == "fails").unwrap();
+    let failure = &fail["attempts"][0]["failure"];
+    assert_eq!(failure["line"], 5);
+    assert!(failure["file"].as_str().unwrap().ends_with("b/fail.yaml"));
+
+    // JUnit: well-formed XML, one testsuite per spec file, one testcase per scenario.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        !xml.contains("test-secret-value"),
+        "a secret leaked into JUnit"
+    );
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut suites, mut cases, mut failures) = (0, 0, Vec::new());
+    loop {
+        match reader.read_event().expect("well-formed JUnit XML") {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                match e.name().as_ref() {
+                    b"testsuite" => suites += 1,
+                    b"testcase" => cases += 1,
+                    b"failure" => {
+                        let message = e
+                            .try_get_attribute("message")
+                            .unwrap()
+                            .unwrap()
+                            .unescape_value()
+                            .unwrap()
+                            .into_owned();
+                        failures.push(message);
+                    }
+                    _ => {}
+                }
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!((suites, cases), (2, 2), "{xml}");
+    assert_eq!(failures.len(), 1, "{xml}");
+    assert!(failures[0].contains("b/fail.yaml:5:5"), "{}", failures[0]);
+    assert!(
+        xml.contains("$.body.type: expected &quot;other&quot;, got &quot;say&quot;"),
+        "{xml}"
+    );
+}
+
+#[tokio::test]
+async fn github_annotations_point_at_the_failing_step() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    two_specs(&suite);
+    let (_, stdout, _) = engine_async(
+        vec!["run".into(), suite.path().display().to_string()],
+        vec![("GITHUB_ACTIONS".into(), "true".into())],
+    )
+    .await;
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("::error "))
+        .expect("an annotation");
+    assert!(
+        line.contains("fail.yaml,line=5,col=5,title=fails::"),
+        "{line}"
+    );
+    assert!(!stdout.contains("test-secret-value"));
+}
+
+#[tokio::test]
+async fn retries_report_flaky_separately_and_flaky_fails_decides() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    let key = format!("engine-it:{}:attempts", fresh());
+    // Fails on the first attempt, passes on the second: the counter survives attempts.
+    suite.spec(
+        "flaky.yaml",
+        &format!("name: flaky\nsteps:\n  - redis: {{ command: [INCR, \"{key}\"] }}\n  - assert_redis: {{ key: \"{key}\", string: \"#regex ^(2|4)$\" }}\n"),
+    );
+    let dir = suite.path().display().to_string();
+    let (code, stdout, _) = engine_async(
+        vec!["run".into(), dir.clone(), "--retries".into(), "2".into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("FLAKY"), "{stdout}");
+    assert!(stdout.contains("1 flaky"), "{stdout}");
+    let (code, stdout, _) = engine_async(
+        vec![
+            "run".into(),
+            dir,
+            "--retries".into(),
+            "2".into(),
+            "--flaky-fails".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 1, "{stdout}");
+    let mut conn = redis().await;
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn repeat_runs_each_scenario_n_times_and_fail_fast_stops_early() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec("one.yaml", "name: one\nids: { u: user }\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - expect: { event: hello }\n");
+    let (code, stdout, _) = engine_async(
+        vec![
+            "run".into(),
+            suite.path().display().to_string(),
+            "--repeat".into(),
+            "4".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+
+    let failing = Suite::new(&url, "");
+    for i in 0..6 {
+        failing.spec(&format!("f{i}.yaml"), &format!("name: fails {i}\nsteps:\n  - connect: {{ url: \"{{{{ env.WS_URL }}}}/echo\" }}\n  - expect: {{ event: nope, within: 50ms }}\n"));
+    }
+    let (code, stdout, _) = engine_async(
+        vec![
+            "run".into(),
+            failing.path().display().to_string(),
+            "--fail-fast".into(),
+            "--jobs".into(),
+            "1".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("5 not run"), "{stdout}");
+}

@@ -1,0 +1,41 @@
+//! Every spec in `specs/` is valid against `schemas/spec.schema.json` (the same schema
+//! editors use) and the engine's semantic checks; and `engine schema` prints that schema.
+
+use std::path::PathBuf;
+
+#[test]
+fn every_spec_in_the_suite_is_valid() {
+    let specs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs"));
+    let loaded = engine::discover::load_all(&[specs]).expect("specs folder");
+    let problems: Vec<String> = loaded.problems.iter().map(|d| d.render(false)).collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(!loaded.scenarios.is_empty());
+    // Independently of the loader: each file against the JSON Schema as an editor would.
+    let schema: serde_json::Value = serde_json::from_str(engine::spec::load::SPEC_SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for (scenario, _) in &loaded.scenarios {
+        let node = engine::spec::yaml::parse(&scenario.source.text).unwrap();
+        let (value, _) = engine::spec::yaml::to_json(&node);
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{}: {errors:?}",
+            scenario.path().display()
+        );
+    }
+}
+
+#[test]
+fn engine_schema_prints_the_spec_schema() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+        .arg("schema")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["title"], "Scenario spec");
+    assert!(printed["$defs"]["step"]["properties"]["assert_redis"].is_object());
+}
