@@ -1,4 +1,5 @@
-//! The command line: `engine run`, `engine check`, `engine list`, `engine schema`.
+//! The command line: `engine run`, `engine check`, `engine list`, `engine schema`,
+//! `engine load`.
 //! It owns exit codes: 0 all passed, 1 a scenario failed, 2 a spec or usage error.
 
 use std::io::IsTerminal;
@@ -50,6 +51,8 @@ pub enum Command {
     },
     /// Print the JSON Schema of the spec format.
     Schema,
+    /// Run one scenario as many virtual users and measure it (or merge results).
+    Load(crate::load::command::LoadArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -125,6 +128,7 @@ pub fn main_with_args(cli: Cli) -> i32 {
                 format,
             } => list(&paths, &select, folders, &format),
             Command::Run(args) => run(args).await,
+            Command::Load(args) => crate::load::command::main(args).await,
         }
     })
 }

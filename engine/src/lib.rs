@@ -5,12 +5,14 @@
 //! - [`spec`]: the model and its loader (no network).
 //! - [`runner`]: executes scenarios and emits events.
 //! - [`report`]: listeners that print or write reports.
+//! - [`load`]: load mode, a scenario run as many virtual users.
 //! - [`cli`]: the command line.
 
 pub mod cli;
 pub mod diagnostic;
 pub mod discover;
 pub mod ids;
+pub mod load;
 pub mod matcher;
 pub mod report;
 pub mod runner;

@@ -1,0 +1,217 @@
+//! The `load:` block of a spec and the `engine load` flags that override it, turned
+//! into an [`Executor`] and [`Threshold`]s.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::executor::{Executor, Stage};
+use super::threshold::Threshold;
+use crate::spec::duration::{parse_duration, serde_duration};
+
+/// The `load:` block as written (every field optional; flags fill in or override).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBlock {
+    /// `constant-vus`, `ramping-vus` or `constant-arrival-rate` (default: from the
+    /// other fields: `stages` → ramping, `rate` → arrival rate, else constant).
+    pub executor: Option<String>,
+    pub vus: Option<u64>,
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    pub duration: Option<Duration>,
+    pub iterations: Option<u64>,
+    pub start_vus: Option<u64>,
+    pub stages: Option<Vec<StageBlock>>,
+    pub rate: Option<f64>,
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    pub time_unit: Option<Duration>,
+    pub max_vus: Option<u64>,
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageBlock {
+    #[serde(deserialize_with = "serde_duration::deserialize")]
+    pub duration: Duration,
+    pub target: u64,
+}
+
+/// Most iterations in flight for the arrival-rate executor when `max_vus` is not set.
+pub const DEFAULT_MAX_VUS: u64 = 1000;
+
+impl LoadBlock {
+    /// Read the raw `load:` block of a scenario.
+    pub fn from_spec(raw: Option<&serde_json::Value>) -> Result<LoadBlock, String> {
+        match raw {
+            None | Some(serde_json::Value::Null) => Ok(LoadBlock::default()),
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|e| format!("invalid `load:` block: {e}")),
+        }
+    }
+
+    /// `self` with every field that `flags` sets replaced; thresholds add up.
+    pub fn overridden_by(mut self, flags: LoadBlock) -> LoadBlock {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if flags.$field.is_some() { self.$field = flags.$field; } )* };
+        }
+        take!(executor, vus, duration, iterations, start_vus, stages, rate, time_unit, max_vus);
+        self.thresholds.extend(flags.thresholds);
+        self
+    }
+
+    pub fn executor(&self) -> Result<Executor, String> {
+        let kind = match (&self.executor, &self.stages, self.rate) {
+            (Some(kind), _, _) => kind.as_str(),
+            (None, Some(_), _) => "ramping-vus",
+            (None, None, Some(_)) => "constant-arrival-rate",
+            (None, None, None) => "constant-vus",
+        };
+        match kind {
+            "constant-vus" => {
+                let vus = self.vus.unwrap_or(1);
+                if vus == 0 {
+                    return Err("`vus` must be at least 1".into());
+                }
+                if self.duration.is_none() && self.iterations.is_none() {
+                    return Err("constant-vus needs `duration` and/or `iterations` (e.g. --duration 30s or --iterations 100)".into());
+                }
+                Ok(Executor::ConstantVus {
+                    vus,
+                    duration: self.duration,
+                    iterations: self.iterations,
+                })
+            }
+            "ramping-vus" => {
+                let stages: Vec<Stage> = self
+                    .stages
+                    .as_ref()
+                    .ok_or("ramping-vus needs `stages` (e.g. --stage 10s:100 --stage 20s:100)")?
+                    .iter()
+                    .map(|s| Stage {
+                        duration: s.duration,
+                        target: s.target,
+                    })
+                    .collect();
+                if stages.is_empty() || stages.iter().all(|s| s.duration.is_zero()) {
+                    return Err("ramping-vus needs at least one stage with a duration".into());
+                }
+                Ok(Executor::RampingVus {
+                    start_vus: self.start_vus.unwrap_or(0),
+                    stages,
+                })
+            }
+            "constant-arrival-rate" => {
+                let rate = self
+                    .rate
+                    .ok_or("constant-arrival-rate needs `rate` (iterations per time unit)")?;
+                if !(rate.is_finite() && rate > 0.0) {
+                    return Err(format!("`rate` must be a positive number, got {rate}"));
+                }
+                let duration = self
+                    .duration
+                    .ok_or("constant-arrival-rate needs `duration`")?;
+                let time_unit = self.time_unit.unwrap_or(Duration::from_secs(1));
+                if time_unit.is_zero() {
+                    return Err("`time_unit` must be longer than zero".into());
+                }
+                Ok(Executor::ConstantArrivalRate {
+                    rate,
+                    time_unit,
+                    duration,
+                    max_vus: self.max_vus.unwrap_or(DEFAULT_MAX_VUS).max(1),
+                })
+            }
+            other => Err(format!(
+                "unknown executor `{other}`; use constant-vus, ramping-vus or constant-arrival-rate"
+            )),
+        }
+    }
+
+    /// The thresholds, each checked for a known metric and a readable condition.
+    pub fn thresholds(&self) -> Result<Vec<Threshold>, String> {
+        self.thresholds
+            .iter()
+            .map(|(metric, condition)| Threshold::new(metric, condition))
+            .collect()
+    }
+}
+
+/// `--stage 10s:100` → a stage.
+pub fn parse_stage(text: &str) -> Result<StageBlock, String> {
+    let (duration, target) = text
+        .split_once(':')
+        .ok_or_else(|| format!("--stage `{text}`: expected DURATION:TARGET, e.g. 30s:100"))?;
+    Ok(StageBlock {
+        duration: parse_duration(duration).map_err(|e| format!("--stage `{text}`: {e}"))?,
+        target: target
+            .trim()
+            .parse()
+            .map_err(|_| format!("--stage `{text}`: the target must be a whole number of VUs"))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_executor_follows_from_the_fields() {
+        let ramp =
+            LoadBlock::from_spec(Some(&json!({"stages": [{"duration": "10s", "target": 5}]})))
+                .unwrap();
+        assert_eq!(ramp.executor().unwrap().name(), "ramping-vus");
+        let rate = LoadBlock::from_spec(Some(&json!({"rate": 20, "duration": "1m"}))).unwrap();
+        assert_eq!(
+            rate.executor().unwrap(),
+            Executor::ConstantArrivalRate {
+                rate: 20.0,
+                time_unit: Duration::from_secs(1),
+                duration: Duration::from_secs(60),
+                max_vus: DEFAULT_MAX_VUS
+            }
+        );
+        assert!(LoadBlock::from_spec(Some(&json!({"vus": 3})))
+            .unwrap()
+            .executor()
+            .is_err());
+        assert!(LoadBlock::from_spec(Some(&json!({"vsu": 3}))).is_err());
+    }
+
+    #[test]
+    fn flags_override_the_block() {
+        let block = LoadBlock::from_spec(Some(
+            &json!({"vus": 3, "duration": "10s", "thresholds": {"failures.rate": "< 1%"}}),
+        ))
+        .unwrap();
+        let flags = LoadBlock {
+            vus: Some(7),
+            thresholds: [("event_latency.p95".to_string(), "< 1s".to_string())].into(),
+            ..LoadBlock::default()
+        };
+        let merged = block.overridden_by(flags);
+        assert_eq!(
+            merged.executor().unwrap(),
+            Executor::ConstantVus {
+                vus: 7,
+                duration: Some(Duration::from_secs(10)),
+                iterations: None
+            }
+        );
+        assert_eq!(merged.thresholds().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn stages_parse_from_flags() {
+        let stage = parse_stage("1m:250").unwrap();
+        assert_eq!(
+            (stage.duration, stage.target),
+            (Duration::from_secs(60), 250)
+        );
+        assert!(parse_stage("1m").is_err());
+        assert!(parse_stage("soon:3").is_err());
+    }
+}

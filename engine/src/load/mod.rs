@@ -1,0 +1,195 @@
+//! Load mode: run one scenario as many virtual users (VUs), each iteration with fresh
+//! IDs, its own connections and its teardown, and measure it.
+//!
+//! - [`config`]: the `load:` block and the flags over it;
+//! - [`executor`]: when iterations start (constant VUs, ramping VUs, arrival rate);
+//! - [`segment`]: each of N processes' share (`--segment K/N`);
+//! - [`metrics`]: histograms, counters, the per-second series and the result;
+//! - [`threshold`]: pass/fail criteria;
+//! - [`report`], [`plot`]: text and SVG/HTML output;
+//! - [`command`]: `engine load` and `engine load merge`.
+
+pub mod command;
+pub mod config;
+pub mod executor;
+pub mod metrics;
+pub mod plot;
+pub mod report;
+pub mod segment;
+pub mod threshold;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::runner::context::RunEnv;
+use crate::runner::meter::SharedMeter;
+use crate::runner::scenario::ScenarioRun;
+use crate::runner::Resources;
+use crate::spec::config::SuiteConfig;
+use crate::spec::model::{Scenario, Step, StepKind};
+use executor::{Executor, Iteration};
+use metrics::{LoadMetrics, LoadResult, SecondPoint};
+use segment::Segment;
+
+/// Postgres connections shared by all VUs (per database URL).
+const DATABASE_POOL_JOBS: usize = 32;
+
+/// One load test to run in this process.
+pub struct LoadPlan {
+    pub scenario: Arc<Scenario>,
+    pub config: Arc<SuiteConfig>,
+    pub executor: Executor,
+    pub segment: Segment,
+}
+
+/// Run the plan until its executor is done or `stop` turns true (then running
+/// iterations finish and tear down). `on_second` sees each one-second window.
+pub async fn run(
+    plan: &LoadPlan,
+    stop: watch::Receiver<bool>,
+    mut on_second: impl FnMut(&SecondPoint, &LoadMetrics) + Send,
+) -> LoadResult {
+    let metrics = Arc::new(LoadMetrics::new());
+    let scenario_run = Arc::new(ScenarioRun {
+        scenario: plan.scenario.clone(),
+        config: plan.config.clone(),
+        resources: Resources::new(DATABASE_POOL_JOBS),
+        run_env: Arc::new(run_env(&plan.config)),
+        record_frames: false,
+        meter: Some(metrics.clone() as SharedMeter),
+    });
+    let iteration: Iteration = {
+        let metrics = metrics.clone();
+        Arc::new(move |_vu| {
+            let (run, metrics) = (scenario_run.clone(), metrics.clone());
+            Box::pin(async move {
+                metrics.iteration_started();
+                let attempt = run.attempt().await;
+                metrics.iteration_finished(&run.scenario, &attempt);
+            })
+        })
+    };
+    let drive = plan.executor.drive(
+        plan.segment,
+        iteration,
+        stop.clone(),
+        metrics.dropped.clone(),
+    );
+    tokio::pin!(drive);
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = &mut drive => break,
+            _ = ticker.tick() => {
+                let point = metrics.tick();
+                on_second(&point, &metrics);
+            }
+        }
+    }
+    // The last, partial second, so that the series adds up to the totals.
+    let point = metrics.tick();
+    on_second(&point, &metrics);
+    let mut result = metrics.result(
+        &plan.scenario,
+        plan.executor.describe(),
+        plan.segment.to_string(),
+    );
+    result.interrupted = *stop.borrow();
+    result
+}
+
+/// The environment templates see (suite env, process env over it) and the secrets.
+fn run_env(config: &SuiteConfig) -> RunEnv {
+    RunEnv {
+        env: Value::Object(
+            config
+                .env_values()
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+        ),
+        secrets: crate::runner::secrets(config),
+    }
+}
+
+/// Connections one iteration opens at most (`connect` steps, `each` counted once).
+pub fn connections_per_iteration(steps: &[Step]) -> u64 {
+    steps
+        .iter()
+        .map(|s| match s.kind {
+            StepKind::Connect => 1,
+            StepKind::Each => connections_per_iteration(&s.children),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Raise the open-files limit to what `needed` descriptors require (up to the hard
+/// limit). Returns the limit in force, or why it cannot be enough.
+pub fn raise_open_files_limit(needed: u64) -> Result<u64, String> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(format!(
+            "cannot read the open-files limit: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // rlim_t is u64 on Linux but not everywhere.
+    #[allow(clippy::unnecessary_cast)]
+    let (soft, hard) = (limit.rlim_cur as u64, limit.rlim_max as u64);
+    if soft >= needed {
+        return Ok(soft);
+    }
+    let wanted = needed.min(hard);
+    let raised = libc::rlimit {
+        rlim_cur: wanted as libc::rlim_t,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(format!(
+            "this run needs about {needed} open files but the limit is {soft}, and raising it failed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if wanted < needed {
+        return Err(format!(
+            "this run needs about {needed} open files but the hard limit is {hard}; raise it (e.g. `ulimit -Hn {needed}` as root, or LimitNOFILE= in systemd, or the container's nofile ulimit) or use fewer VUs per process (--segment)"
+        ));
+    }
+    Ok(wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_files_limit_is_raised_to_what_is_needed() {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        let hard = limit.rlim_max as u64;
+        let wanted = (limit.rlim_cur as u64).max(hard.min(4096));
+        assert!(raise_open_files_limit(wanted).unwrap() >= wanted);
+        if hard < u64::MAX / 2 {
+            let e = raise_open_files_limit(hard + 1).unwrap_err();
+            assert!(e.contains("hard limit"), "{e}");
+        }
+    }
+}
