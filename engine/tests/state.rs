@@ -129,6 +129,8 @@ steps:
   - assert_redis: { key: "{{ ids.k }}:z", zset: [one, { member: two, score: 2 }] }
   - assert_redis: { key: "{{ ids.k }}:x", stream: { length: 2, entries: [{ seq: 1 }, { seq: 2 }], last: { seq: 2 } } }
   - assert_redis: { key: "{{ ids.k }}:missing", exists: false }
+  - assert_redis: { key: "{{ ids.k }}:missing", set: [], length: 0, set_excludes: [a] }
+  - assert_redis: { key: "{{ ids.k }}:missing", stream: { length: 0 } }
   - redis: { command: [INCR, "{{ ids.k }}:s"], capture: { now: "$" } }
   - assert_redis: { key: "{{ ids.k }}:s", string: "{{ vars.now }}" }
 teardown:
@@ -147,6 +149,10 @@ steps:
 teardown:
   - redis: [DEL, "{{ ids.k }}:h"]
 "##,
+    );
+    suite.spec(
+        "kv_missing.yaml",
+        "name: missing key is not a non-empty set\nids: { k: item }\nsteps:\n  - assert_redis: { key: \"{{ ids.k }}:none\", set: [a] }\n",
     );
     let outcomes = suite.run().await;
     let ok = outcomes.iter().find(|o| o.name == "redis types").unwrap();

@@ -12,9 +12,23 @@ use super::ws::{tls_config, ConnectError, ConnectRequest, Connection};
 use crate::spec::model::*;
 
 pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: ConnectStep = ctx.render(body, &[])?;
+    // `authenticate.message` is rendered later, once `{{ token }}` exists.
+    let mut body = body.clone();
+    let message_template = body
+        .get_mut("authenticate")
+        .and_then(Value::as_object_mut)
+        .and_then(|auth| auth.remove("message"));
+    let mut step: ConnectStep = ctx.render(&body, &[])?;
+    if let Some(credentials) = step.authenticate.as_mut() {
+        credentials.message = message_template;
+    }
     let name = step.name.clone().unwrap_or_else(|| "default".into());
-    if ctx.connections.contains_key(&name) {
+    // A closed connection's name can be reused (reconnect as the same tab).
+    let taken = match ctx.connections.get(&name) {
+        Some(existing) => existing.is_open().await,
+        None => false,
+    };
+    if taken {
         return Err(
             Failure::new(format!("a connection named `{name}` is already open"))
                 .hint("give the new connection another `name:`"),

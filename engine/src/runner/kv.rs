@@ -143,6 +143,27 @@ fn sorted_texts(items: &[Value]) -> Vec<String> {
     texts
 }
 
+/// Redis never stores an empty set, list, sorted set, hash or stream: a missing key is
+/// what "empty" looks like, so a step that only expects emptiness holds for it.
+fn expects_only_emptiness(step: &AssertRedisStep) -> bool {
+    let empty = |v: &Option<Vec<Value>>| v.as_ref().is_none_or(Vec::is_empty);
+    let stream_empty = step
+        .stream
+        .as_ref()
+        .is_none_or(|s| s.length.is_none_or(|n| n == 0) && empty(&s.entries) && s.last.is_none());
+    empty(&step.set)
+        && empty(&step.list)
+        && empty(&step.zset)
+        && empty(&step.set_contains)
+        && step.length.is_none_or(|n| n == 0)
+        && stream_empty
+        && step.string.is_none()
+        && step.hash.is_none()
+        && step.hash_exact.is_none()
+        && step.ttl.is_none()
+        && step.capture.is_empty()
+}
+
 /// Check a key once; returns the value as JSON (for captures).
 async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Result<Value, Failure> {
     let key = Value::String(step.key.clone());
@@ -178,9 +199,7 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
         || step.ttl.is_some()
         || !step.capture.is_empty();
     if !exists {
-        let only_exclusion =
-            step.set_excludes.is_some() && step.set.is_none() && step.set_contains.is_none();
-        if wants_value && !only_exclusion {
+        if wants_value && !expects_only_emptiness(step) {
             return Err(Failure::new(format!("key `{}` does not exist", step.key)));
         }
         return Ok(Value::Null);

@@ -265,6 +265,18 @@ impl Connection {
         Ok(())
     }
 
+    /// Still usable: not closed by this scenario and not closed by the server.
+    pub async fn is_open(&self) -> bool {
+        let closed = self
+            .inbox
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .closed
+            .is_some();
+        !closed && self.writer.lock().await.is_some()
+    }
+
     /// Drop the TCP connection without a close frame.
     pub async fn drop_transport(&self) {
         self.writer.lock().await.take();

@@ -1,0 +1,222 @@
+//! The same scenario done by the engine and by a hand-written client
+//! (tokio-tungstenite + sqlx + redis), against the reference backend started
+//! in-process, on the real Postgres and Redis. Rounds alternate between the two so that
+//! machine noise hits both alike; the figure that matters is the ratio.
+//!
+//! Run: `cargo bench -p engine --bench scenario_vs_handwritten` (ITERATIONS, ROUNDS env).
+//!
+//! The scenario: connect with a bearer JWT, expect `connection_established`, send a
+//! `user_message`, expect `message_created`, check the `messages` row and the
+//! connection's Redis hash, close; teardown deletes what it created. The engine also
+//! validates every received event against its JSON Schema, as the suite config says.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::diagnostic::SourceFile;
+use engine::runner::scenario::ScenarioRun;
+use engine::runner::{Resources, RunEnv, Status};
+use engine::spec::config::SuiteConfig;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const DATABASE_URL: &str =
+    "postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3Dagentchat";
+const REDIS_URL: &str = "redis://127.0.0.1:6379";
+const SECRET: &str = "bench-secret";
+
+const SPEC: &str = r##"
+name: message round trip
+ids: { alice: user, thread: thread }
+steps:
+  - connect:
+      url: "{{ env.WS_URL }}/ws"
+      authenticate: { jwt: { claims: { sub: "{{ ids.alice }}" } } }
+  - expect: { event: connection_established, match: { user_id: "{{ ids.alice }}" }, capture: { conn: $.connection_id } }
+  - send: { json: { type: user_message, thread_id: "{{ ids.thread }}", content: hello } }
+  - expect: { event: message_created, match: { content: hello }, capture: { msg: $.message_id } }
+  - assert_db:
+      query: "SELECT content, user_id FROM messages WHERE id = $1"
+      params: ["{{ vars.msg }}"]
+      row: { content: hello, user_id: "{{ ids.alice }}" }
+  - assert_redis: { key: "conn:{{ vars.conn }}", hash: { state: ready, user_id: "{{ ids.alice }}" } }
+  - close: {}
+teardown:
+  - sql: "DELETE FROM messages WHERE thread_id = $1"
+    params: ["{{ ids.thread }}"]
+  - sql: "DELETE FROM threads WHERE id = $1"
+    params: ["{{ ids.thread }}"]
+  - redis: [DEL, "user:{{ ids.alice }}:events", "user:{{ ids.alice }}:seq"]
+"##;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Handwritten {
+    ws_url: String,
+    pool: sqlx::PgPool,
+    redis: redis::aio::ConnectionManager,
+}
+
+impl Handwritten {
+    async fn next_event(
+        ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+        kind: &str,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let frame = tokio::time::timeout_at(deadline, ws.next())
+                .await
+                .expect("event within 5s");
+            if let Some(Ok(Message::Text(text))) = frame {
+                let value: Value = serde_json::from_str(&text).expect("JSON event");
+                if value["type"] == kind {
+                    return value;
+                }
+            } else if frame.is_none() {
+                panic!("connection closed before {kind}");
+            }
+        }
+    }
+
+    async fn iteration(&self) {
+        let alice = format!("usr_{}", uuid::Uuid::new_v4());
+        let thread = format!("thr_{}", uuid::Uuid::new_v4());
+        let exp = chrono::Utc::now().timestamp() + 300;
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &json!({"sub": alice, "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        let mut request = format!("{}/ws", self.ws_url).into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let established = Self::next_event(&mut ws, "connection_established").await;
+        assert_eq!(established["user_id"], alice.as_str());
+        let conn = established["connection_id"].as_str().unwrap().to_string();
+        let message = json!({"type": "user_message", "thread_id": thread, "content": "hello"});
+        ws.send(Message::text(message.to_string())).await.unwrap();
+        let created = Self::next_event(&mut ws, "message_created").await;
+        assert_eq!(created["content"], "hello");
+        let msg = created["message_id"].as_str().unwrap().to_string();
+        let (content, user_id): (String, String) =
+            sqlx::query_as("SELECT content, user_id FROM messages WHERE id = $1")
+                .bind(&msg)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            (content.as_str(), user_id.as_str()),
+            ("hello", alice.as_str())
+        );
+        let mut redis = self.redis.clone();
+        let hash: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(format!("conn:{conn}"))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(hash.get("state").map(String::as_str), Some("ready"));
+        assert_eq!(hash.get("user_id"), Some(&alice));
+        ws.close(None).await.unwrap();
+        sqlx::query("DELETE FROM messages WHERE thread_id = $1")
+            .bind(&thread)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM threads WHERE id = $1")
+            .bind(&thread)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(format!("user:{alice}:events"))
+            .arg(format!("user:{alice}:seq"))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+fn main() {
+    let iterations = env_usize("ITERATIONS", 100);
+    let rounds = env_usize("ROUNDS", 5);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let server = backend::run(backend::config::Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            database_url: "postgres://postgres@127.0.0.1:5432/test".into(),
+            jwt_secret: SECRET.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("reference backend starts (Postgres and Redis must be up)");
+        let ws_url = format!("ws://{}", server.addr);
+
+        let config_text = format!(
+            "env: {{ WS_URL: \"{ws_url}\", DATABASE_URL: \"{DATABASE_URL}\", REDIS_URL: \"{REDIS_URL}\" }}\nevents: {{ schemas: {}/../schemas/events }}\nids: {{ user: {{ prefix: usr_ }}, thread: {{ prefix: thr_ }} }}\nauth: {{ jwt: {{ secret: {SECRET} }} }}\n",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let config = Arc::new(SuiteConfig::parse(&SourceFile::new("bench/engine.yaml", config_text)).unwrap());
+        let scenario = Arc::new(engine::spec::load::load_str(SourceFile::new("bench/round_trip.yaml", SPEC), &config).unwrap());
+        let resources = Resources::new(1);
+        let env = config.env_values();
+        let run = ScenarioRun {
+            scenario,
+            config: config.clone(),
+            resources,
+            run_env: Arc::new(RunEnv {
+                env: Value::Object(env.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
+                secrets: Vec::new(),
+            }),
+            record_frames: true,
+            meter: None,
+        };
+        let hand = Handwritten {
+            ws_url,
+            pool: sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(DATABASE_URL).await.unwrap(),
+            redis: redis::Client::open(REDIS_URL).unwrap().get_connection_manager().await.unwrap(),
+        };
+        // Warm both paths (pools, schema compilation, code caches).
+        for _ in 0..10 {
+            assert_eq!(run.attempt().await.status, Status::Passed);
+            hand.iteration().await;
+        }
+        let (mut engine_ms, mut hand_ms) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let started = Instant::now();
+            for _ in 0..iterations {
+                let attempt = run.attempt().await;
+                assert_eq!(attempt.status, Status::Passed, "{:?}", attempt.failure.map(|d| d.render(false)));
+            }
+            let e = started.elapsed().as_secs_f64() * 1000.0 / iterations as f64;
+            let started = Instant::now();
+            for _ in 0..iterations {
+                hand.iteration().await;
+            }
+            let h = started.elapsed().as_secs_f64() * 1000.0 / iterations as f64;
+            println!("round {}: engine {e:.3} ms/scenario, hand-written {h:.3} ms/scenario, ratio {:.3}", round + 1, e / h);
+            engine_ms.push(e);
+            hand_ms.push(h);
+        }
+        let (e, h) = (median(&mut engine_ms), median(&mut hand_ms));
+        println!("median over {rounds} rounds of {iterations}: engine {e:.3} ms, hand-written {h:.3} ms, ratio engine/hand-written = {:.3} (target <= 1.10)", e / h);
+        server.shutdown().await;
+    });
+}
