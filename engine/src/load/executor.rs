@@ -307,7 +307,10 @@ mod tests {
         assert!(ramp.target_at(wake - Duration::from_millis(1)) <= 49);
         // Ramping down, VU 60 is still active at 12s (target 80), gone by 15s (50),
         // and the third stage never reaches it again.
-        assert_eq!(ramp.next_above(60, Duration::from_secs(12)), Some(Duration::from_secs(12)));
+        assert_eq!(
+            ramp.next_above(60, Duration::from_secs(12)),
+            Some(Duration::from_secs(12))
+        );
         assert_eq!(ramp.next_above(60, Duration::from_secs(15)), None);
         let later = ramp.next_above(10, Duration::from_secs(19)).unwrap();
         assert!(later > Duration::from_secs(20) && ramp.target_at(later) > 10);

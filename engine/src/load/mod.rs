@@ -174,6 +174,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::unnecessary_cast)]
     fn the_open_files_limit_is_raised_to_what_is_needed() {
         let mut limit = libc::rlimit {
             rlim_cur: 0,
