@@ -46,6 +46,10 @@ steps:
       query: "SELECT n, created_at FROM engine_it_items WHERE id = $1"
       params: ["{{ vars.second }}"]
       row: { n: "#gte 2", created_at: "#regex ^\\d{4}-" }
+  - assert_db:
+      query: "SELECT id FROM engine_it_items WHERE id = ANY($1) AND n = ANY($2)"
+      params: [["{{ ids.a }}", "{{ ids.b }}"], [1, 2]]
+      row_count: 2
   - sql: { query: "UPDATE engine_it_items SET n = n + 10 WHERE owner = $1", params: ["{{ ids.owner }}"] }
   - assert_db:
       query: "SELECT count(*) AS big FROM engine_it_items WHERE owner = $1 AND n > $2"
