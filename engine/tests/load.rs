@@ -440,3 +440,28 @@ async fn ctrl_c_stops_new_iterations_and_tears_down_running_ones() {
     assert_eq!(result["iterations"]["failed"], 0);
     assert_eq!(live_marks(&prefix).await, 0, "a teardown did not run");
 }
+
+#[tokio::test]
+async fn the_spec_schema_checks_the_load_block() {
+    let suite = Suite::new("ws://127.0.0.1:9", "");
+    let good = suite.spec(
+        "good.yaml",
+        &format!("{ECHO_SPEC}load:\n  executor: ramping-vus\n  stages: [{{ duration: 10s, target: 5 }}]\n  thresholds: {{ event_latency.p95: \"< 200ms\", failures.rate: \"< 0.1%\" }}\n"),
+    );
+    let (code, _, stderr) = engine(args(&["check", good.to_str().unwrap()])).await;
+    assert_eq!(code, 0, "{stderr}");
+    for (bad, why) in [
+        ("load: { vsu: 3 }", "vsu"),
+        ("load: { executor: constant-rate }", "constant-rate"),
+        ("load: { duration: soon }", "soon"),
+        (
+            "load: { thresholds: { latency.p95: \"< 1s\" } }",
+            "latency.p95",
+        ),
+    ] {
+        let spec = suite.spec("bad.yaml", &format!("{ECHO_SPEC}{bad}\n"));
+        let (code, _, stderr) = engine(args(&["check", spec.to_str().unwrap()])).await;
+        assert_eq!(code, 2, "{bad} was accepted");
+        assert!(stderr.contains(why), "{bad}: {stderr}");
+    }
+}
