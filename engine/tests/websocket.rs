@@ -303,3 +303,118 @@ steps:
         outcomes[0].failure
     );
 }
+
+#[tokio::test]
+async fn wss_trusts_a_given_ca_file_and_refuses_an_unknown_one() {
+    let url = common::start_tls_server().await;
+    let suite = Suite::new(&url, "");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ca.pem"),
+        suite.path().join("ca.pem"),
+    )
+    .unwrap();
+    suite.spec(
+        "trusted.yaml",
+        "name: trusted\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\", ca_file: ca.pem }\n  - expect: { event: hello }\n",
+    );
+    suite.spec(
+        "untrusted.yaml",
+        "name: untrusted\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n",
+    );
+    let outcomes = suite.run().await;
+    let trusted = outcomes.iter().find(|o| o.name == "trusted").unwrap();
+    assert_eq!(trusted.verdict, Verdict::Passed, "{}", trusted.failure);
+    let untrusted = &outcomes
+        .iter()
+        .find(|o| o.name == "untrusted")
+        .unwrap()
+        .failure;
+    assert!(
+        untrusted.contains("cannot connect to wss://"),
+        "{untrusted}"
+    );
+    assert!(
+        untrusted.to_lowercase().contains("certificate"),
+        "{untrusted}"
+    );
+}
+
+#[tokio::test]
+async fn minted_tokens_carry_claims_expiry_and_the_chosen_algorithm() {
+    let url = start_server().await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let suite = Suite::new(&url, "");
+    std::fs::copy(format!("{dir}/jwt_rs256.key"), suite.path().join("rs.key")).unwrap();
+    suite.spec(
+        "tokens.yaml",
+        r##"
+name: tokens
+ids: { alice: user }
+steps:
+  - connect: { url: "{{ env.WS_URL }}/echo" }
+  - authenticate: { jwt: { claims: { sub: "{{ ids.alice }}", role: admin } } }
+  - expect: { event: echo, capture: { hs: $.body.token } }
+  - authenticate: { jwt: { claims: { sub: "{{ ids.alice }}" }, alg: RS256, private_key_file: rs.key, expires_in: -1m } }
+  - expect: { event: echo, capture: { rs: $.body.token } }
+  - send: { json: { type: report, hs: "{{ vars.hs }}", rs: "{{ vars.rs }}", alice: "{{ ids.alice }}" } }
+  - expect: { event: echo, capture: { report: $.body } }
+"##,
+    );
+    // Run through the binary with a JSON report, whose frames hold the tokens sent.
+    let json_path = suite.path().join("report.json");
+    let dir_arg = suite.path().display().to_string();
+    let json_arg = json_path.display().to_string();
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+            .args(["run", &dir_arg, "--json", &json_arg])
+            .output()
+            .unwrap()
+            .status
+    })
+    .await
+    .unwrap();
+    assert!(status.success());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let attempt = &report["scenarios"][0]["attempts"][0];
+    let alice = attempt["ids"]["alice"].as_str().unwrap();
+    let sent: Vec<serde_json::Value> = attempt["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["direction"] == "sent")
+        .map(|f| serde_json::from_str(f["data"].as_str().unwrap()).unwrap())
+        .collect();
+    let hs = sent[0]["token"].as_str().unwrap();
+    let rs = sent[1]["token"].as_str().unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_exp = true;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        hs,
+        &jsonwebtoken::DecodingKey::from_secret(b"test-secret-value"),
+        &validation,
+    )
+    .expect("HS256 token signed with the suite's secret")
+    .claims;
+    assert_eq!(claims["sub"], alice);
+    assert_eq!(claims["role"], "admin");
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert!(
+        (290..=310).contains(&lifetime),
+        "default expiry is 5m, got {lifetime}s"
+    );
+    let public = std::fs::read(format!("{dir}/jwt_rs256.pub")).unwrap();
+    let mut rs_validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    rs_validation.validate_exp = false;
+    let rs_claims = jsonwebtoken::decode::<serde_json::Value>(
+        rs,
+        &jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap(),
+        &rs_validation,
+    )
+    .expect("RS256 token verifies with the public key")
+    .claims;
+    assert!(
+        rs_claims["exp"].as_i64().unwrap() < chrono::Utc::now().timestamp(),
+        "expires_in: -1m mints an expired token"
+    );
+}

@@ -33,73 +33,115 @@ pub async fn start_server() -> String {
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream));
+        }
+    });
+    format!("ws://{addr}")
+}
+
+/// The same routes over TLS (certificate for 127.0.0.1 signed by `fixtures/ca.pem`);
+/// returns `wss://127.0.0.1:PORT`.
+pub async fn start_tls_server() -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(format!("{dir}/server.pem")).unwrap(),
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .unwrap();
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(format!("{dir}/server.key")).unwrap(),
+    ))
+    .unwrap()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let path = Arc::new(Mutex::new(String::new()));
-                let seen = path.clone();
-                let callback =
-                    move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-                        *seen.lock().unwrap() = req.uri().path().to_string();
-                        if req.uri().path() == "/refuse" {
-                            let mut refusal = ErrorResponse::new(Some("go away".into()));
-                            *refusal.status_mut() = StatusCode::FORBIDDEN;
-                            return Err(refusal);
-                        }
-                        Ok(resp)
-                    };
-                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
-                    return;
-                };
-                let route = path.lock().unwrap().clone();
-                match route.as_str() {
-                    "/close-early" => {
-                        let _ = ws
-                            .close(Some(CloseFrame {
-                                code: CloseCode::from(4001),
-                                reason: "bye early".into(),
-                            }))
-                            .await;
-                    }
-                    "/garbage" => {
-                        let _ = ws.send(Message::text("this is not json {")).await;
-                        let _ = ws.send(Message::binary(vec![0u8, 159, 146, 150])).await;
-                        while ws.next().await.is_some() {}
-                    }
-                    "/silent" => while ws.next().await.is_some() {},
-                    "/drop" => drop(ws),
-                    "/bad-schema" => {
-                        let _ = ws
-                            .send(Message::text(r#"{"type":"hello","n":"one"}"#))
-                            .await;
-                        while ws.next().await.is_some() {}
-                    }
-                    _ => {
-                        let _ = ws.send(Message::text(r#"{"type":"hello","n":1}"#)).await;
-                        while let Some(Ok(msg)) = ws.next().await {
-                            let Message::Text(text) = msg else { continue };
-                            let body: serde_json::Value = match serde_json::from_str(&text) {
-                                Ok(v) => v,
-                                Err(_) => serde_json::json!(text.to_string()),
-                            };
-                            if body["type"] == "burst" {
-                                for i in 0..body["count"].as_u64().unwrap_or(0) {
-                                    let tick = serde_json::json!({"type": "tick", "i": i});
-                                    if ws.send(Message::text(tick.to_string())).await.is_err() {
-                                        break;
-                                    }
-                                }
-                                continue;
-                            }
-                            let reply = serde_json::json!({"type": "echo", "body": body});
-                            if ws.send(Message::text(reply.to_string())).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    serve(tls).await;
                 }
             });
         }
     });
-    format!("ws://{addr}")
+    format!("wss://127.0.0.1:{}", addr.port())
+}
+
+async fn serve<S>(stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let path = Arc::new(Mutex::new(String::new()));
+    let seen = path.clone();
+    let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        *seen.lock().unwrap() = req.uri().path().to_string();
+        if req.uri().path() == "/refuse" {
+            let mut refusal = ErrorResponse::new(Some("go away".into()));
+            *refusal.status_mut() = StatusCode::FORBIDDEN;
+            return Err(refusal);
+        }
+        Ok(resp)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
+    let route = path.lock().unwrap().clone();
+    match route.as_str() {
+        "/close-early" => {
+            let _ = ws
+                .close(Some(CloseFrame {
+                    code: CloseCode::from(4001),
+                    reason: "bye early".into(),
+                }))
+                .await;
+        }
+        "/garbage" => {
+            let _ = ws.send(Message::text("this is not json {")).await;
+            let _ = ws.send(Message::binary(vec![0u8, 159, 146, 150])).await;
+            while ws.next().await.is_some() {}
+        }
+        "/silent" => while ws.next().await.is_some() {},
+        "/drop" => drop(ws),
+        "/bad-schema" => {
+            let _ = ws
+                .send(Message::text(r#"{"type":"hello","n":"one"}"#))
+                .await;
+            while ws.next().await.is_some() {}
+        }
+        _ => {
+            let _ = ws.send(Message::text(r#"{"type":"hello","n":1}"#)).await;
+            while let Some(Ok(msg)) = ws.next().await {
+                let Message::Text(text) = msg else { continue };
+                let body: serde_json::Value = match serde_json::from_str(&text) {
+                    Ok(v) => v,
+                    Err(_) => serde_json::json!(text.to_string()),
+                };
+                if body["type"] == "burst" {
+                    for i in 0..body["count"].as_u64().unwrap_or(0) {
+                        let tick = serde_json::json!({"type": "tick", "i": i});
+                        if ws.send(Message::text(tick.to_string())).await.is_err() {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                let reply = serde_json::json!({"type": "echo", "body": body});
+                if ws.send(Message::text(reply.to_string())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// A folder with `engine.yaml` and specs.
