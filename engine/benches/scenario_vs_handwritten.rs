@@ -176,15 +176,11 @@ fn main() {
         let config = Arc::new(SuiteConfig::parse(&SourceFile::new("bench/engine.yaml", config_text)).unwrap());
         let scenario = Arc::new(engine::spec::load::load_str(SourceFile::new("bench/round_trip.yaml", SPEC), &config).unwrap());
         let resources = Resources::new(1);
-        let env = config.env_values();
         let run = ScenarioRun {
             scenario,
             config: config.clone(),
             resources,
-            run_env: Arc::new(RunEnv {
-                env: Value::Object(env.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
-                secrets: Vec::new(),
-            }),
+            run_env: Arc::new(RunEnv::new(&config)),
             record_frames: true,
             meter: None,
         };

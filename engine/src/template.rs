@@ -48,23 +48,53 @@ pub struct TemplateError {
     pub message: String,
 }
 
+/// A compiled template string. Spec strings live for the whole run, so compiling each
+/// distinct one once (and keeping it) is both bounded and much cheaper than compiling
+/// at every step of every scenario.
+enum Compiled {
+    Expression(minijinja::Expression<'static, 'static>),
+    Template(minijinja::Template<'static, 'static>),
+}
+
+fn compiled(text: &str) -> Result<std::sync::Arc<Compiled>, String> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Compiled>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(found) = cache.lock().ok().and_then(|c| c.get(text).cloned()) {
+        return Ok(found);
+    }
+    // Leaked on purpose: one copy per distinct template string of the run's specs.
+    let source: &'static str = Box::leak(text.to_string().into_boxed_str());
+    let env = environment();
+    let compiled = Arc::new(match sole_expression(source) {
+        Some(expr) => Compiled::Expression(env.compile_expression(expr).map_err(describe)?),
+        None => Compiled::Template(env.template_from_str(source).map_err(describe)?),
+    });
+    if let Ok(mut c) = cache.lock() {
+        c.insert(text.to_string(), compiled.clone());
+    }
+    Ok(compiled)
+}
+
 /// Render one string.
 pub fn render_str(text: &str, ctx: &minijinja::Value) -> Result<Value, String> {
     if !is_template(text) {
         return Ok(Value::String(text.to_string()));
     }
-    let env = environment();
-    if let Some(expr) = sole_expression(text) {
-        let compiled = env.compile_expression(expr).map_err(describe)?;
-        let value = compiled.eval(ctx).map_err(describe)?;
-        if value.is_undefined() {
-            return Err(format!("`{}` is undefined", expr.trim()));
+    match &*compiled(text)? {
+        Compiled::Expression(expr) => {
+            let value = expr.eval(ctx).map_err(describe)?;
+            if value.is_undefined() {
+                return Err(format!(
+                    "`{}` is undefined",
+                    sole_expression(text).unwrap_or(text).trim()
+                ));
+            }
+            serde_json::to_value(&value).map_err(|e| e.to_string())
         }
-        return serde_json::to_value(&value).map_err(|e| e.to_string());
+        Compiled::Template(template) => template.render(ctx).map(Value::String).map_err(describe),
     }
-    env.render_str(text, ctx)
-        .map(Value::String)
-        .map_err(describe)
 }
 
 /// Render every string in a JSON tree (keys included).

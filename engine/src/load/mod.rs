@@ -21,7 +21,6 @@ pub mod threshold;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::runner::context::RunEnv;
@@ -105,16 +104,7 @@ pub async fn run(
 
 /// The environment templates see (suite env, process env over it) and the secrets.
 fn run_env(config: &SuiteConfig) -> RunEnv {
-    RunEnv {
-        env: Value::Object(
-            config
-                .env_values()
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect(),
-        ),
-        secrets: crate::runner::secrets(config),
-    }
+    RunEnv::new(config)
 }
 
 /// Connections one iteration opens at most (`connect` steps, `each` counted once).

@@ -50,8 +50,19 @@ pub type StepResult = Result<(), Failure>;
 
 /// Values the whole run shares: the environment as templates see it, and secrets.
 pub struct RunEnv {
-    pub env: Value,
+    /// `{{ env.X }}` values, converted for templates once per run.
+    env: minijinja::Value,
     pub secrets: Vec<String>,
+}
+
+impl RunEnv {
+    /// The suite's environment (config defaults under the process env) and its secrets.
+    pub fn new(config: &crate::spec::config::SuiteConfig) -> Self {
+        Self {
+            env: minijinja::Value::from_serialize(config.env_values()),
+            secrets: super::secrets(config),
+        }
+    }
 }
 
 pub struct ScenarioContext {
@@ -72,17 +83,18 @@ pub struct ScenarioContext {
 
 impl ScenarioContext {
     pub fn template_context(&self, locals: &[(&str, Value)]) -> minijinja::Value {
-        let mut root = Map::new();
-        root.insert("ids".into(), Value::Object(self.ids.clone()));
-        root.insert("vars".into(), Value::Object(self.vars.clone()));
-        root.insert("env".into(), self.run_env.env.clone());
+        let mut root: Vec<(String, minijinja::Value)> = vec![
+            ("ids".into(), minijinja::Value::from_serialize(&self.ids)),
+            ("vars".into(), minijinja::Value::from_serialize(&self.vars)),
+            ("env".into(), self.run_env.env.clone()),
+        ];
         for (name, value) in &self.locals {
-            root.insert(name.clone(), value.clone());
+            root.push((name.clone(), minijinja::Value::from_serialize(value)));
         }
         for (name, value) in locals {
-            root.insert((*name).to_string(), value.clone());
+            root.push(((*name).to_string(), minijinja::Value::from_serialize(value)));
         }
-        minijinja::Value::from_serialize(&root)
+        root.into_iter().collect()
     }
 
     pub fn render_value(&self, body: &Value, locals: &[(&str, Value)]) -> Result<Value, Failure> {

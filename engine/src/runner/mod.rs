@@ -239,15 +239,7 @@ fn emit(listeners: &mut [Box<dyn Listener>], event: &RunEvent<'_>) {
 /// The environment templates see, from the first config (process env wins).
 fn run_env(plan: &[Planned]) -> RunEnv {
     let config = plan.first().map(|p| p.config.clone()).unwrap_or_default();
-    let env = config.env_values();
-    RunEnv {
-        env: Value::Object(
-            env.into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect(),
-        ),
-        secrets: secrets(&config),
-    }
+    RunEnv::new(&config)
 }
 
 /// Values that must never be shown: env vars named secret, the JWT secret, URL passwords.

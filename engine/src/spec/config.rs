@@ -254,9 +254,27 @@ impl SuiteConfig {
     }
 
     /// `{{ env.X }}` values: config defaults overlaid by the process environment.
+    ///
+    /// Defaults may refer to other variables (`DATABASE_URL:
+    /// "postgres://…:{{ env.PG_PORT }}/test"`), so that overriding one variable moves
+    /// everything built on it. A default that cannot be rendered stays as written.
     pub fn env_values(&self) -> BTreeMap<String, String> {
         let mut env = self.env.clone();
         env.extend(std::env::vars());
+        let overridden: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+        // Two passes settle defaults that refer to other templated defaults.
+        for _ in 0..2 {
+            let ctx = minijinja::Value::from_serialize(serde_json::json!({ "env": &env }));
+            for (key, raw) in &self.env {
+                if overridden.contains(key) || !crate::template::is_template(raw) {
+                    continue;
+                }
+                if let Ok(serde_json::Value::String(value)) = crate::template::render_str(raw, &ctx)
+                {
+                    env.insert(key.clone(), value);
+                }
+            }
+        }
         env
     }
 }
@@ -327,6 +345,16 @@ mod tests {
         assert_eq!(config.ids["user"].format, IdFormat::Ulid);
         assert_eq!(config.timeouts.step, Duration::from_secs(2));
         assert_eq!(config.resolve(Path::new("ev")), PathBuf::from("/x/ev"));
+    }
+
+    #[test]
+    fn env_defaults_can_build_on_each_other() {
+        let source = SourceFile::new(
+            "engine.yaml",
+            "env:\n  ENGINE_TEST_URL: 'http://{{ env.ENGINE_TEST_HOST }}:{{ env.ENGINE_TEST_PORT }}'\n  ENGINE_TEST_HOST: '{{ env.ENGINE_TEST_IP }}'\n  ENGINE_TEST_IP: 127.0.0.1\n  ENGINE_TEST_PORT: '80'\n",
+        );
+        let env = SuiteConfig::parse(&source).unwrap().env_values();
+        assert_eq!(env["ENGINE_TEST_URL"], "http://127.0.0.1:80");
     }
 
     #[test]

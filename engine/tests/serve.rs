@@ -1,0 +1,90 @@
+//! `serve` entries through the binary: a service that isn't running is started (its
+//! temporary folder removed and the process stopped after the run), one that already
+//! answers is reused, and one that dies before it is ready fails the run with its output.
+
+mod common;
+
+use std::process::Command;
+
+use common::Suite;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(dir: &std::path::Path, envs: &[(&str, String)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engine"));
+    cmd.args(["run", dir.to_str().unwrap()])
+        .env("NO_COLOR", "1");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_missing_service_is_started_for_the_run_and_stopped_after() {
+    let port = free_port();
+    let suite = Suite::new(
+        "ws://127.0.0.1:9",
+        "redis:\n  default: \"redis://127.0.0.1:{{ env.TEST_REDIS_PORT }}\"\nserve:\n  - name: scratch-redis\n    command: \"echo {{ tmpdir }} > serve-tmpdir.txt && exec redis-server --bind 127.0.0.1 --port {{ env.TEST_REDIS_PORT }} --save '' --appendonly no --dir {{ tmpdir }}\"\n    ready: \"redis://127.0.0.1:{{ env.TEST_REDIS_PORT }}\"\n    timeout: 20s\n",
+    );
+    suite.spec(
+        "uses.yaml",
+        "name: uses the started redis\nids: { k: item }\nsteps:\n  - redis: { command: [SET, \"{{ ids.k }}\", started] }\n  - assert_redis: { key: \"{{ ids.k }}\", string: started }\n",
+    );
+    let (code, stdout, stderr) = run(&suite.path(), &[("TEST_REDIS_PORT", port.to_string())]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains("serve: scratch-redis started"), "{stderr}");
+    // Stopped: nothing listens on the port any more; its folder is gone.
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "redis still running"
+    );
+    let tmpdir = std::fs::read_to_string(suite.path().join("serve-tmpdir.txt")).unwrap();
+    assert!(
+        !std::path::Path::new(tmpdir.trim()).exists(),
+        "{tmpdir} was not removed"
+    );
+}
+
+#[test]
+fn a_running_service_is_reused_and_a_dying_one_fails_clearly() {
+    let suite = Suite::new(
+        "ws://127.0.0.1:9",
+        "serve:\n  - name: shared-redis\n    command: exit 3\n    ready: \"{{ env.REDIS_URL }}\"\n",
+    );
+    suite.spec(
+        "noop.yaml",
+        "name: noop\nsteps:\n  - redis: { command: [PING] }\n",
+    );
+    let (code, stdout, stderr) = run(&suite.path(), &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("serve: shared-redis already running, reused"),
+        "{stderr}"
+    );
+
+    let port = free_port();
+    let dying = Suite::new(
+        "ws://127.0.0.1:9",
+        &format!("serve:\n  - name: broken\n    command: \"echo about to fail; exit 3\"\n    ready: \"tcp://127.0.0.1:{port}\"\n    timeout: 20s\n"),
+    );
+    dying.spec("noop.yaml", "name: noop\nsteps:\n  - sleep: 1ms\n");
+    let (code, _, stderr) = run(&dying.path(), &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("exited (exit status: 3) before tcp://127.0.0.1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("about to fail"), "{stderr}");
+}
