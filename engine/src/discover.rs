@@ -79,6 +79,11 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
                 c
             }
         };
+        if let Some(problem) = config_problem(&config) {
+            if !loaded.problems.iter().any(|p| p.message == problem.message) {
+                loaded.problems.push(problem);
+            }
+        }
         match load_file(&file, &config) {
             Ok(scenario) => loaded.scenarios.push((Arc::new(scenario), config)),
             Err(problems) => loaded.problems.extend(problems),
@@ -86,4 +91,23 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
     }
     loaded.configs = order;
     Ok(loaded)
+}
+
+/// Problems with the suite config that `engine check` must report before anything runs.
+fn config_problem(config: &SuiteConfig) -> Option<Diagnostic> {
+    let schemas = config.events.schemas.as_ref()?;
+    let dir = config.resolve(schemas);
+    (!dir.is_dir()).then(|| {
+        Diagnostic::new(format!(
+            "events.schemas: folder {} does not exist",
+            dir.display()
+        ))
+        .hint(format!(
+            "paths in {} are relative to its folder",
+            config
+                .path
+                .as_ref()
+                .map_or("engine.yaml".into(), |p| p.display().to_string())
+        ))
+    })
 }

@@ -418,3 +418,50 @@ steps:
         "expires_in: -1m mints an expired token"
     );
 }
+
+#[tokio::test]
+async fn formats_are_asserted_and_required_schemas_catch_undocumented_events() {
+    let url = start_server().await;
+    let suite = Suite::new(
+        &url,
+        "events: { schemas: schemas, require_schemas: true }\n",
+    );
+    suite.spec(
+        "schemas/hello.json",
+        r#"{"type":"object","required":["type","n"],"properties":{"n":{"type":"integer"}}}"#,
+    );
+    suite.spec(
+        "schemas/echo.json",
+        r#"{"type":"object","properties":{"body":{"type":"object","properties":{"at":{"type":"string","format":"date-time"}}}}}"#,
+    );
+    suite.spec(
+        "bad_format.yaml",
+        "name: bad format\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: say, at: yesterday } }\n  - expect: { event: echo }\n",
+    );
+    suite.spec(
+        "good_format.yaml",
+        "name: good format\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: say, at: \"2026-11-25T16:00:00Z\" } }\n  - expect: { event: echo }\n",
+    );
+    suite.spec(
+        "undocumented.yaml",
+        "name: undocumented\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: burst, count: 1 } }\n  - expect: { event: tick }\n",
+    );
+    let outcomes = suite.run().await;
+    let by_name = |n: &str| outcomes.iter().find(|o| o.name == n).unwrap();
+    assert_eq!(
+        by_name("good format").verdict,
+        Verdict::Passed,
+        "{}",
+        by_name("good format").failure
+    );
+    let bad = &by_name("bad format").failure;
+    assert!(
+        bad.contains("at `/body/at`") && bad.contains("date-time"),
+        "{bad}"
+    );
+    let undocumented = &by_name("undocumented").failure;
+    assert!(
+        undocumented.contains("event type `tick` has no schema"),
+        "{undocumented}"
+    );
+}

@@ -144,7 +144,11 @@ impl EventSchemas {
                 let validator = serde_json::from_str::<Value>(&text)
                     .map_err(|e| format!("schema {} is not JSON: {e}", path.display()))
                     .and_then(|schema| {
-                        jsonschema::validator_for(&schema)
+                        // `format` (date-time, uuid, email…) is asserted, not just annotated:
+                        // a schema that says date-time means it.
+                        jsonschema::options()
+                            .should_validate_formats(true)
+                            .build(&schema)
                             .map_err(|e| format!("schema {} does not compile: {e}", path.display()))
                     });
                 Some(Arc::new(CompiledSchema { path, validator }))
@@ -153,8 +157,16 @@ impl EventSchemas {
     }
 
     /// A violation of the event's schema, described with its JSON pointer and rule.
-    pub fn violation(&self, event_type: &str, event: &Value) -> Option<String> {
-        let schema = self.get(event_type)?;
+    /// With `require`, an event type without a schema is a violation too.
+    pub fn violation(&self, event_type: &str, event: &Value, require: bool) -> Option<String> {
+        let Some(schema) = self.get(event_type) else {
+            return require.then(|| {
+                format!(
+                    "event type `{event_type}` has no schema ({}/{event_type}.json), and the suite requires one for every event",
+                    self.dir.display()
+                )
+            });
+        };
         match &schema.validator {
             Err(e) => Some(e.clone()),
             Ok(validator) => {

@@ -89,6 +89,7 @@ impl ScenarioRun {
             rules: FrameRules {
                 type_field: self.config.events.type_field.clone(),
                 schemas,
+                require_schemas: self.config.events.require_schemas,
             },
             locals: Map::new(),
             processes: Default::default(),

@@ -114,6 +114,8 @@ pub struct Connection {
 pub struct FrameRules {
     pub type_field: String,
     pub schemas: Option<Arc<EventSchemas>>,
+    /// Every event type must have a schema (`events.require_schemas`).
+    pub require_schemas: bool,
 }
 
 /// How to open a connection.
@@ -354,7 +356,7 @@ async fn read_frames(
             .and_then(Value::as_str)
             .map(str::to_string);
         let schema_violation = match (&rules.schemas, &event_type, &json) {
-            (Some(schemas), Some(t), Some(j)) => schemas.violation(t, j),
+            (Some(schemas), Some(t), Some(j)) => schemas.violation(t, j, rules.require_schemas),
             _ => None,
         };
         {

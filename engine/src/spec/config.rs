@@ -113,6 +113,9 @@ pub struct EventsConfig {
     pub type_field: String,
     /// Folder of `<type>.json` schemas, relative to the config.
     pub schemas: Option<PathBuf>,
+    /// Fail on an event whose type has no schema in the folder (catches undocumented events).
+    #[serde(default)]
+    pub require_schemas: bool,
 }
 
 fn default_type_field() -> String {
@@ -124,6 +127,7 @@ impl Default for EventsConfig {
         Self {
             type_field: default_type_field(),
             schemas: None,
+            require_schemas: false,
         }
     }
 }
