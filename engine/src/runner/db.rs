@@ -26,9 +26,14 @@ fn bind<'q>(
             Value::Number(n) => query.bind(n.as_f64()),
             Value::String(s) => query.bind(s.as_str()),
             // Homogeneous arrays bind as Postgres arrays (`= ANY($1)`); others as JSON.
-            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_string) => {
-                query.bind(items.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<String>>())
-            }
+            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_string) => query
+                .bind(
+                    items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect::<Vec<String>>(),
+                ),
             Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_i64) => {
                 query.bind(items.iter().filter_map(Value::as_i64).collect::<Vec<i64>>())
             }

@@ -364,12 +364,14 @@ async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         .prefix("engine-process-")
         .tempdir()
         .map_err(|e| Failure::new(format!("cannot create a temporary folder: {e}")))?;
+    // The suite's env defaults (rendered) reach the process; the process env does anyway.
+    let rendered = ctx.config.env_values();
     let mut env: std::collections::BTreeMap<String, String> = ctx
         .config
         .env
-        .iter()
-        .filter(|(k, _)| std::env::var_os(k).is_none())
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .keys()
+        .filter(|k| std::env::var_os(k).is_none())
+        .filter_map(|k| rendered.get(k).map(|v| (k.clone(), v.clone())))
         .collect();
     env.extend(step.env.clone());
     let cwd = step

@@ -86,9 +86,11 @@ async fn start_one(
         .map_err(|e| format!("serve `{}`: command: {e}", spec.name))?;
     let mut vars = BTreeMap::new();
     // Config env defaults reach the service too (the process env already does).
-    for (key, value) in &config.env {
+    for key in config.env.keys() {
         if std::env::var_os(key).is_none() {
-            vars.insert(key.clone(), value.clone());
+            if let Some(value) = env.get(key) {
+                vars.insert(key.clone(), value.clone());
+            }
         }
     }
     for (key, value) in &spec.env {

@@ -533,6 +533,16 @@ impl<'a> Checker<'a> {
     }
 
     fn templates(&mut self, value: &Value, pointer: String, locals: &[&str]) {
+        // Templated regexes are checked when rendered, at run time.
+        if let Some(text) = value.as_str().filter(|t| !template::is_template(t)) {
+            if let Some(problem) = crate::matcher::placeholder_problem(text) {
+                self.problem(
+                    &pointer,
+                    Diagnostic::new(format!("bad regex in `{text}`: {problem}"))
+                        .hint("the regex crate's syntax: no look-around or backreferences"),
+                );
+            }
+        }
         match value {
             Value::String(s) if template::is_template(s) => match template::referenced_names(s) {
                 Err(message) => self.problem(
@@ -566,8 +576,9 @@ impl<'a> Checker<'a> {
     }
 
     fn name_in_scope(&mut self, name: &str, pointer: &str, locals: &[&str]) {
-        let mut parts = name.splitn(2, '.');
+        let mut parts = name.splitn(3, '.');
         let root = parts.next().unwrap_or_default();
+        // `vars.answer.type` reads field `type` of variable `answer`.
         let field = parts.next();
         match (root, field) {
             ("ids", Some(id)) if !self.ids.contains(id) => {
@@ -722,6 +733,18 @@ mod tests {
         let errs = load("name: x\nsteps:\n  - sql: {query: 'select {{ oops'}\n").unwrap_err();
         assert!(errs[0].message.starts_with("bad template"), "{errs:?}");
         assert_eq!(errs[0].span.map(|s| s.line), Some(3));
+    }
+
+    #[test]
+    fn nested_fields_of_captured_vars_and_bad_regexes() {
+        let ok = load("name: x\nsteps:\n  - connect: {url: 'ws://x'}\n  - expect: {event: a, capture: {answer: $}}\n  - send: {json: '{{ vars.answer.type }}'}\n");
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        let errs = load("name: x\nsteps:\n  - connect: {url: 'ws://x'}\n  - expect_none: {match: {id: '#regex ('}, during: 1s}\n").unwrap_err();
+        assert!(
+            errs[0].message.starts_with("bad regex in `#regex (`"),
+            "{errs:?}"
+        );
+        assert_eq!(errs[0].span.map(|s| s.line), Some(4));
     }
 
     #[test]
