@@ -128,6 +128,12 @@ impl Diagnostic {
     }
 }
 
+impl From<String> for Diagnostic {
+    fn from(message: String) -> Self {
+        Diagnostic::new(message)
+    }
+}
+
 impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.render(false))

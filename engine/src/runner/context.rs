@@ -15,36 +15,9 @@ use crate::spec::config::SuiteConfig;
 use crate::spec::model::Scenario;
 use crate::template;
 
-/// Why a step failed: a message, supporting notes, maybe a hint.
-#[derive(Debug, Clone, Default)]
-pub struct Failure {
-    pub message: String,
-    pub notes: Vec<String>,
-    pub hint: Option<String>,
-}
-
-impl Failure {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            ..Self::default()
-        }
-    }
-    pub fn note(mut self, note: impl Into<String>) -> Self {
-        self.notes.push(note.into());
-        self
-    }
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Failure::new(message)
-    }
-}
+/// Why a step failed: a message, supporting notes, maybe a hint. The runner adds the
+/// spec position of the step, so it is the same [`Diagnostic`] every error becomes.
+pub type Failure = crate::diagnostic::Diagnostic;
 
 pub type StepResult = Result<(), Failure>;
 

@@ -145,10 +145,7 @@ impl ScenarioRun {
     }
 
     fn diagnostic(&self, failure: Failure, span: Span) -> Diagnostic {
-        let mut d = Diagnostic::new(failure.message).at(&self.scenario.source, span);
-        d.notes = failure.notes;
-        d.hint = failure.hint;
-        d
+        failure.at(&self.scenario.source, span)
     }
 
     async fn teardown(&self, ctx: &mut ScenarioContext) -> Vec<Diagnostic> {
