@@ -71,7 +71,10 @@ fn shards_are_disjoint_and_cover_everything() {
     for i in 0..30 {
         suite.spec(
             &format!("s{i:02}.yaml"),
-            &format!("name: scenario {i}\nsteps:\n  - sleep: 1ms\n"),
+            &format!(
+                "name: scenario {i}\ntags: [{}]\nsteps:\n  - sleep: 1ms\n",
+                if i % 3 == 0 { "slow" } else { "fast" }
+            ),
         );
     }
     let dir = suite.path();
@@ -103,6 +106,9 @@ fn shards_are_disjoint_and_cover_everything() {
     assert_eq!(union, expected);
     // Filter and tags narrow the list.
     assert_eq!(list(&["--filter", "scenario 1[0-2]$"]).len(), 3);
+    assert_eq!(list(&["--tag", "slow"]).len(), 10);
+    assert_eq!(list(&["--skip-tag", "slow"]).len(), 20);
+    assert_eq!(list(&["--tag", "slow", "--filter", "scenario 2"]).len(), 4);
 }
 
 #[tokio::test]

@@ -245,3 +245,104 @@ async fn repeat_runs_each_scenario_n_times_and_fail_fast_stops_early() {
     assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
     assert!(stdout.contains("5 not run"), "{stdout}");
 }
+
+/// Wait (with a deadline) until `path` holds JSON that `ready` accepts.
+fn wait_for_report(
+    path: &std::path::Path,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
+                if ready(&value) {
+                    return value;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "report never reached the expected state"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_run_keeps_a_valid_report_and_tears_down() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    let key = format!("engine-it:{}:interrupted-teardown", fresh());
+    suite.spec("a_quick.yaml", "name: quick\nsteps:\n  - sleep: 1ms\n");
+    suite.spec(
+        "b_slow.yaml",
+        &format!("name: slow\nsteps:\n  - sleep: 1500ms\nteardown:\n  - redis: [SET, \"{key}\", done, EX, 60]\n"),
+    );
+    suite.spec(
+        "c_never.yaml",
+        "name: never started\nsteps:\n  - sleep: 1ms\n",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("report.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args([
+            "run",
+            suite.path().to_str().unwrap(),
+            "--jobs",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the quick scenario is in the report, the slow one is running: interrupt.
+    let partial = tokio::task::spawn_blocking({
+        let json = json.clone();
+        move || {
+            wait_for_report(&json, |r| {
+                r["scenarios"].as_array().is_some_and(|s| s.len() == 1)
+            })
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(partial["finished"], false);
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "an interrupted run is not a success"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["finished"], true);
+    assert_eq!(
+        report["summary"]["passed"], 2,
+        "the running scenario finished"
+    );
+    assert_eq!(report["summary"]["not_run"], 1);
+    let mut conn = redis().await;
+    let value: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        value.as_deref(),
+        Some("done"),
+        "teardown of the running scenario did not run"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
