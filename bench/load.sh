@@ -10,13 +10,13 @@
 #     memory per idle connection (RSS before the VUs start vs. with all open; goal
 #     <= 50 KiB), measured by the engine and cross-checked here from /proc.
 #
-#   bash bench/load.sh                       # VUS=50 SECONDS=20 CONNECTIONS=10000
-#   VUS=100 SECONDS=30 CONNECTIONS=2000 bash bench/load.sh
+#   bash bench/load.sh                       # VUS=50 RUN_SECONDS=20 CONNECTIONS=10000
+#   VUS=100 RUN_SECONDS=30 CONNECTIONS=2000 bash bench/load.sh
 # Needs Postgres and Redis as in specs/engine.yaml (DATABASE_URL, REDIS_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VUS="${VUS:-50}"
-SECONDS_RUN="${SECONDS:-20}"
+RUN_SECONDS="${RUN_SECONDS:-20}"
 CONNECTIONS="${CONNECTIONS:-10000}"
 RAMP="${RAMP:-20s}"
 PORT="${PORT:-18788}"
@@ -47,13 +47,13 @@ curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || { echo "backend did not
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 echo
-echo "== 1. throughput: $VUS VUs for ${SECONDS_RUN}s, ping scenario =="
+echo "== 1. throughput: $VUS VUs for ${RUN_SECONDS}s, ping scenario =="
 BACKEND_CPU0=$(cpu_ticks $BACKEND)
 CI=1 "$ENGINE" load specs/load/pings_are_answered_under_load.yaml --no-serve \
-  --vus "$VUS" --duration "${SECONDS_RUN}s" --json "$OUT/engine.json" --plot "$OUT/engine.svg" \
+  --vus "$VUS" --duration "${RUN_SECONDS}s" --json "$OUT/engine.json" --plot "$OUT/engine.svg" \
   > "$OUT/engine.txt" 2>&1 || { cat "$OUT/engine.txt"; exit 1; }
 BACKEND_CPU1=$(cpu_ticks $BACKEND)
-"$HANDWRITTEN" "$WS_URL/ws" "$VUS" "$SECONDS_RUN" > "$OUT/handwritten.json" 2> "$OUT/handwritten.err"
+"$HANDWRITTEN" "$WS_URL/ws" "$VUS" "$RUN_SECONDS" > "$OUT/handwritten.json" 2> "$OUT/handwritten.err"
 BACKEND_CPU2=$(cpu_ticks $BACKEND)
 TICKS=$(getconf CLK_TCK)
 python3 - "$OUT" "$BACKEND_CPU0" "$BACKEND_CPU1" "$BACKEND_CPU2" "$TICKS" <<'PY'
