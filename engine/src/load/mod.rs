@@ -56,7 +56,7 @@ pub async fn run(
         scenario: plan.scenario.clone(),
         config: plan.config.clone(),
         resources: Resources::new(DATABASE_POOL_JOBS),
-        run_env: Arc::new(run_env(&plan.config)),
+        run_env: Arc::new(RunEnv::new(&plan.config)),
         record_frames: false,
         meter: Some(metrics.clone() as SharedMeter),
     });
@@ -100,11 +100,6 @@ pub async fn run(
     );
     result.interrupted = *stop.borrow();
     result
-}
-
-/// The environment templates see (suite env, process env over it) and the secrets.
-fn run_env(config: &SuiteConfig) -> RunEnv {
-    RunEnv::new(config)
 }
 
 /// Connections one iteration opens at most (`connect` steps, `each` counted once).
