@@ -10,13 +10,14 @@
 #     memory per idle connection (RSS before the VUs start vs. with all open; goal
 #     <= 50 KiB), measured by the engine and cross-checked here from /proc.
 #
-#   bash bench/load.sh                       # VUS=50 RUN_SECONDS=20 CONNECTIONS=10000
+#   bash bench/load.sh                       # VUS=50 RUN_SECONDS=20 ROUNDS=2 CONNECTIONS=10000
 #   VUS=100 RUN_SECONDS=30 CONNECTIONS=2000 bash bench/load.sh
 # Needs Postgres and Redis as in specs/engine.yaml (DATABASE_URL, REDIS_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VUS="${VUS:-50}"
 RUN_SECONDS="${RUN_SECONDS:-20}"
+ROUNDS="${ROUNDS:-2}"
 CONNECTIONS="${CONNECTIONS:-10000}"
 RAMP="${RAMP:-20s}"
 PORT="${PORT:-18788}"
@@ -47,26 +48,40 @@ curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || { echo "backend did not
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 echo
-echo "== 1. throughput: $VUS VUs for ${RUN_SECONDS}s, ping scenario =="
-BACKEND_CPU0=$(cpu_ticks $BACKEND)
-CI=1 "$ENGINE" load specs/load/pings_are_answered_under_load.yaml --no-serve \
-  --vus "$VUS" --duration "${RUN_SECONDS}s" --json "$OUT/engine.json" --plot "$OUT/engine.svg" \
-  > "$OUT/engine.txt" 2>&1 || { cat "$OUT/engine.txt"; exit 1; }
-BACKEND_CPU1=$(cpu_ticks $BACKEND)
-"$HANDWRITTEN" "$WS_URL/ws" "$VUS" "$RUN_SECONDS" > "$OUT/handwritten.json" 2> "$OUT/handwritten.err"
-BACKEND_CPU2=$(cpu_ticks $BACKEND)
+echo "== 1. throughput: $VUS VUs for ${RUN_SECONDS}s, ping scenario, $ROUNDS alternating round(s) =="
 TICKS=$(getconf CLK_TCK)
-python3 - "$OUT" "$BACKEND_CPU0" "$BACKEND_CPU1" "$BACKEND_CPU2" "$TICKS" <<'PY'
+for ROUND in $(seq 1 "$ROUNDS"); do
+  BACKEND_CPU0=$(cpu_ticks $BACKEND)
+  CI=1 /usr/bin/time -f "%e %U %S" -o "$OUT/engine-$ROUND.time" "$ENGINE" load specs/load/pings_are_answered_under_load.yaml --no-serve \
+    --vus "$VUS" --duration "${RUN_SECONDS}s" --json "$OUT/engine-$ROUND.json" --plot "$OUT/engine-$ROUND.svg" \
+    > "$OUT/engine-$ROUND.txt" 2>&1 || { cat "$OUT/engine-$ROUND.txt"; exit 1; }
+  BACKEND_CPU1=$(cpu_ticks $BACKEND)
+  /usr/bin/time -f "%e %U %S" -o "$OUT/handwritten-$ROUND.time" "$HANDWRITTEN" "$WS_URL/ws" "$VUS" "$RUN_SECONDS" \
+    > "$OUT/handwritten-$ROUND.json" 2> "$OUT/handwritten-$ROUND.err"
+  BACKEND_CPU2=$(cpu_ticks $BACKEND)
+  echo "$BACKEND_CPU0 $BACKEND_CPU1 $BACKEND_CPU2" > "$OUT/backend-cpu-$ROUND.ticks"
+done
+python3 - "$OUT" "$ROUNDS" "$TICKS" <<'PY'
 import json, sys
-out, c0, c1, c2, tck = sys.argv[1], *map(int, sys.argv[2:6])
-e = json.load(open(f"{out}/engine.json"))
-h = json.loads(open(f"{out}/handwritten.json").read().strip().splitlines()[-1])
-frames_e = e["frames"]["sent_rate"] + e["frames"]["received_rate"]
-print(f"{'':14}{'iterations/s':>14}{'frames/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'failures':>10}{'backend CPU':>13}")
-print(f"{'engine load':14}{e['iterations']['rate']:>14.1f}{frames_e:>12.0f}{e['event_latency']['p50_ms']:>10.2f}{e['event_latency']['p99_ms']:>10.2f}{e['failures']['count']:>10}{(c1-c0)/tck/e['duration_s']*100:>12.0f}%")
-print(f"{'hand-written':14}{h['iterations_per_s']:>14.1f}{h['frames_per_s']:>12.0f}{h['latency_p50_ms']:>10.2f}{h['latency_p99_ms']:>10.2f}{h['failures']:>10}{(c2-c1)/tck/h['duration_s']*100:>12.0f}%")
-print(f"ratio engine/hand-written: throughput {e['iterations']['rate']/h['iterations_per_s']:.2f}x, p99 {e['event_latency']['p99_ms']/max(h['latency_p99_ms'],1e-9):.2f}x")
+out, rounds, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def cpu(name):
+    wall, user, system = map(float, open(f"{out}/{name}.time").read().split()[-3:])
+    return (user + system) / wall * 100
+print(f"{'':18}{'iterations/s':>14}{'frames/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'failures':>10}{'client CPU':>12}{'backend CPU':>13}")
+total_e = total_h = 0.0
+for r in range(1, rounds + 1):
+    e = json.load(open(f"{out}/engine-{r}.json"))
+    h = json.loads(open(f"{out}/handwritten-{r}.json").read().strip().splitlines()[-1])
+    c0, c1, c2 = map(int, open(f"{out}/backend-cpu-{r}.ticks").read().split())
+    frames_e = e["frames"]["sent_rate"] + e["frames"]["received_rate"]
+    print(f"{'engine load #'+str(r):18}{e['iterations']['rate']:>14.1f}{frames_e:>12.0f}{e['event_latency']['p50_ms']:>10.2f}{e['event_latency']['p99_ms']:>10.2f}{e['failures']['count']:>10}{cpu(f'engine-{r}'):>11.0f}%{(c1-c0)/tck/e['duration_s']*100:>12.0f}%")
+    print(f"{'hand-written #'+str(r):18}{h['iterations_per_s']:>14.1f}{h['frames_per_s']:>12.0f}{h['latency_p50_ms']:>10.2f}{h['latency_p99_ms']:>10.2f}{h['failures']:>10}{cpu(f'handwritten-{r}'):>11.0f}%{(c2-c1)/tck/h['duration_s']*100:>12.0f}%")
+    print(f"  round {r} ratio engine/hand-written: throughput {e['iterations']['rate']/h['iterations_per_s']:.2f}x, p99 {e['event_latency']['p99_ms']/max(h['latency_p99_ms'],1e-9):.2f}x")
+    total_e += e["iterations"]["rate"]; total_h += h["iterations_per_s"]
+print(f"ratio over {rounds} round(s): throughput {total_e/total_h:.2f}x (engine {total_e/rounds:.1f}/s, hand-written {total_h/rounds:.1f}/s)")
 PY
+print_load() { uptime | sed 's/.*load average/machine load average/'; }
+print_load
 
 echo
 echo "== 2. scale: $CONNECTIONS idle connections from one engine process (ramp $RAMP, hold 40s) =="
