@@ -312,9 +312,10 @@ async fn run(args: RunArgs) -> i32 {
                             runner::serve::ServeStatus::Reused => {
                                 eprintln!("serve: {name} already running, reused")
                             }
-                            runner::serve::ServeStatus::Started(_) => {
-                                eprintln!("serve: {name} started")
-                            }
+                            runner::serve::ServeStatus::Started(took) => eprintln!(
+                                "serve: {name} started ({})",
+                                crate::spec::duration::format_duration(took)
+                            ),
                         }
                     }
                     started.extend(services);

@@ -18,7 +18,7 @@ pub mod ws;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, Semaphore};
@@ -282,6 +282,3 @@ fn url_password(url: &str) -> Option<String> {
     let userinfo = &authority[..authority.rfind('@')?];
     Some(userinfo.split_once(':')?.1.to_string())
 }
-
-/// How long to let a stuck teardown take when the run is interrupted.
-pub const INTERRUPT_GRACE: Duration = Duration::from_secs(20);

@@ -39,9 +39,10 @@ pub async fn start_all(
     let mut statuses = Vec::new();
     let env = config.env_values();
     for spec in &config.serve {
+        let began = std::time::Instant::now();
         match start_one(config, spec, &env).await {
             Ok(Some(s)) => {
-                statuses.push((spec.name.clone(), ServeStatus::Started(Duration::ZERO)));
+                statuses.push((spec.name.clone(), ServeStatus::Started(began.elapsed())));
                 started.push(s);
             }
             Ok(None) => statuses.push((spec.name.clone(), ServeStatus::Reused)),
