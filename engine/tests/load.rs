@@ -298,6 +298,24 @@ async fn segments_split_the_iterations_and_merge_back_exactly() {
         max_of_parts
     );
     assert!(stdout.contains("✓ iterations.count == 10"), "{stdout}");
+    // Fewer VUs than segments would leave a segment's iterations without a VU.
+    let (code, _, stderr) = engine(args(&[
+        "load",
+        spec.to_str().unwrap(),
+        "--no-serve",
+        "--vus",
+        "2",
+        "--iterations",
+        "10",
+        "--segment",
+        "3/3",
+    ]))
+    .await;
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("cannot be split into 3 segments"),
+        "{stderr}"
+    );
 }
 
 /// A scenario that marks each iteration in Redis at setup and removes the mark at

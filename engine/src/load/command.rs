@@ -199,6 +199,15 @@ async fn run(args: LoadArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
+    if let super::executor::Executor::ConstantVus { vus, .. } = &executor {
+        if *vus < segment.count {
+            eprintln!(
+                "error: {vus} VU(s) cannot be split into {} segments; use at least {} VUs",
+                segment.count, segment.count
+            );
+            return EXIT_USAGE;
+        }
+    }
     let connections = super::connections_per_iteration(&scenario.steps).max(1);
     let needed = segment.share_of(executor.max_vus()) * connections + 256;
     if let Err(e) = super::raise_open_files_limit(needed) {
