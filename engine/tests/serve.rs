@@ -88,3 +88,54 @@ fn a_running_service_is_reused_and_a_dying_one_fails_clearly() {
     );
     assert!(stderr.contains("about to fail"), "{stderr}");
 }
+
+#[tokio::test]
+async fn start_process_waits_for_its_log_line_and_captures_named_groups() {
+    let url = common::start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "process.yaml",
+        r##"
+name: process announces its port
+steps:
+  - start_process:
+      name: announcer
+      command: "echo starting; echo 'listening on port 4242'; exec sleep 30"
+      ready_log: 'listening on port (?P<port>\d+)'
+      within: 10s
+  - connect: { url: "{{ env.WS_URL }}/echo" }
+  - send: { json: { type: say, port: "{{ vars.port }}" } }
+  - expect: { event: echo, match: { body: { port: "4242" } } }
+  - stop_process: { name: announcer, signal: TERM }
+"##,
+    );
+    suite.spec(
+        "never.yaml",
+        r##"
+name: process never announces
+steps:
+  - start_process: { name: mute, command: "echo nothing to see; exit 4", ready_log: 'listening on (?P<addr>\S+)' }
+"##,
+    );
+    let outcomes = suite.run().await;
+    let ok = outcomes
+        .iter()
+        .find(|o| o.name == "process announces its port")
+        .unwrap();
+    assert_eq!(
+        ok.verdict,
+        engine::runner::Verdict::Passed,
+        "{}",
+        ok.failure
+    );
+    let mute = &outcomes
+        .iter()
+        .find(|o| o.name == "process never announces")
+        .unwrap()
+        .failure;
+    assert!(
+        mute.contains("exited (exit status: 4) before its output matched"),
+        "{mute}"
+    );
+    assert!(mute.contains("nothing to see"), "{mute}");
+}

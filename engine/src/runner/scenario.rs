@@ -376,18 +376,28 @@ async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         .as_ref()
         .map(|c| ctx.config.resolve(std::path::Path::new(c)))
         .unwrap_or_else(|| ctx.config.dir.clone());
+    let ready_log = step
+        .ready_log
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|e| Failure::new(format!("bad `ready_log` regex: {e}")))?;
     let launch = super::serve::Launch {
         name: &step.name,
         command: &step.command,
         env: &env,
         cwd: &cwd,
         ready: step.ready.as_deref(),
+        ready_log: ready_log.as_ref(),
         timeout: step.within.unwrap_or(Duration::from_secs(30)),
     };
     let started = launch
         .start(tmpdir)
         .await
         .map_err(|e| Failure::new(format!("process {e}")))?;
+    for (name, value) in &started.captured {
+        ctx.vars.insert(name.clone(), Value::String(value.clone()));
+    }
     ctx.processes.insert(step.name, started);
     Ok(())
 }

@@ -22,6 +22,8 @@ pub struct Started {
     pub child: Child,
     _tmpdir: tempfile::TempDir,
     pub log: PathBuf,
+    /// Named groups of `ready_log`'s match.
+    pub captured: BTreeMap<String, String>,
 }
 
 /// What happened to each entry, for the console.
@@ -108,6 +110,7 @@ async fn start_one(
         env: &vars,
         cwd: &cwd,
         ready: Some(&ready),
+        ready_log: None,
         timeout: spec.timeout,
     };
     launch
@@ -123,8 +126,11 @@ pub struct Launch<'a> {
     pub command: &'a str,
     pub env: &'a BTreeMap<String, String>,
     pub cwd: &'a std::path::Path,
-    /// Readiness URL; `None` means started is enough.
+    /// Readiness URL; `None` (and no `ready_log`) means started is enough.
     pub ready: Option<&'a str>,
+    /// Ready once a line of the output matches; its named groups are captured. This
+    /// lets a process bind port 0 and say which port it got: no free-port race.
+    pub ready_log: Option<&'a regex::Regex>,
     pub timeout: Duration,
 }
 
@@ -150,27 +156,50 @@ impl Launch<'_> {
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("`{name}`: cannot start `{command}`: {e}"))?;
-        let Some(ready) = self.ready else {
+        let mut captured = BTreeMap::new();
+        if self.ready.is_none() && self.ready_log.is_none() {
             return Ok(Started {
                 name: name.to_string(),
                 child,
                 _tmpdir: tmpdir,
                 log,
+                captured,
             });
+        }
+        let what = match (self.ready, self.ready_log) {
+            (Some(url), _) => hide_password(url),
+            (None, Some(re)) => format!("its output matched /{re}/"),
+            (None, None) => String::new(),
         };
         let deadline = Instant::now() + self.timeout;
-        let mut last_error;
+        let mut last_error = String::from("no matching output yet");
+        let mut log_seen = self.ready_log.is_none();
         loop {
-            match check_ready(ready, Duration::from_secs(2)).await {
-                Ok(()) => break,
-                Err(e) => last_error = e,
+            if let (false, Some(re)) = (log_seen, self.ready_log) {
+                let output = std::fs::read_to_string(&log).unwrap_or_default();
+                if let Some(found) = output.lines().find_map(|line| re.captures(line)) {
+                    for group in re.capture_names().flatten() {
+                        if let Some(m) = found.name(group) {
+                            captured.insert(group.to_string(), m.as_str().to_string());
+                        }
+                    }
+                    log_seen = true;
+                }
+            }
+            if log_seen {
+                match self.ready {
+                    None => break,
+                    Some(url) => match check_ready(url, Duration::from_secs(2)).await {
+                        Ok(()) => break,
+                        Err(e) => last_error = e,
+                    },
+                }
             }
             if let Ok(Some(status)) = child.try_wait() {
                 let output = std::fs::read_to_string(&log).unwrap_or_default();
                 return Err(format!(
-                    "`{name}`: `{command}` exited ({status}) before {} was ready\n{}",
-                    hide_password(ready),
-                    tail(&output, 30)
+                    "`{name}`: `{command}` exited ({status}) before {what}\n{}",
+                    excerpt(&output)
                 ));
             }
             if Instant::now() >= deadline {
@@ -179,7 +208,7 @@ impl Launch<'_> {
                 return Err(format!(
                     "`{name}`: not ready within {:?} ({last_error})\n{}",
                     self.timeout,
-                    tail(&output, 30)
+                    excerpt(&output)
                 ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -189,13 +218,24 @@ impl Launch<'_> {
             child,
             _tmpdir: tmpdir,
             log,
+            captured,
         })
     }
 }
 
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+/// A process's output for an error message: all of it when short; else the first lines
+/// (where the cause usually is) and the last ones (where it ended).
+fn excerpt(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= 40 {
+        return lines.join("\n");
+    }
+    format!(
+        "{}\n… {} lines …\n{}",
+        lines[..12].join("\n"),
+        lines.len() - 32,
+        lines[lines.len() - 20..].join("\n")
+    )
 }
 
 /// One readiness probe, by URL scheme.

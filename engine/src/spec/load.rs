@@ -472,6 +472,19 @@ impl<'a> Checker<'a> {
         }
         // Captures become variables for later steps.
         collect_captures(&step.body, &mut self.vars);
+        if step.kind == StepKind::StartProcess {
+            if let Some(pattern) = step.body.get("ready_log").and_then(Value::as_str) {
+                match regex::Regex::new(pattern) {
+                    Ok(re) => self
+                        .vars
+                        .extend(re.capture_names().flatten().map(str::to_string)),
+                    Err(e) => self.problem(
+                        &format!("{pointer}/ready_log"),
+                        Diagnostic::new(format!("bad `ready_log` regex: {e}")),
+                    ),
+                }
+            }
+        }
     }
 
     fn connection_ref(&mut self, on: Option<&str>, pointer: &str) {

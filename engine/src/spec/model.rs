@@ -426,6 +426,8 @@ pub struct StartProcessStep {
     pub env: BTreeMap<String, String>,
     pub cwd: Option<String>,
     pub ready: Option<String>,
+    /// Regex on the output; ready when a line matches, named groups become variables.
+    pub ready_log: Option<String>,
     #[serde(default, with = "serde_duration::option")]
     pub within: Option<Duration>,
 }
