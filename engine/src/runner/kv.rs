@@ -164,47 +164,14 @@ fn expects_only_emptiness(step: &AssertRedisStep) -> bool {
         && step.capture.is_empty()
 }
 
-/// Check a key once; returns the value as JSON (for captures).
-async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Result<Value, Failure> {
-    let key = Value::String(step.key.clone());
-    let key_type = arg_text(&run(conn, &[json!("TYPE"), key.clone()]).await?);
-    let exists = key_type != "none";
-    if let Some(want) = step.exists {
-        if want != exists {
-            return Err(Failure::new(if want {
-                format!("key `{}` does not exist", step.key)
-            } else {
-                format!("key `{}` exists (type {key_type}) and should not", step.key)
-            }));
-        }
-    }
-    if let Some(want) = &step.key_type {
-        if want != &key_type {
-            return Err(Failure::new(format!(
-                "key `{}` has type {key_type}, expected {want}",
-                step.key
-            )));
-        }
-    }
-    let wants_value = step.string.is_some()
-        || step.hash.is_some()
-        || step.hash_exact.is_some()
-        || step.set.is_some()
-        || step.set_contains.is_some()
-        || step.set_excludes.is_some()
-        || step.list.is_some()
-        || step.zset.is_some()
-        || step.stream.is_some()
-        || step.length.is_some()
-        || step.ttl.is_some()
-        || !step.capture.is_empty();
-    if !exists {
-        if wants_value && !expects_only_emptiness(step) {
-            return Err(Failure::new(format!("key `{}` does not exist", step.key)));
-        }
-        return Ok(Value::Null);
-    }
-    let value = match key_type.as_str() {
+/// A key's value as JSON, read with the command for its type.
+async fn fetch(
+    conn: &mut ConnectionManager,
+    key_type: &str,
+    key: &Value,
+) -> Result<Value, Failure> {
+    let key = key.clone();
+    Ok(match key_type {
         "string" => run(conn, &[json!("GET"), key.clone()]).await?,
         "hash" => pairs_to_object(&run(conn, &[json!("HGETALL"), key.clone()]).await?),
         "set" => {
@@ -256,6 +223,102 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
             )
         }
         _ => Value::Null,
+    })
+}
+
+/// The type a step's expectations imply (`hash:` → hash …), if exactly one.
+fn implied_type(step: &AssertRedisStep) -> Option<&'static str> {
+    let mut types = Vec::new();
+    if step.string.is_some() {
+        types.push("string");
+    }
+    if step.hash.is_some() || step.hash_exact.is_some() {
+        types.push("hash");
+    }
+    if step.set.is_some() || step.set_contains.is_some() || step.set_excludes.is_some() {
+        types.push("set");
+    }
+    if step.list.is_some() {
+        types.push("list");
+    }
+    if step.zset.is_some() {
+        types.push("zset");
+    }
+    if step.stream.is_some() {
+        types.push("stream");
+    }
+    types.dedup();
+    (types.len() == 1).then(|| types[0])
+}
+
+fn is_empty_value(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    }
+}
+
+/// Check a key once; returns the value as JSON (for captures).
+async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Result<Value, Failure> {
+    let key = Value::String(step.key.clone());
+    // One round trip where the expectation implies the type: read the value with that
+    // type's command (Redis keeps no empty collections, so empty means absent); only a
+    // wrong type, or an explicit `type:`, costs a TYPE query.
+    let (key_type, prefetched) = match implied_type(step).filter(|_| step.key_type.is_none()) {
+        Some(implied) => match fetch(conn, implied, &key).await {
+            Ok(value) if is_empty_value(&value) => ("none".to_string(), None),
+            Ok(value) => (implied.to_string(), Some(value)),
+            Err(_) => (
+                arg_text(&run(conn, &[json!("TYPE"), key.clone()]).await?),
+                None,
+            ),
+        },
+        None => (
+            arg_text(&run(conn, &[json!("TYPE"), key.clone()]).await?),
+            None,
+        ),
+    };
+    let exists = key_type != "none";
+    if let Some(want) = step.exists {
+        if want != exists {
+            return Err(Failure::new(if want {
+                format!("key `{}` does not exist", step.key)
+            } else {
+                format!("key `{}` exists (type {key_type}) and should not", step.key)
+            }));
+        }
+    }
+    if let Some(want) = &step.key_type {
+        if want != &key_type {
+            return Err(Failure::new(format!(
+                "key `{}` has type {key_type}, expected {want}",
+                step.key
+            )));
+        }
+    }
+    let wants_value = step.string.is_some()
+        || step.hash.is_some()
+        || step.hash_exact.is_some()
+        || step.set.is_some()
+        || step.set_contains.is_some()
+        || step.set_excludes.is_some()
+        || step.list.is_some()
+        || step.zset.is_some()
+        || step.stream.is_some()
+        || step.length.is_some()
+        || step.ttl.is_some()
+        || !step.capture.is_empty();
+    if !exists {
+        if wants_value && !expects_only_emptiness(step) {
+            return Err(Failure::new(format!("key `{}` does not exist", step.key)));
+        }
+        return Ok(Value::Null);
+    }
+    let value = match prefetched {
+        Some(value) => value,
+        None => fetch(conn, &key_type, &key).await?,
     };
     if let Some(expected) = &step.string {
         expect_match(
