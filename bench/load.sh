@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load-mode bench, in one run, against a private release backend on the real Postgres
 # and Redis:
-#  1. throughput: specs/load/pings_are_answered_under_load.yaml driven by `engine load`
+#  1. throughput: bench/ping_round_trip.yaml driven by `engine load`
 #     and by the hand-written tokio-tungstenite client (engine/examples/
 #     handwritten_load.rs) at the same concurrency; prints iterations/s and event
 #     latency p99 for both and the ratio (goal: engine >= 0.9x);
@@ -52,7 +52,7 @@ echo "== 1. throughput: $VUS VUs for ${RUN_SECONDS}s, ping scenario, $ROUNDS alt
 TICKS=$(getconf CLK_TCK)
 for ROUND in $(seq 1 "$ROUNDS"); do
   BACKEND_CPU0=$(cpu_ticks $BACKEND)
-  CI=1 /usr/bin/time -f "%e %U %S" -o "$OUT/engine-$ROUND.time" "$ENGINE" load specs/load/pings_are_answered_under_load.yaml --no-serve \
+  CI=1 /usr/bin/time -f "%e %U %S" -o "$OUT/engine-$ROUND.time" "$ENGINE" load bench/ping_round_trip.yaml --no-serve \
     --vus "$VUS" --duration "${RUN_SECONDS}s" --json "$OUT/engine-$ROUND.json" --plot "$OUT/engine-$ROUND.svg" \
     > "$OUT/engine-$ROUND.txt" 2>&1 || { cat "$OUT/engine-$ROUND.txt"; exit 1; }
   BACKEND_CPU1=$(cpu_ticks $BACKEND)

@@ -1,5 +1,5 @@
 //! The bench's yardstick: the ping scenario of
-//! `specs/load/pings_are_answered_under_load.yaml`, written by hand with
+//! `bench/ping_round_trip.yaml`, written by hand with
 //! tokio-tungstenite, jsonwebtoken and sqlx, run by N looping users for a duration.
 //! Each iteration: connect with a bearer JWT for a fresh user, wait for
 //! `connection_established`, 10 × (send `ping`, wait for `pong`), close and wait for
