@@ -465,3 +465,36 @@ async fn formats_are_asserted_and_required_schemas_catch_undocumented_events() {
         "{undocumented}"
     );
 }
+
+#[tokio::test]
+async fn misspelt_event_types_are_caught_before_and_during_the_run() {
+    let url = start_server().await;
+    // With required schemas, an event type without one is a spec error.
+    let strict = Suite::new(
+        &url,
+        "events: { schemas: schemas, require_schemas: true }\n",
+    );
+    strict.spec("schemas/hello.json", r#"{"type":"object"}"#);
+    strict.spec("schemas/echo.json", r#"{"type":"object"}"#);
+    strict.spec(
+        "typo.yaml",
+        "name: typo\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - expect: { sequence: [hello, { event: ecoh }] }\n",
+    );
+    let errors = strict.load_errors().join("\n");
+    assert!(errors.contains("no event type `ecoh`"), "{errors}");
+    assert!(errors.contains("typo.yaml:4:"), "{errors}");
+    assert!(errors.contains("did you mean `echo`?"), "{errors}");
+
+    // Without schemas, a timed-out expect suggests the nearest type that did arrive.
+    let loose = Suite::new(&url, "");
+    loose.spec(
+        "typo.yaml",
+        "name: runtime typo\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - expect: { event: helo, within: 100ms }\n",
+    );
+    let outcomes = loose.run().await;
+    assert!(
+        outcomes[0].failure.contains("hint: did you mean `hello`?"),
+        "{}",
+        outcomes[0].failure
+    );
+}

@@ -279,6 +279,19 @@ fn timeout_failure(
             lines.join("\n")
         ));
     }
+    // A type that never arrived at all is often a typo: suggest the nearest one that did.
+    if let Some(event) = &pattern.event {
+        let seen: std::collections::BTreeSet<&str> = state
+            .pending
+            .iter()
+            .filter_map(|f| f.event_type.as_deref())
+            .collect();
+        if !seen.contains(event.as_str()) {
+            if let Some(hint) = crate::diagnostic::did_you_mean(event, seen.iter().copied()) {
+                failure = failure.hint(hint);
+            }
+        }
+    }
     drop(state);
     let received = ctx.transcript.received_on(&connection.name);
     if received.is_empty() {

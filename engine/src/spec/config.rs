@@ -257,6 +257,21 @@ impl SuiteConfig {
         }
     }
 
+    /// Event types that have a schema (`<type>.json` in `events.schemas`), if configured.
+    pub fn schema_event_types(&self) -> Option<std::collections::BTreeSet<String>> {
+        let dir = self.resolve(self.events.schemas.as_ref()?);
+        let entries = std::fs::read_dir(dir).ok()?;
+        Some(
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".json").map(str::to_string)
+                })
+                .collect(),
+        )
+    }
+
     /// `{{ env.X }}` values: config defaults overlaid by the process environment.
     ///
     /// Defaults may refer to other variables (`DATABASE_URL:

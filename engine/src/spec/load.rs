@@ -311,6 +311,8 @@ struct Checker<'a> {
     connections: Vec<String>,
     /// A `connect` with a templated name was seen: `on:` can't be checked statically.
     dynamic_connections: bool,
+    /// With `events.require_schemas`, the only event types that can ever arrive.
+    known_events: Option<BTreeSet<String>>,
 }
 
 impl<'a> Checker<'a> {
@@ -324,6 +326,11 @@ impl<'a> Checker<'a> {
             vars: BTreeSet::new(),
             connections: Vec::new(),
             dynamic_connections: false,
+            known_events: config
+                .events
+                .require_schemas
+                .then(|| config.schema_event_types())
+                .flatten(),
         }
     }
 
@@ -456,8 +463,14 @@ impl<'a> Checker<'a> {
             }
             StepKind::Authenticate => self.typed::<AuthenticateStep>(&step.body, &pointer),
             StepKind::Send => self.typed::<SendStep>(&step.body, &pointer),
-            StepKind::Expect => self.typed::<ExpectStep>(&step.body, &pointer),
-            StepKind::ExpectNone => self.typed::<ExpectNoneStep>(&step.body, &pointer),
+            StepKind::Expect => {
+                self.typed::<ExpectStep>(&step.body, &pointer);
+                self.event_names(&step.body, &pointer);
+            }
+            StepKind::ExpectNone => {
+                self.typed::<ExpectNoneStep>(&step.body, &pointer);
+                self.event_names(&step.body, &pointer);
+            }
             StepKind::ExpectClose => self.typed::<ExpectCloseStep>(&step.body, &pointer),
             StepKind::AssertDb => self.typed::<AssertDbStep>(&step.body, &pointer),
             StepKind::AssertRedis => self.typed::<AssertRedisStep>(&step.body, &pointer),
@@ -484,6 +497,54 @@ impl<'a> Checker<'a> {
                     ),
                 }
             }
+        }
+    }
+
+    /// Event types an expectation names must be ones the server can send: with
+    /// `events.require_schemas`, those with a schema. Catches typos before anything runs.
+    fn event_names(&mut self, body: &Value, pointer: &str) {
+        let Some(known) = self.known_events.clone() else {
+            return;
+        };
+        let mut named: Vec<(String, &str)> = Vec::new();
+        if let Some(event) = body.get("event").and_then(Value::as_str) {
+            named.push((format!("{pointer}/event"), event));
+        }
+        for list in ["sequence", "unordered"] {
+            for (i, item) in body
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                match item {
+                    Value::String(event) => named.push((format!("{pointer}/{list}/{i}"), event)),
+                    other => {
+                        if let Some(event) = other.get("event").and_then(Value::as_str) {
+                            named.push((format!("{pointer}/{list}/{i}/event"), event));
+                        }
+                    }
+                }
+            }
+        }
+        for (at, event) in named {
+            if template::is_template(event) || known.contains(event) {
+                continue;
+            }
+            let hint = did_you_mean(event, known.iter().map(String::as_str)).unwrap_or_else(|| {
+                format!(
+                    "event types with a schema: {}",
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            });
+            self.problem(
+                &at,
+                Diagnostic::new(format!(
+                    "no event type `{event}`: the suite requires a schema for every event, and none exists for it"
+                ))
+                .hint(hint),
+            );
         }
     }
 
