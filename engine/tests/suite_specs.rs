@@ -39,3 +39,29 @@ fn engine_schema_prints_the_spec_schema() {
     assert_eq!(printed["title"], "Scenario spec");
     assert!(printed["$defs"]["step"]["properties"]["assert_redis"].is_object());
 }
+
+#[test]
+fn suite_configs_are_valid_against_the_config_schema() {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("schemas/engine.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for config in ["specs/engine.yaml", "bench/engine.yaml"] {
+        let text = std::fs::read_to_string(root.join(config)).unwrap();
+        let (value, _) = engine::spec::yaml::to_json(&engine::spec::yaml::parse(&text).unwrap());
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
+        assert!(errors.is_empty(), "{config}: {errors:?}");
+        // And the engine reads it.
+        engine::spec::config::SuiteConfig::load(&root.join(config)).unwrap();
+    }
+    // The schema knows every key the engine reads: a typo is caught by both.
+    let (bad, _) = engine::spec::yaml::to_json(
+        &engine::spec::yaml::parse("events: { type_feld: kind }\n").unwrap(),
+    );
+    assert!(!validator.is_valid(&bad));
+}
