@@ -145,7 +145,7 @@ teardown:
     );
     let outcomes = suite.run().await;
     let ok = outcomes.iter().find(|o| o.name == "http ok").unwrap();
-    assert_eq!(ok.verdict, Verdict::Passed, "{}", ok.failure);
+    ok.assert_passed();
     let bad = &outcomes
         .iter()
         .find(|o| o.name == "http wrong status")

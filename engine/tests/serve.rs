@@ -122,12 +122,7 @@ steps:
         .iter()
         .find(|o| o.name == "process announces its port")
         .unwrap();
-    assert_eq!(
-        ok.verdict,
-        engine::runner::Verdict::Passed,
-        "{}",
-        ok.failure
-    );
+    ok.assert_passed();
     let mute = &outcomes
         .iter()
         .find(|o| o.name == "process never announces")

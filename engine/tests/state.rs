@@ -81,7 +81,7 @@ teardown:
     );
     let outcomes = suite.run().await;
     let ok = outcomes.iter().find(|o| o.name == "db rows").unwrap();
-    assert_eq!(ok.verdict, Verdict::Passed, "{}", ok.failure);
+    ok.assert_passed();
     let bad = &outcomes
         .iter()
         .find(|o| o.name == "db mismatch")
@@ -160,7 +160,7 @@ teardown:
     );
     let outcomes = suite.run().await;
     let ok = outcomes.iter().find(|o| o.name == "redis types").unwrap();
-    assert_eq!(ok.verdict, Verdict::Passed, "{}", ok.failure);
+    ok.assert_passed();
     let bad = &outcomes
         .iter()
         .find(|o| o.name == "redis mismatch")

@@ -43,12 +43,7 @@ steps:
 "##,
     );
     let outcomes = suite.run().await;
-    assert_eq!(
-        outcomes[0].verdict,
-        Verdict::Passed,
-        "{}",
-        outcomes[0].failure
-    );
+    outcomes[0].assert_passed();
 }
 
 #[tokio::test]
@@ -143,12 +138,7 @@ steps:
     );
     let outcomes = suite.run().await;
     let by_name = |n: &str| outcomes.iter().find(|o| o.name == n).unwrap();
-    assert_eq!(
-        by_name("closing").verdict,
-        Verdict::Passed,
-        "{}",
-        by_name("closing").failure
-    );
+    by_name("closing").assert_passed();
     let garbage = &by_name("garbage").failure;
     assert!(garbage.contains("this is not json {"), "{garbage}");
     let wrong = &by_name("wrong close code").failure;
@@ -226,12 +216,7 @@ async fn refused_handshakes_and_unreachable_servers() {
     );
     let outcomes = suite.run().await;
     let by_name = |n: &str| outcomes.iter().find(|o| o.name == n).unwrap();
-    assert_eq!(
-        by_name("refusal expected").verdict,
-        Verdict::Passed,
-        "{}",
-        by_name("refusal expected").failure
-    );
+    by_name("refusal expected").assert_passed();
     assert!(by_name("refusal unexpected")
         .failure
         .contains("refused the WebSocket handshake with HTTP 403"));
@@ -270,7 +255,7 @@ async fn schema_violations_fail_the_step_naming_pointer_and_rule() {
     assert!(bad.contains("at `/n`"), "{bad}");
     assert!(bad.contains("/properties/n/type"), "{bad}");
     let good = outcomes.iter().find(|o| o.name == "good schema").unwrap();
-    assert_eq!(good.verdict, Verdict::Passed, "{}", good.failure);
+    good.assert_passed();
 }
 
 #[tokio::test]
@@ -296,12 +281,7 @@ steps:
 "##,
     );
     let outcomes = suite.run().await;
-    assert_eq!(
-        outcomes[0].verdict,
-        Verdict::Passed,
-        "{}",
-        outcomes[0].failure
-    );
+    outcomes[0].assert_passed();
 }
 
 #[tokio::test]
@@ -323,7 +303,7 @@ async fn wss_trusts_a_given_ca_file_and_refuses_an_unknown_one() {
     );
     let outcomes = suite.run().await;
     let trusted = outcomes.iter().find(|o| o.name == "trusted").unwrap();
-    assert_eq!(trusted.verdict, Verdict::Passed, "{}", trusted.failure);
+    trusted.assert_passed();
     let untrusted = &outcomes
         .iter()
         .find(|o| o.name == "untrusted")
@@ -448,12 +428,7 @@ async fn formats_are_asserted_and_required_schemas_catch_undocumented_events() {
     );
     let outcomes = suite.run().await;
     let by_name = |n: &str| outcomes.iter().find(|o| o.name == n).unwrap();
-    assert_eq!(
-        by_name("good format").verdict,
-        Verdict::Passed,
-        "{}",
-        by_name("good format").failure
-    );
+    by_name("good format").assert_passed();
     let bad = &by_name("bad format").failure;
     assert!(
         bad.contains("at `/body/at`") && bad.contains("date-time"),

@@ -159,6 +159,20 @@ pub struct Outcome {
     pub ids: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Outcome {
+    /// Fail the test with the scenario's rendered failure unless it passed.
+    #[track_caller]
+    pub fn assert_passed(&self) {
+        assert_eq!(
+            self.verdict,
+            Verdict::Passed,
+            "{}: {}",
+            self.name,
+            self.failure
+        );
+    }
+}
+
 struct Collector(Arc<Mutex<Vec<Outcome>>>);
 
 impl Listener for Collector {
