@@ -65,3 +65,49 @@ fn suite_configs_are_valid_against_the_config_schema() {
     );
     assert!(!validator.is_valid(&bad));
 }
+
+/// Bad input never panics: every suite spec, cut short at many points and with bytes
+/// flipped (deterministically), loads to either a scenario or located diagnostics.
+#[test]
+fn mangled_specs_give_errors_not_panics() {
+    let specs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs"));
+    let config = engine::spec::config::SuiteConfig::load(&specs.join("engine.yaml")).unwrap();
+    let files = engine::discover::spec_files(&[specs]).unwrap();
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let noise = [
+        b'{', b'}', b'[', b':', b'-', b'"', b'\'', b'\t', b'\n', b'#', b'&', b'*', b'!', b'|', 0xC3,
+    ];
+    let mut loads = 0;
+    for file in &files {
+        let text = std::fs::read(file).unwrap();
+        for round in 0..24 {
+            let mut bytes = text.clone();
+            if round % 2 == 0 {
+                bytes.truncate((next() as usize) % bytes.len().max(1));
+            } else {
+                for _ in 0..3 {
+                    let at = (next() as usize) % bytes.len().max(1);
+                    bytes[at] = noise[(next() as usize) % noise.len()];
+                }
+            }
+            let mangled = String::from_utf8_lossy(&bytes).into_owned();
+            let source = engine::diagnostic::SourceFile::new(file.clone(), mangled);
+            if let Err(problems) = engine::spec::load::load_str(source, &config) {
+                assert!(!problems.is_empty());
+                for p in &problems {
+                    // Every problem renders, and those from the file point into it.
+                    let rendered = p.render(false);
+                    assert!(rendered.starts_with("error: "), "{rendered}");
+                }
+            }
+            loads += 1;
+        }
+    }
+    assert!(loads > 3000, "{loads}");
+}
