@@ -473,3 +473,30 @@ async fn misspelt_event_types_are_caught_before_and_during_the_run() {
         outcomes[0].failure
     );
 }
+
+#[tokio::test]
+async fn the_event_type_field_and_token_placement_come_from_config_and_spec() {
+    let url = start_server().await;
+    let nested = Suite::new(&url, "events: { type_field: meta.kind }\n");
+    nested.spec(
+        "nested.yaml",
+        "name: nested type\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/nested\" }\n  - expect: { event: greeting, match: { text: hi } }\n",
+    );
+    nested.run().await[0].assert_passed();
+
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "subprotocol.yaml",
+        r##"
+name: token as subprotocol
+ids: { alice: user }
+steps:
+  - connect:
+      url: "{{ env.WS_URL }}/subprotocols"
+      subprotocols: [chat.v1]
+      authenticate: { jwt: { claims: { sub: "{{ ids.alice }}" } }, as: subprotocol }
+  - expect: { event: hello, match: { protocols: "#regex ^chat\\.v1, ey[A-Za-z0-9_-]+\\.ey" } }
+"##,
+    );
+    suite.run().await[0].assert_passed();
+}

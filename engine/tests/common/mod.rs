@@ -27,7 +27,9 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// with `{"type":"echo","body":…}` (a `{"type":"burst","count":N}` frame gets N
 /// `tick` events); `/close-early` closes with 4001 at once; `/garbage` sends non-JSON
 /// text and a binary frame; `/silent` never sends; `/refuse` answers HTTP 403;
-/// `/bad-schema` greets with a `hello` whose `n` is a string; `/drop` drops TCP.
+/// `/bad-schema` greets with a `hello` whose `n` is a string; `/drop` drops TCP;
+/// `/nested` sends an event typed by `meta.kind`; `/subprotocols` selects the first
+/// subprotocol offered and reports the whole list in its `hello`.
 pub async fn start_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().expect("local addr");
@@ -83,12 +85,27 @@ where
 {
     let path = Arc::new(Mutex::new(String::new()));
     let seen = path.clone();
-    let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+    let protocols = Arc::new(Mutex::new(String::new()));
+    let offered = protocols.clone();
+    let callback = move |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         *seen.lock().unwrap() = req.uri().path().to_string();
         if req.uri().path() == "/refuse" {
             let mut refusal = ErrorResponse::new(Some("go away".into()));
             *refusal.status_mut() = StatusCode::FORBIDDEN;
             return Err(refusal);
+        }
+        // Select the first subprotocol offered, as a server must; remember them all.
+        if let Some(list) = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+        {
+            *offered.lock().unwrap() = list.to_string();
+            if let Some(first) = list.split(',').next() {
+                if let Ok(value) = first.trim().parse() {
+                    resp.headers_mut().insert("sec-websocket-protocol", value);
+                }
+            }
         }
         Ok(resp)
     };
@@ -112,6 +129,19 @@ where
         }
         "/silent" => while ws.next().await.is_some() {},
         "/drop" => drop(ws),
+        "/nested" => {
+            // An application whose event type is nested (`meta.kind`), not `type`.
+            let _ = ws
+                .send(Message::text(r#"{"meta":{"kind":"greeting"},"text":"hi"}"#))
+                .await;
+            while ws.next().await.is_some() {}
+        }
+        "/subprotocols" => {
+            let offered = protocols.lock().unwrap().clone();
+            let hello = serde_json::json!({"type": "hello", "protocols": offered});
+            let _ = ws.send(Message::text(hello.to_string())).await;
+            while ws.next().await.is_some() {}
+        }
         "/bad-schema" => {
             let _ = ws
                 .send(Message::text(r#"{"type":"hello","n":"one"}"#))
