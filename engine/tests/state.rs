@@ -231,3 +231,41 @@ async fn minted_ids_are_fresh_per_run_and_shown_on_failure() {
     );
     assert_eq!(first[0].ids["thing"].as_str().unwrap().len(), 3 + 32);
 }
+
+#[tokio::test]
+async fn sql_files_are_templated_fixtures_and_missing_ones_are_spec_errors() {
+    ensure_table().await;
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "fixtures/seed.sql",
+        "-- two rows for this scenario's owner\nINSERT INTO engine_it_items (id, owner, n) VALUES ('{{ ids.a }}', '{{ ids.owner }}', 1);\nINSERT INTO engine_it_items (id, owner, n) VALUES ('{{ ids.b }}', '{{ ids.owner }}', 2);\n",
+    );
+    suite.spec(
+        "seeded.yaml",
+        r##"
+name: seeded from a file
+ids: { a: item, b: item, owner: user }
+setup:
+  - sql_file: fixtures/seed.sql
+steps:
+  - assert_db:
+      query: "SELECT sum(n)::int AS total FROM engine_it_items WHERE owner = $1"
+      params: ["{{ ids.owner }}"]
+      row: { total: 3 }
+teardown:
+  - sql: "DELETE FROM engine_it_items WHERE owner = $1"
+    params: ["{{ ids.owner }}"]
+"##,
+    );
+    suite.run().await[0].assert_passed();
+
+    let broken = Suite::new(&url, "");
+    broken.spec(
+        "missing.yaml",
+        "name: missing file\nsetup:\n  - sql_file: nowhere.sql\nsteps:\n  - sleep: 1ms\n",
+    );
+    let errors = broken.load_errors().join("\n");
+    assert!(errors.contains("file `nowhere.sql` not found"), "{errors}");
+    assert!(errors.contains("missing.yaml:3:"), "{errors}");
+}
