@@ -35,6 +35,18 @@ pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
 }
 
+/// Does any string in this JSON tree (keys included) need rendering?
+pub fn contains_template(value: &Value) -> bool {
+    match value {
+        Value::String(s) => is_template(s),
+        Value::Array(items) => items.iter().any(contains_template),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| is_template(k) || contains_template(v)),
+        _ => false,
+    }
+}
+
 /// The expression inside a string that is exactly `{{ expr }}`.
 fn sole_expression(text: &str) -> Option<&str> {
     let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;

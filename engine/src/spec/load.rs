@@ -598,7 +598,7 @@ impl<'a> Checker<'a> {
 
     /// Deserialize a step body to its typed form, unless templates make that a run-time matter.
     fn typed<T: DeserializeOwned>(&mut self, body: &Value, pointer: &str) {
-        if contains_template(body) {
+        if template::contains_template(body) {
             return;
         }
         if let Err(e) = serde_json::from_value::<T>(body.clone()) {
@@ -687,17 +687,6 @@ impl<'a> Checker<'a> {
                     .hint("use `ids.<name>`, `vars.<name>` or `env.<NAME>`"),
             ),
         }
-    }
-}
-
-fn contains_template(value: &Value) -> bool {
-    match value {
-        Value::String(s) => template::is_template(s),
-        Value::Array(items) => items.iter().any(contains_template),
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| template::is_template(k) || contains_template(v)),
-        _ => false,
     }
 }
 
