@@ -218,6 +218,18 @@ fn compiled(re: &str) -> Result<Regex, regex::Error> {
     Ok(regex)
 }
 
+/// Does a count (`3`, or `#gte 1`) hold for `actual`?
+pub fn count_holds(expected: &Value, actual: usize) -> bool {
+    matches(expected, &Value::from(actual), false)
+}
+
+/// A count expectation as written: `3`, `#gte 1`.
+pub fn show_count(expected: &Value) -> String {
+    expected
+        .as_str()
+        .map_or_else(|| expected.to_string(), str::to_string)
+}
+
 /// Check that a placeholder string is well formed (for `engine check`).
 pub fn placeholder_problem(pattern: &str) -> Option<String> {
     let rest = pattern.strip_prefix("#regex ")?;

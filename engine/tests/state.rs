@@ -43,6 +43,10 @@ steps:
       row_count: 2
       capture: { second: "$[1].id" }
   - assert_db:
+      query: "SELECT id FROM engine_it_items WHERE owner = $1"
+      params: ["{{ ids.owner }}"]
+      row_count: "#gte 1"
+  - assert_db:
       query: "SELECT n, created_at FROM engine_it_items WHERE id = $1"
       params: ["{{ vars.second }}"]
       row: { n: "#gte 2", created_at: "#regex ^\\d{4}-" }
@@ -132,6 +136,8 @@ steps:
   - assert_redis: { key: "{{ ids.k }}:l", list: [x, y] }
   - assert_redis: { key: "{{ ids.k }}:z", zset: [one, { member: two, score: 2 }] }
   - assert_redis: { key: "{{ ids.k }}:x", stream: { length: 2, entries: [{ seq: 1 }, { seq: 2 }], last: { seq: 2 } } }
+  - assert_redis: { key: "{{ ids.k }}:x", stream: { length: "#lt 3" } }
+  - assert_redis: { key: "{{ ids.k }}:l", length: "#gte 2" }
   - assert_redis: { key: "{{ ids.k }}:missing", exists: false }
   - assert_redis: { key: "{{ ids.k }}:missing", set: [], length: 0, set_excludes: [a] }
   - assert_redis: { key: "{{ ids.k }}:missing", stream: { length: 0 } }
@@ -157,6 +163,10 @@ teardown:
     suite.spec(
         "kv_missing.yaml",
         "name: missing key is not a non-empty set\nids: { k: item }\nsteps:\n  - assert_redis: { key: \"{{ ids.k }}:none\", set: [a] }\n",
+    );
+    suite.spec(
+        "kv_count.yaml",
+        "name: count placeholder fails\nids: { k: item }\nsetup:\n  - redis: [RPUSH, \"{{ ids.k }}:l\", x]\nsteps:\n  - assert_redis: { key: \"{{ ids.k }}:l\", length: \"#gte 2\" }\nteardown:\n  - redis: [DEL, \"{{ ids.k }}:l\"]\n",
     );
     let outcomes = suite.run().await;
     let ok = outcomes.iter().find(|o| o.name == "redis types").unwrap();

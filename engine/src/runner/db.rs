@@ -94,11 +94,14 @@ fn check(step: &AssertDbStep, rows: &[Value]) -> Result<(), Failure> {
             crate::text::truncate(&Value::Array(rows.to_vec()).to_string(), 1500)
         )
     };
-    if let Some(count) = step.row_count {
-        if rows.len() as u64 != count {
-            return Err(
-                Failure::new(format!("expected {count} rows, got {}", rows.len())).note(got()),
-            );
+    if let Some(count) = &step.row_count {
+        if !crate::matcher::count_holds(count, rows.len()) {
+            return Err(Failure::new(format!(
+                "expected {} rows, got {}",
+                crate::matcher::show_count(count),
+                rows.len()
+            ))
+            .note(got()));
         }
     }
     if let Some(expected) = &step.row {

@@ -147,15 +147,16 @@ fn sorted_texts(items: &[Value]) -> Vec<String> {
 /// what "empty" looks like, so a step that only expects emptiness holds for it.
 fn expects_only_emptiness(step: &AssertRedisStep) -> bool {
     let empty = |v: &Option<Vec<Value>>| v.as_ref().is_none_or(Vec::is_empty);
-    let stream_empty = step
-        .stream
-        .as_ref()
-        .is_none_or(|s| s.length.is_none_or(|n| n == 0) && empty(&s.entries) && s.last.is_none());
+    let stream_empty = step.stream.as_ref().is_none_or(|s| {
+        s.length.as_ref().is_none_or(|n| n == &Value::from(0))
+            && empty(&s.entries)
+            && s.last.is_none()
+    });
     empty(&step.set)
         && empty(&step.list)
         && empty(&step.zset)
         && empty(&step.set_contains)
-        && step.length.is_none_or(|n| n == 0)
+        && step.length.as_ref().is_none_or(|n| n == &Value::from(0))
         && stream_empty
         && step.string.is_none()
         && step.hash.is_none()
@@ -413,12 +414,13 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
     }
     if let Some(stream) = &step.stream {
         let entries = value.as_array().cloned().unwrap_or_default();
-        if let Some(length) = stream.length {
-            if entries.len() as u64 != length {
+        if let Some(length) = &stream.length {
+            if !crate::matcher::count_holds(length, entries.len()) {
                 return Err(Failure::new(format!(
-                    "stream `{}` has {} entries, expected {length}",
+                    "stream `{}` has {} entries, expected {}",
                     step.key,
-                    entries.len()
+                    entries.len(),
+                    crate::matcher::show_count(length)
                 )));
             }
         }
@@ -441,17 +443,18 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
             )?;
         }
     }
-    if let Some(length) = step.length {
+    if let Some(length) = &step.length {
         let actual = match &value {
             Value::String(s) => s.len(),
             Value::Object(m) => m.len(),
             Value::Array(a) => a.len(),
             _ => 0,
-        } as u64;
-        if actual != length {
+        };
+        if !crate::matcher::count_holds(length, actual) {
             return Err(Failure::new(format!(
-                "key `{}` has length {actual}, expected {length}",
-                step.key
+                "key `{}` has length {actual}, expected {}",
+                step.key,
+                crate::matcher::show_count(length)
             )));
         }
     }

@@ -305,7 +305,8 @@ pub struct AssertDbStep {
     pub database: Option<String>,
     pub rows: Option<Vec<Value>>,
     pub row: Option<Value>,
-    pub row_count: Option<u64>,
+    /// A number, or a comparison placeholder (`#gte 1`).
+    pub row_count: Option<Value>,
     #[serde(default)]
     pub capture: Captures,
     #[serde(default, with = "serde_duration::option")]
@@ -326,7 +327,8 @@ pub struct TtlRange {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StreamExpectation {
-    pub length: Option<u64>,
+    /// A number, or a comparison placeholder (`#gte 1`).
+    pub length: Option<Value>,
     pub entries: Option<Vec<Value>>,
     pub last: Option<Value>,
 }
@@ -346,7 +348,8 @@ pub struct AssertRedisStep {
     pub list: Option<Vec<Value>>,
     pub zset: Option<Vec<Value>>,
     pub stream: Option<StreamExpectation>,
-    pub length: Option<u64>,
+    /// A number, or a comparison placeholder (`#gte 1`).
+    pub length: Option<Value>,
     #[serde(rename = "type")]
     pub key_type: Option<String>,
     pub ttl: Option<TtlRange>,
