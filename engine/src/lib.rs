@@ -14,6 +14,7 @@ pub mod discover;
 pub mod ids;
 pub mod load;
 pub mod matcher;
+pub mod memo;
 pub mod report;
 pub mod runner;
 pub mod spec;

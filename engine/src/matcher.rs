@@ -3,8 +3,6 @@
 //! placeholders (`#string`, `#uuid`, `#regex ^a.*` …). Mismatches are reported as a
 //! list of `path: expected …, got …` lines, which also rank "nearest candidates".
 
-use std::sync::{Mutex, OnceLock};
-
 use regex::Regex;
 use serde_json::Value;
 
@@ -203,19 +201,9 @@ fn is_uuid(s: &str) -> bool {
     uuid::Uuid::parse_str(tail).is_ok() && tail.len() == 36
 }
 
-fn compiled(re: &str) -> Result<Regex, regex::Error> {
-    static CACHE: OnceLock<Mutex<std::collections::HashMap<String, Regex>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Ok(map) = cache.lock() {
-        if let Some(r) = map.get(re) {
-            return Ok(r.clone());
-        }
-    }
-    let regex = Regex::new(re)?;
-    if let Ok(mut map) = cache.lock() {
-        map.insert(re.to_string(), regex.clone());
-    }
-    Ok(regex)
+fn compiled(re: &str) -> Result<std::sync::Arc<Regex>, regex::Error> {
+    static REGEXES: crate::memo::Memo<Regex> = crate::memo::Memo::new();
+    REGEXES.get_or_try_insert(re, || Regex::new(re))
 }
 
 /// Does a count (`3`, or `#gte 1`) hold for `actual`?

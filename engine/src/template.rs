@@ -69,24 +69,16 @@ enum Compiled {
 }
 
 fn compiled(text: &str) -> Result<std::sync::Arc<Compiled>, String> {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Compiled>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(found) = cache.lock().ok().and_then(|c| c.get(text).cloned()) {
-        return Ok(found);
-    }
-    // Leaked on purpose: one copy per distinct template string of the run's specs.
-    let source: &'static str = Box::leak(text.to_string().into_boxed_str());
-    let env = environment();
-    let compiled = Arc::new(match sole_expression(source) {
-        Some(expr) => Compiled::Expression(env.compile_expression(expr).map_err(describe)?),
-        None => Compiled::Template(env.template_from_str(source).map_err(describe)?),
-    });
-    if let Ok(mut c) = cache.lock() {
-        c.insert(text.to_string(), compiled.clone());
-    }
-    Ok(compiled)
+    static TEMPLATES: crate::memo::Memo<Compiled> = crate::memo::Memo::new();
+    TEMPLATES.get_or_try_insert(text, || {
+        // Leaked on purpose: one copy per distinct template string of the run's specs.
+        let source: &'static str = Box::leak(text.to_string().into_boxed_str());
+        let env = environment();
+        Ok(match sole_expression(source) {
+            Some(expr) => Compiled::Expression(env.compile_expression(expr).map_err(describe)?),
+            None => Compiled::Template(env.template_from_str(source).map_err(describe)?),
+        })
+    })
 }
 
 /// Render one string.

@@ -181,7 +181,9 @@ impl ScenarioContext {
 
 /// First value a JSONPath finds.
 pub fn json_path(path: &str, value: &Value) -> Result<Option<Value>, Failure> {
-    let parsed = serde_json_path::JsonPath::parse(path)
+    static PATHS: crate::memo::Memo<serde_json_path::JsonPath> = crate::memo::Memo::new();
+    let parsed = PATHS
+        .get_or_try_insert(path, || serde_json_path::JsonPath::parse(path))
         .map_err(|e| Failure::new(format!("bad JSONPath `{path}`: {e}")))?;
     Ok(parsed.query(value).first().cloned())
 }

@@ -125,7 +125,9 @@ pub async fn run(
     let total = plan.len();
     let jobs = options.jobs.max(1);
     emit(listeners, &RunEvent::Started { total, jobs });
-    let run_env = Arc::new(run_env(&plan));
+    // The environment templates see comes from the first config (process env wins).
+    let first_config = plan.first().map(|p| p.config.clone()).unwrap_or_default();
+    let run_env = Arc::new(RunEnv::new(&first_config));
     let semaphore = Arc::new(Semaphore::new(jobs));
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
@@ -234,12 +236,6 @@ fn emit(listeners: &mut [Box<dyn Listener>], event: &RunEvent<'_>) {
     for listener in listeners.iter_mut() {
         listener.on_event(event);
     }
-}
-
-/// The environment templates see, from the first config (process env wins).
-fn run_env(plan: &[Planned]) -> RunEnv {
-    let config = plan.first().map(|p| p.config.clone()).unwrap_or_default();
-    RunEnv::new(&config)
 }
 
 /// Values that must never be shown: env vars named secret, the JWT secret, URL passwords.
