@@ -2,21 +2,10 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{start_server, Suite};
 
 fn engine(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_engine"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run engine");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    common::run_engine(args, &[])
 }
 
 #[tokio::test]

@@ -12,23 +12,9 @@ use std::time::{Duration, Instant};
 use common::{fresh, redis, start_server, Suite};
 use serde_json::Value;
 
-/// Run the engine with `args`; (exit code, stdout, stderr).
+/// Run the engine with `args` (no progress line); (exit code, stdout, stderr).
 async fn engine(args: Vec<String>) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let output = Command::new(env!("CARGO_BIN_EXE_engine"))
-            .args(&args)
-            .env("NO_COLOR", "1")
-            .env("CI", "1")
-            .output()
-            .expect("run engine");
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    })
-    .await
-    .expect("join")
+    common::run_engine_async(args, vec![("CI".into(), "1".into())]).await
 }
 
 fn args(list: &[&str]) -> Vec<String> {

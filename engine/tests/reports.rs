@@ -5,33 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{fresh, redis, start_server, Suite};
-
-fn engine(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engine"));
-    cmd.args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("GITHUB_ACTIONS");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let output = cmd.output().expect("run engine");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-async fn engine_async(args: Vec<String>, envs: Vec<(String, String)>) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        engine(&args, &envs)
-    })
-    .await
-    .unwrap()
-}
+use common::{fresh, redis, run_engine_async as engine_async, start_server, Suite};
 
 fn two_specs(suite: &Suite) {
     suite.spec(

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::Suite;
 
 fn free_port() -> u16 {
@@ -17,18 +15,8 @@ fn free_port() -> u16 {
 }
 
 fn run(dir: &std::path::Path, envs: &[(&str, String)]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engine"));
-    cmd.args(["run", dir.to_str().unwrap()])
-        .env("NO_COLOR", "1");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    common::run_engine(&["run", dir.to_str().unwrap()], &envs)
 }
 
 #[test]

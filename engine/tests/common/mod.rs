@@ -291,6 +291,39 @@ impl Suite {
     }
 }
 
+/// Run the `engine` binary with `NO_COLOR` set and `GITHUB_ACTIONS` removed (unless
+/// `envs` sets them); (exit code, stdout, stderr).
+pub fn run_engine(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_engine"));
+    cmd.args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_ACTIONS");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().expect("run engine");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// [`run_engine`] off the async runtime's threads (the binary may talk to servers the
+/// test runs on this runtime).
+pub async fn run_engine_async(
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_engine(&args, &envs)
+    })
+    .await
+    .expect("join")
+}
+
 pub async fn redis() -> redis::aio::MultiplexedConnection {
     redis::Client::open(REDIS_URL)
         .expect("redis url")
