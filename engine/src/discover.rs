@@ -67,7 +67,7 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
         configs: Vec::new(),
     };
     for file in files {
-        let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let dir = spec_folder(&file);
         let config = match configs.get(&dir) {
             Some(c) => c.clone(),
             None => {
@@ -91,6 +91,16 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
     }
     loaded.configs = order;
     Ok(loaded)
+}
+
+/// The folder a spec's config search starts from, the same however the file was named:
+/// `y.yaml` has the empty path as its parent, which would find no `engine.yaml`.
+fn spec_folder(file: &Path) -> PathBuf {
+    let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    match absolute.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// Problems with the suite config that `engine check` must report before anything runs.

@@ -125,9 +125,7 @@ pub async fn run(
     let total = plan.len();
     let jobs = options.jobs.max(1);
     emit(listeners, &RunEvent::Started { total, jobs });
-    // The environment templates see comes from the first config (process env wins).
-    let first_config = plan.first().map(|p| p.config.clone()).unwrap_or_default();
-    let run_env = Arc::new(RunEnv::new(&first_config));
+    let run_envs = RunEnvs::for_plan(&plan);
     let semaphore = Arc::new(Semaphore::new(jobs));
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
@@ -148,7 +146,7 @@ pub async fn run(
                 let planned = plan[index].clone();
                 let tx = tx.clone();
                 let resources = resources.clone();
-                let run_env = run_env.clone();
+                let run_env = run_envs.of(&planned.config);
                 let retries = options.retries;
                 let fail_fast = options.fail_fast;
                 let stop = stop.clone();
@@ -230,6 +228,29 @@ pub async fn run(
     summary.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     emit(listeners, &RunEvent::Finished(&summary));
     summary
+}
+
+/// Each config's environment, built once per run: every spec renders `{{ env.X }}`
+/// with its own suite config's defaults (under the process environment).
+/// Keyed by the config's address: the plan holds every config, so addresses are unique.
+struct RunEnvs(std::collections::HashMap<usize, Arc<RunEnv>>);
+
+impl RunEnvs {
+    fn for_plan(plan: &[Planned]) -> Self {
+        let mut envs = std::collections::HashMap::new();
+        for planned in plan {
+            envs.entry(Arc::as_ptr(&planned.config) as usize)
+                .or_insert_with(|| Arc::new(RunEnv::new(&planned.config)));
+        }
+        Self(envs)
+    }
+
+    fn of(&self, config: &Arc<SuiteConfig>) -> Arc<RunEnv> {
+        self.0
+            .get(&(Arc::as_ptr(config) as usize))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(RunEnv::new(config)))
+    }
 }
 
 fn emit(listeners: &mut [Box<dyn Listener>], event: &RunEvent<'_>) {

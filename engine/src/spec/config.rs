@@ -209,6 +209,12 @@ fn default_serve_timeout() -> Duration {
 impl SuiteConfig {
     /// The nearest `engine.yaml` at or above `start` (a file or folder), or defaults.
     pub fn discover(start: &Path) -> Result<Arc<SuiteConfig>, Diagnostic> {
+        // A bare file name's parent is the empty path: start from the current folder.
+        let start = if start.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            start
+        };
         let absolute = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
         let mut dir = if absolute.is_dir() {
             Some(absolute.as_path())
