@@ -321,7 +321,9 @@ async fn run(args: RunArgs) -> i32 {
                     started.extend(services);
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    // A service's output may echo its secrets (a URL, a key flag).
+                    let redactor = crate::redact::Redactor::new(runner::secrets(config));
+                    eprintln!("error: {}", redactor.redact(&e));
                     runner::serve::stop_all(started).await;
                     return EXIT_FAILED;
                 }
@@ -337,29 +339,19 @@ async fn run(args: RunArgs) -> i32 {
             })
         })
         .collect();
-    let secrets = loaded
-        .configs
-        .iter()
-        .flat_map(|c| runner::secrets(c))
-        .collect::<Vec<_>>();
-    let mut console = Console::new(color(), secrets.clone());
+    let mut console = Console::new(color());
     console.progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     let mut listeners: Vec<Box<dyn Listener>> = vec![Box::new(console)];
     if let Some(path) = &args.junit {
         listeners.push(Box::new(crate::report::junit::JunitReport::new(
             path.clone(),
-            secrets.clone(),
         )));
     }
     if let Some(path) = &args.json {
-        listeners.push(Box::new(crate::report::json::JsonReport::new(
-            path.clone(),
-            secrets.clone(),
-        )));
+        listeners.push(Box::new(crate::report::json::JsonReport::new(path.clone())));
     }
     if std::env::var_os("GITHUB_ACTIONS").is_some() {
         listeners.push(Box::new(crate::report::github::GithubAnnotations {
-            secrets: secrets.clone(),
             out: Box::new(std::io::stdout()),
         }));
     }

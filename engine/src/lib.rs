@@ -15,6 +15,7 @@ pub mod ids;
 pub mod load;
 pub mod matcher;
 pub mod memo;
+pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod spec;

@@ -6,11 +6,9 @@ use std::io::Write;
 use crate::diagnostic::Diagnostic;
 use crate::runner::{Listener, RunEvent, ScenarioReport, Verdict};
 use crate::spec::duration::format_duration;
-use crate::text::redact;
 
 pub struct Console {
     pub color: bool,
-    pub secrets: Vec<String>,
     pub out: Box<dyn Write + Send>,
     /// Draw a one-line progress status on stderr (terminals only; never in CI).
     pub progress: bool,
@@ -22,10 +20,9 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new(color: bool, secrets: Vec<String>) -> Self {
+    pub fn new(color: bool) -> Self {
         Self {
             color,
-            secrets,
             out: Box::new(std::io::stdout()),
             progress: false,
             failures: Vec::new(),
@@ -106,7 +103,7 @@ impl Console {
                 text.push_str(&format!("      ids: {}\n", ids.join(" ")));
             }
         }
-        redact(&text, &self.secrets)
+        text
     }
 
     fn render(&self, d: &Diagnostic) -> String {

@@ -4,10 +4,8 @@
 use std::io::Write;
 
 use crate::runner::{Listener, RunEvent, Verdict};
-use crate::text::redact;
 
 pub struct GithubAnnotations {
-    pub secrets: Vec<String>,
     pub out: Box<dyn Write + Send>,
 }
 
@@ -51,7 +49,7 @@ impl Listener for GithubAnnotations {
                 if level == "warning" { "flaky: " } else { "" },
                 report.planned.scenario.name
             );
-            let body = redact(&d.render(false), &self.secrets);
+            let body = d.render(false);
             let _ = writeln!(
                 self.out,
                 "::{level} file={},line={line},col={col},title={}::{}",

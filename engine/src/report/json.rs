@@ -12,7 +12,6 @@ use crate::diagnostic::Diagnostic;
 use crate::runner::scenario::StepRecord;
 use crate::runner::transcript::FrameRecord;
 use crate::runner::{Attempt, Listener, RunEvent, ScenarioReport, Status, Summary, Verdict};
-use crate::text::redact;
 
 pub const FORMAT: &str = "engine-report";
 pub const VERSION: u32 = 1;
@@ -92,16 +91,14 @@ impl From<&Attempt> for AttemptEntry {
 
 pub struct JsonReport {
     path: PathBuf,
-    secrets: Vec<String>,
     started_at: String,
     scenarios: Vec<ScenarioEntry>,
 }
 
 impl JsonReport {
-    pub fn new(path: PathBuf, secrets: Vec<String>) -> Self {
+    pub fn new(path: PathBuf) -> Self {
         Self {
             path,
-            secrets,
             started_at: chrono::Utc::now().to_rfc3339(),
             scenarios: Vec::new(),
         }
@@ -123,8 +120,6 @@ impl JsonReport {
                 return;
             }
         };
-        // Redact in the serialized text: secrets must not appear anywhere, frames included.
-        let text = redact(&text, &self.secrets);
         if let Err(e) = write_atomically(&self.path, text.as_bytes()) {
             eprintln!(
                 "error: cannot write JSON report {}: {e}",

@@ -10,21 +10,18 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, T
 
 use super::write_atomically;
 use crate::runner::{Attempt, Listener, RunEvent, ScenarioReport, Verdict};
-use crate::text::redact;
 
 pub struct JunitReport {
     path: PathBuf,
-    secrets: Vec<String>,
     /// Spec file → its test cases so far, in finishing order.
     suites: BTreeMap<String, Vec<TestCase>>,
     elapsed: Duration,
 }
 
 impl JunitReport {
-    pub fn new(path: PathBuf, secrets: Vec<String>) -> Self {
+    pub fn new(path: PathBuf) -> Self {
         Self {
             path,
-            secrets,
             suites: BTreeMap::new(),
             elapsed: Duration::ZERO,
         }
@@ -70,8 +67,8 @@ impl JunitReport {
                     let (message, description) = Self::failure_text(failed);
                     let mut rerun = TestRerun::new(NonSuccessKind::Failure);
                     rerun
-                        .set_message(redact(&message, &self.secrets))
-                        .set_description(redact(&description, &self.secrets))
+                        .set_message(message)
+                        .set_description(description)
                         .set_time(failed.duration);
                     status.add_rerun(rerun);
                 }
@@ -88,15 +85,15 @@ impl JunitReport {
                 let (message, description) = Self::failure_text(last);
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 status
-                    .set_message(redact(&message, &self.secrets))
+                    .set_message(message)
                     .set_type("assertion")
-                    .set_description(redact(&description, &self.secrets));
+                    .set_description(description);
                 for earlier in &report.attempts[..report.attempts.len() - 1] {
                     let (message, description) = Self::failure_text(earlier);
                     let mut rerun = TestRerun::new(NonSuccessKind::Failure);
                     rerun
-                        .set_message(redact(&message, &self.secrets))
-                        .set_description(redact(&description, &self.secrets))
+                        .set_message(message)
+                        .set_description(description)
                         .set_time(earlier.duration);
                     status.add_rerun(rerun);
                 }

@@ -10,6 +10,7 @@ use super::context::{Failure, ScenarioContext, StepResult};
 use super::jwt;
 use super::ws::{tls_config, ConnectError, ConnectRequest, Connection};
 use crate::spec::model::*;
+use crate::text::percent_encode;
 
 pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     // `authenticate.message` is rendered later, once `{{ token }}` exists.
@@ -71,7 +72,7 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     if !query.is_empty() {
         let encoded: Vec<String> = query
             .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
             .collect();
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&encoded.join("&"));
@@ -129,19 +130,6 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         }
         (Err(ConnectError::Other(message)), _) => Err(Failure::new(message)),
     }
-}
-
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// The first message carrying a token: the spec's template with `{{ token }}`, or

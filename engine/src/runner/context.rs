@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::resources::Resources;
 use super::transcript::Transcript;
 use super::ws::{Connection, FrameRules};
+use crate::redact::Redactor;
 use crate::spec::config::SuiteConfig;
 use crate::spec::model::Scenario;
 use crate::template;
@@ -21,11 +22,13 @@ pub type Failure = crate::diagnostic::Diagnostic;
 
 pub type StepResult = Result<(), Failure>;
 
-/// Values the whole run shares: the environment as templates see it, and secrets.
+/// Values the whole run shares: the environment as templates see it, and what to
+/// redact.
 pub struct RunEnv {
     /// `{{ env.X }}` values, converted for templates once per run.
     env: minijinja::Value,
-    pub secrets: Vec<String>,
+    /// Knows the secrets of every suite config in the run.
+    pub redactor: Redactor,
 }
 
 impl RunEnv {
@@ -33,8 +36,16 @@ impl RunEnv {
     pub fn new(config: &crate::spec::config::SuiteConfig) -> Self {
         Self {
             env: minijinja::Value::from_serialize(config.env_values()),
-            secrets: super::secrets(config),
+            redactor: Redactor::new(super::secrets(config)),
         }
+    }
+
+    /// Also redact the secrets of other suite configs run alongside.
+    pub fn hiding<'c>(mut self, configs: impl IntoIterator<Item = &'c SuiteConfig>) -> Self {
+        self.redactor = self
+            .redactor
+            .with(configs.into_iter().flat_map(super::secrets));
+        self
     }
 }
 
@@ -52,6 +63,9 @@ pub struct ScenarioContext {
     pub locals: Map<String, Value>,
     /// Processes started by `start_process`, by name.
     pub processes: HashMap<String, super::serve::Started>,
+    /// Tokens minted or presented, and signing secrets given in steps: redacted from
+    /// this attempt's report along with the run's secrets.
+    pub presented: Vec<String>,
 }
 
 impl ScenarioContext {

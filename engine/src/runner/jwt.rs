@@ -11,8 +11,9 @@ use crate::spec::duration::parse_duration;
 use crate::spec::model::{Credentials, JwtSpec};
 use crate::template;
 
-pub fn mint(ctx: &ScenarioContext, spec: &JwtSpec) -> Result<String, Failure> {
-    let defaults = ctx.config.auth.jwt.as_ref();
+pub fn mint(ctx: &mut ScenarioContext, spec: &JwtSpec) -> Result<String, Failure> {
+    let config = ctx.config.clone();
+    let defaults = config.auth.jwt.as_ref();
     let alg_name = spec
         .alg
         .clone()
@@ -60,7 +61,9 @@ pub fn mint(ctx: &ScenarioContext, spec: &JwtSpec) -> Result<String, Failure> {
                     .hint("set `auth.jwt.secret` in engine.yaml or `secret:` in the step"))
             }
         };
-        EncodingKey::from_secret(secret.as_bytes())
+        let key = EncodingKey::from_secret(secret.as_bytes());
+        ctx.presented.push(secret);
+        key
     };
     let mut claims = defaults.map(|d| d.claims.clone()).unwrap_or_default();
     claims.extend(spec.claims.clone());
@@ -88,11 +91,13 @@ pub fn mint(ctx: &ScenarioContext, spec: &JwtSpec) -> Result<String, Failure> {
         .map_err(|e| Failure::new(format!("cannot sign JWT: {e}")))
 }
 
-/// The token to present: minted or given.
-pub fn token(ctx: &ScenarioContext, credentials: &Credentials) -> Result<String, Failure> {
-    match (&credentials.jwt, &credentials.token) {
-        (Some(spec), _) => mint(ctx, spec),
-        (None, Some(token)) => Ok(token.clone()),
-        (None, None) => Err(Failure::new("credentials need `jwt` or `token`")),
-    }
+/// The token to present: minted or given. Either way it is secret from now on.
+pub fn token(ctx: &mut ScenarioContext, credentials: &Credentials) -> Result<String, Failure> {
+    let token = match (&credentials.jwt, &credentials.token) {
+        (Some(spec), _) => mint(ctx, spec)?,
+        (None, Some(token)) => token.clone(),
+        (None, None) => return Err(Failure::new("credentials need `jwt` or `token`")),
+    };
+    ctx.presented.push(token.clone());
+    Ok(token)
 }

@@ -237,11 +237,20 @@ struct RunEnvs(std::collections::HashMap<usize, Arc<RunEnv>>);
 
 impl RunEnvs {
     fn for_plan(plan: &[Planned]) -> Self {
-        let mut envs = std::collections::HashMap::new();
+        let mut configs: Vec<&Arc<SuiteConfig>> = Vec::new();
         for planned in plan {
-            envs.entry(Arc::as_ptr(&planned.config) as usize)
-                .or_insert_with(|| Arc::new(RunEnv::new(&planned.config)));
+            if !configs.iter().any(|c| Arc::ptr_eq(c, &planned.config)) {
+                configs.push(&planned.config);
+            }
         }
+        // Every scenario's output hides the secrets of every config in the run.
+        let envs = configs
+            .iter()
+            .map(|config| {
+                let env = RunEnv::new(config).hiding(configs.iter().map(|c| c.as_ref()));
+                (Arc::as_ptr(config) as usize, Arc::new(env))
+            })
+            .collect();
         Self(envs)
     }
 

@@ -37,7 +37,7 @@ pub struct StepRecord {
     pub duration_ms: f64,
 }
 
-/// The result of one attempt at a scenario.
+/// The result of one attempt at a scenario, already redacted (see [`crate::redact`]).
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub status: Status,
@@ -93,6 +93,7 @@ impl ScenarioRun {
             },
             locals: Map::new(),
             processes: Default::default(),
+            presented: Vec::new(),
         };
         let mut records = Vec::new();
         let mut current: Option<(usize, Span)> = None;
@@ -133,7 +134,7 @@ impl ScenarioRun {
         } else {
             Status::Passed
         };
-        Attempt {
+        let mut attempt = Attempt {
             status,
             duration: started.elapsed(),
             ids,
@@ -141,7 +142,13 @@ impl ScenarioRun {
             failure,
             teardown_failures,
             frames: ctx.transcript.frames(),
-        }
+        };
+        // The only way out of here: whatever shows or writes an attempt sees no secret.
+        self.run_env
+            .redactor
+            .with(&ctx.presented)
+            .attempt(&mut attempt);
+        attempt
     }
 
     fn diagnostic(&self, failure: Failure, span: Span) -> Diagnostic {

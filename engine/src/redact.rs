@@ -1,0 +1,262 @@
+//! Redaction: the one place that decides what is secret and takes it out of text.
+//!
+//! Secret are: the values the suite declares (`secrets:`, the JWT signing secret, the
+//! passwords in database and Redis URLs), of any length; the tokens a scenario minted or
+//! presented (added per attempt, see [`Redactor::with`]); and, wherever they come from,
+//! anything shaped like a JWT, a URL's password or a bearer token.
+//!
+//! Reports never redact for themselves: an [`Attempt`] is redacted when it ends
+//! ([`Redactor::attempt`]), so console, JUnit, JSON, annotations and any future listener
+//! only ever receive text that went through [`Redactor::redact`]. Redaction works on
+//! each string value, never on serialized output, so a short secret (`"1"`) cannot
+//! corrupt a number or a key of a report.
+
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::Regex;
+
+use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::runner::Attempt;
+
+/// What a secret is replaced with.
+pub const MASK: &str = "***";
+
+/// Secret by their shape, whoever made them: (pattern, replacement).
+static SHAPES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    [
+        // A JWT (JWS compact form): header and payload are base64url JSON objects.
+        (r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", MASK),
+        // The password of a URL: `scheme://user:password@host`.
+        (
+            r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#@]+@",
+            "${1}***@",
+        ),
+        // An HTTP bearer token (RFC 6750's b64token), as written in a header.
+        (r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/-]{8,}=*", "${1}***"),
+    ]
+    .into_iter()
+    .map(|(pattern, replacement)| (Regex::new(pattern).expect("valid pattern"), replacement))
+    .collect()
+});
+
+/// Replaces secrets in text. Cheap to clone; [`Redactor::with`] makes one that also
+/// knows an attempt's tokens.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// Every form a secret may take in text, unique.
+    values: Arc<Vec<String>>,
+    matcher: Option<Arc<AhoCorasick>>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secrets themselves.
+        write!(f, "Redactor({} forms)", self.values.len())
+    }
+}
+
+impl Redactor {
+    pub fn new<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) -> Self {
+        Self::default().with(secrets)
+    }
+
+    /// This redactor plus more secrets (an attempt's tokens).
+    pub fn with<S: AsRef<str>>(&self, secrets: impl IntoIterator<Item = S>) -> Self {
+        let mut values: Vec<String> = self.values.as_ref().clone();
+        let before = values.len();
+        for secret in secrets {
+            values.extend(forms(secret.as_ref()));
+        }
+        if values.len() == before {
+            return self.clone();
+        }
+        values.sort();
+        values.dedup();
+        // Longest first wins where secrets overlap, so no piece of a longer one is left.
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&values)
+            .ok()
+            .map(Arc::new);
+        Self {
+            values: Arc::new(values),
+            matcher,
+        }
+    }
+
+    /// `text` with every secret replaced by [`MASK`].
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        // Shapes first: a literal secret inside a JWT must not split it into pieces the
+        // JWT pattern no longer recognises.
+        for (pattern, replacement) in SHAPES.iter() {
+            if pattern.is_match(&out) {
+                out = Cow::Owned(pattern.replace_all(&out, *replacement).into_owned());
+            }
+        }
+        if let Some(matcher) = &self.matcher {
+            if matcher.is_match(out.as_ref()) {
+                let masks = vec![MASK; self.values.len()];
+                out = Cow::Owned(matcher.replace_all(&out, &masks));
+            }
+        }
+        out
+    }
+
+    pub fn redact_in_place(&self, text: &mut String) {
+        if let Cow::Owned(redacted) = self.redact(text) {
+            *text = redacted;
+        }
+    }
+
+    /// A diagnostic's message, notes and hint, and the spec line it shows.
+    pub fn diagnostic(&self, diagnostic: &mut Diagnostic) {
+        self.redact_in_place(&mut diagnostic.message);
+        diagnostic
+            .notes
+            .iter_mut()
+            .for_each(|note| self.redact_in_place(note));
+        if let Some(hint) = &mut diagnostic.hint {
+            self.redact_in_place(hint);
+        }
+        if let Some(source) = &diagnostic.source {
+            if let Cow::Owned(text) = self.redact(&source.text) {
+                diagnostic.source = Some(SourceFile::new(source.path.clone(), text));
+            }
+        }
+    }
+
+    /// Everything an attempt holds as text: failures, frames, minted IDs.
+    pub fn attempt(&self, attempt: &mut Attempt) {
+        if let Some(failure) = &mut attempt.failure {
+            self.diagnostic(failure);
+        }
+        attempt
+            .teardown_failures
+            .iter_mut()
+            .for_each(|d| self.diagnostic(d));
+        for frame in &mut attempt.frames {
+            self.redact_in_place(&mut frame.data);
+            self.redact_in_place(&mut frame.connection);
+        }
+        for value in attempt.ids.values_mut() {
+            if let serde_json::Value::String(id) = value {
+                self.redact_in_place(id);
+            }
+        }
+    }
+}
+
+/// The forms a secret takes in text: as is, escaped inside a JSON string, and
+/// percent-encoded or decoded as in a URL.
+fn forms(secret: &str) -> Vec<String> {
+    if secret.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![secret.to_string()];
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    out.push(json[1..json.len() - 1].to_string());
+    out.push(crate::text::percent_encode(secret));
+    if let Some(decoded) = percent_decode(secret) {
+        out.push(decoded);
+    }
+    out.retain(|form| !form.is_empty());
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_of_any_length_are_masked_longest_first() {
+        let r = Redactor::new(["ab", "abcdef", "x"]);
+        assert_eq!(r.redact("ab abcdef x"), "*** *** ***");
+        assert_eq!(r.redact("nothing here"), "nothing here");
+        assert!(matches!(r.redact("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn json_escaped_and_percent_encoded_forms_are_masked() {
+        let r = Redactor::new(["a\"b c/d"]);
+        let json = serde_json::json!({ "token": "a\"b c/d" }).to_string();
+        assert_eq!(r.redact(&json), r#"{"token":"***"}"#);
+        assert_eq!(r.redact("?token=a%22b%20c%2Fd&x=1"), "?token=***&x=1");
+        let encoded = Redactor::new(["p%40ss"]);
+        assert_eq!(encoded.redact("user p@ss and p%40ss"), "user *** and ***");
+    }
+
+    #[test]
+    fn shapes_are_masked_without_being_declared() {
+        let r = Redactor::default();
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJl";
+        assert_eq!(
+            r.redact(&format!(r#"{{"type":"auth","token":"{jwt}"}}"#)),
+            r#"{"type":"auth","token":"***"}"#
+        );
+        assert_eq!(
+            r.redact("cannot connect to postgres://app:hunter2@db:5432/x"),
+            "cannot connect to postgres://app:***@db:5432/x"
+        );
+        assert_eq!(
+            r.redact("http://127.0.0.1:8080/path@x"),
+            "http://127.0.0.1:8080/path@x"
+        );
+        assert_eq!(
+            r.redact("Authorization: Bearer abcdefgh123"),
+            "Authorization: Bearer ***"
+        );
+    }
+
+    #[test]
+    fn with_adds_secrets_and_keeps_the_originals() {
+        let base = Redactor::new(["one1"]);
+        let more = base.with(["two2"]);
+        assert_eq!(more.redact("one1 two2"), "*** ***");
+        assert_eq!(base.redact("one1 two2"), "*** two2");
+        assert_eq!(format!("{more:?}"), "Redactor(2 forms)");
+    }
+
+    #[test]
+    fn diagnostics_lose_secrets_in_message_notes_hint_and_source_line() {
+        let source = SourceFile::new("a.yaml", "steps:\n  - sql: select 'k3y'\n");
+        let mut d = Diagnostic::new("failed k3y")
+            .at(&source, crate::diagnostic::Span { line: 2, col: 5 })
+            .note("got k3y")
+            .hint("k3y?");
+        Redactor::new(["k3y"]).diagnostic(&mut d);
+        let text = d.render(false);
+        assert!(!text.contains("k3y"), "{text}");
+        assert!(text.contains("select '***'"), "{text}");
+    }
+}
