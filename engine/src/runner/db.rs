@@ -1,6 +1,7 @@
 //! SQL: fixtures, `sql` steps and `assert_db`. Values reach SQL only as bound
-//! parameters. Rows come back as JSON via Postgres's own `json_agg`, so any column
-//! type compares the same way, whatever the application's schema.
+//! parameters. Fixtures and `sql` steps are the only writers: `assert_db` reads in a
+//! read-only transaction. Rows come back as JSON via Postgres's own `json_agg`, so any
+//! column type compares the same way, whatever the application's schema.
 
 use std::time::Duration;
 
@@ -69,22 +70,118 @@ pub async fn sql_step(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     Ok(())
 }
 
-/// All rows of a query as a JSON array of objects.
+/// Time a read may take past its statement timeout (connecting, the round trips around
+/// it) before the step gives up on it anyway.
+const READ_GRACE: Duration = Duration::from_millis(500);
+
+/// All rows of an `assert_db` query (and so of its captures) as JSON objects keyed by
+/// their own column names. The query runs in a read-only transaction with a statement
+/// timeout of the step timeout, then is rolled back: only `sql` steps and fixtures write.
 async fn rows(ctx: &ScenarioContext, step: &AssertDbStep) -> Result<Vec<Value>, Failure> {
     let url = ctx.database_url(step.database.as_deref())?;
     let pool = ctx.resources.postgres(&url).await.map_err(Failure::new)?;
-    let inner = step.query.trim().trim_end_matches(';');
-    let wrapped = format!("SELECT COALESCE(json_agg(q), '[]'::json) FROM ({inner}) AS q");
-    let row = bind(sqlx::query(&wrapped), &step.params)
-        .fetch_one(&pool)
-        .await
-        .map_err(|e| Failure::new(format!("query failed: {e}")).note(format!("query: {inner}")))?;
-    let value: sqlx::types::Json<Value> = sqlx::Row::try_get(&row, 0)
-        .map_err(|e| Failure::new(format!("cannot read the query's rows as JSON: {e}")))?;
-    match value.0 {
-        Value::Array(rows) => Ok(rows),
-        other => Ok(vec![other]),
+    let query = step.query.trim().trim_end_matches(';').trim_end();
+    let limit = ctx.step_timeout();
+    let read = read_only(&pool, query, &step.params, limit);
+    match tokio::time::timeout(limit + READ_GRACE, read).await {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(e)) => Err(read_failure(&e, query, limit)),
+        Err(_) => Err(too_slow(query, limit)),
     }
+}
+
+/// Begin, read, roll back.
+async fn read_only(
+    pool: &sqlx::PgPool,
+    query: &str,
+    params: &[Value],
+    limit: Duration,
+) -> Result<Vec<Value>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row = read_in(&mut tx, query, params, limit).await;
+    // Nothing to keep; the query's own error matters more than the rollback's.
+    let rolled_back = tx.rollback().await;
+    let value: sqlx::types::Json<Value> = sqlx::Row::try_get(&row?, 0)?;
+    rolled_back?;
+    Ok(match value.0 {
+        Value::Array(rows) => rows,
+        other => vec![other],
+    })
+}
+
+/// The query, wrapped to return its rows as one JSON array, in the open transaction.
+async fn read_in(
+    conn: &mut sqlx::PgConnection,
+    query: &str,
+    params: &[Value],
+    limit: Duration,
+) -> Result<sqlx::postgres::PgRow, sqlx::Error> {
+    // Both local to the transaction; turning read-only on is allowed at any point.
+    sqlx::query(
+        "SELECT set_config('transaction_read_only', 'on', true), \
+         set_config('statement_timeout', $1, true)",
+    )
+    .bind(limit.as_millis().max(1).to_string())
+    .execute(&mut *conn)
+    .await?;
+    // `q.*` is the whole row even when a column is itself named `q`; the line break ends
+    // a trailing `-- comment` in the query.
+    let wrapped = format!("SELECT COALESCE(json_agg(q.*), '[]'::json) FROM ({query}\n) AS q");
+    bind(sqlx::query(&wrapped), params).fetch_one(conn).await
+}
+
+/// Why a read failed, in the user's terms: it tried to write, it was too slow, or what
+/// Postgres said.
+fn read_failure(error: &sqlx::Error, query: &str, limit: Duration) -> Failure {
+    let shown = format!("query: {}", crate::text::truncate(query, 400));
+    let Some(db) = error.as_database_error() else {
+        return Failure::new(format!("query failed: {error}")).note(shown);
+    };
+    let code = db.code().unwrap_or_default();
+    let writes = match code.as_ref() {
+        // read_only_sql_transaction: a write, directly or inside a function.
+        "25006" => Some(db.message().to_string()),
+        // A data-modifying WITH can only be a top-level statement.
+        "0A000" if db.message().contains("data-modifying") => Some(db.message().to_string()),
+        // INSERT/UPDATE/DELETE… cannot be a subquery: Postgres sees a syntax error.
+        "42601" => write_keyword(query).map(|k| format!("`{k}` is a write statement")),
+        _ => None,
+    };
+    if let Some(reason) = writes {
+        return Failure::new(format!(
+            "the query writes, but `assert_db` queries run read-only: {reason}"
+        ))
+        .note(shown)
+        .hint(
+            "change data with a `sql` step or a fixture; `assert_db` and its captures only read",
+        );
+    }
+    if code == "57014" {
+        return too_slow(query, limit);
+    }
+    Failure::new(format!("query failed: {error}")).note(shown)
+}
+
+fn too_slow(query: &str, limit: Duration) -> Failure {
+    Failure::new(format!(
+        "the query did not finish within {limit:?} (the step timeout, its statement timeout)"
+    ))
+    .note(format!("query: {}", crate::text::truncate(query, 400)))
+    .hint("make the query cheaper, or raise `timeouts.step` in engine.yaml")
+}
+
+/// The keyword a statement begins with, when it changes data or schema.
+fn write_keyword(query: &str) -> Option<String> {
+    const WRITES: [&str; 14] = [
+        "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "CREATE", "DROP", "ALTER", "GRANT",
+        "REVOKE", "COPY", "CALL", "DO", "VACUUM",
+    ];
+    let first = query
+        .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()?
+        .to_ascii_uppercase();
+    WRITES.contains(&first.as_str()).then_some(first)
 }
 
 fn check(step: &AssertDbStep, rows: &[Value]) -> Result<(), Failure> {
@@ -150,4 +247,21 @@ pub async fn assert_db(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         ctx.capture(&step.capture, &Value::Array(rows))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_keyword;
+
+    #[test]
+    fn recognises_statements_that_write() {
+        assert_eq!(write_keyword("DELETE FROM t").as_deref(), Some("DELETE"));
+        assert_eq!(
+            write_keyword("  (update t set a = 1)").as_deref(),
+            Some("UPDATE")
+        );
+        assert_eq!(write_keyword("SELECT * FROM deleted_rows"), None);
+        assert_eq!(write_keyword("WITH x AS (SELECT 1) SELECT * FROM x"), None);
+        assert_eq!(write_keyword(""), None);
+    }
 }

@@ -1,0 +1,143 @@
+//! `assert_db` (and its captures) only read: its queries run in a read-only transaction
+//! with a statement timeout, against the real Postgres. Rows keep their own column names.
+//! Each test creates its own schema and drops only that.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{fresh, start_server, Suite, DATABASE_URL};
+use engine::runner::Verdict;
+
+/// A schema of this test's own, with a table of two rows and a function that deletes
+/// one; dropped (with everything in it) when the test ends.
+struct Scratch {
+    schema: String,
+    pool: sqlx::PgPool,
+}
+
+impl Scratch {
+    async fn new() -> Scratch {
+        let pool = sqlx::PgPool::connect(DATABASE_URL)
+            .await
+            .expect("Postgres at 127.0.0.1:5432 must be reachable for these tests");
+        let schema = format!("engine_it_{}", fresh());
+        for statement in [
+            format!("CREATE SCHEMA {schema}"),
+            format!("CREATE TABLE {schema}.items (id int PRIMARY KEY, q text, b int)"),
+            format!("INSERT INTO {schema}.items VALUES (1, 'one', 10), (2, 'two', 20)"),
+            format!("CREATE SEQUENCE {schema}.counter"),
+            format!(
+                "CREATE FUNCTION {schema}.zap() RETURNS int LANGUAGE sql AS \
+                 'DELETE FROM {schema}.items WHERE id = 1 RETURNING id'"
+            ),
+        ] {
+            sqlx::query(&statement).execute(&pool).await.unwrap();
+        }
+        Scratch { schema, pool }
+    }
+
+    async fn ids(&self) -> Vec<i32> {
+        sqlx::query_scalar(&format!("SELECT id FROM {}.items ORDER BY id", self.schema))
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn drop(self) {
+        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.schema))
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_query_that_writes_fails_and_writes_nothing() {
+    let scratch = Scratch::new().await;
+    let s = &scratch.schema;
+    let suite = Suite::new(&start_server().await, "");
+    let writes = [
+        ("through a function", format!("SELECT {s}.zap()")),
+        ("directly", format!("DELETE FROM {s}.items WHERE id = 1")),
+        (
+            "in a WITH",
+            format!("WITH d AS (DELETE FROM {s}.items WHERE id = 1 RETURNING *) SELECT * FROM d"),
+        ),
+        ("with nextval", format!("SELECT nextval('{s}.counter')")),
+    ];
+    for (i, (name, query)) in writes.iter().enumerate() {
+        suite.spec(
+            &format!("w{i}.yaml"),
+            &format!("name: writes {name}\nsteps:\n  - assert_db: {{ query: \"{query}\", row_count: 1 }}\n"),
+        );
+    }
+    let outcomes = suite.run().await;
+    assert_eq!(outcomes.len(), writes.len());
+    for outcome in &outcomes {
+        assert_eq!(outcome.verdict, Verdict::Failed, "{}", outcome.name);
+        assert!(
+            outcome
+                .failure
+                .contains("the query writes, but `assert_db` queries run read-only"),
+            "{}: {}",
+            outcome.name,
+            outcome.failure
+        );
+        assert!(
+            outcome
+                .failure
+                .contains("hint: change data with a `sql` step or a fixture"),
+            "{}",
+            outcome.failure
+        );
+    }
+    assert_eq!(scratch.ids().await, vec![1, 2], "a read-only query wrote");
+    let next: i64 = sqlx::query_scalar(&format!("SELECT nextval('{s}.counter')"))
+        .fetch_one(&scratch.pool)
+        .await
+        .unwrap();
+    assert_eq!(next, 1, "nextval ran inside assert_db");
+    scratch.drop().await;
+}
+
+#[tokio::test]
+async fn rows_keep_their_own_column_names_and_sql_steps_still_write() {
+    let scratch = Scratch::new().await;
+    let s = &scratch.schema;
+    let suite = Suite::new(&start_server().await, "");
+    // `q` was the wrapper's alias; `json_agg`, `coalesce` and `row` are names it uses or
+    // that Postgres treats specially.
+    suite.spec(
+        "names.yaml",
+        &format!(
+            "name: names\nsteps:\n  - assert_db: {{ query: \"SELECT id, q, b FROM {s}.items WHERE id = $1\", params: [1], row: {{ id: 1, q: one, b: 10 }} }}\n  - assert_db: {{ query: \"SELECT 1 AS q, 2 AS json_agg, 3 AS coalesce, 4 AS row -- a trailing comment\", row: {{ q: 1, json_agg: 2, coalesce: 3, row: 4 }} }}\n  - assert_db: {{ query: \"SELECT q FROM {s}.items ORDER BY id\", rows: [{{ q: one }}, {{ q: two }}], capture: {{ first: '$[0].q' }} }}\n  - sql: {{ query: \"INSERT INTO {s}.items VALUES (3, '{{{{ vars.first }}}}', 30)\" }}\n  - assert_db: {{ query: \"SELECT q, b FROM {s}.items WHERE id = 3\", row: {{ q: one, b: 30 }} }}\n"
+        ),
+    );
+    let outcomes = suite.run().await;
+    outcomes[0].assert_passed();
+    assert_eq!(scratch.ids().await, vec![1, 2, 3]);
+    scratch.drop().await;
+}
+
+#[tokio::test]
+async fn a_slow_query_is_cancelled_at_the_step_timeout() {
+    let suite = Suite::new(&start_server().await, "");
+    suite.spec(
+        "slow.yaml",
+        "name: slow\nsteps:\n  - assert_db: { query: \"SELECT pg_sleep(30)\", row_count: 1 }\n",
+    );
+    let started = Instant::now();
+    let outcomes = suite.run().await;
+    let took = started.elapsed();
+    assert_eq!(outcomes[0].verdict, Verdict::Failed);
+    assert!(
+        outcomes[0]
+            .failure
+            .contains("the query did not finish within 2s"),
+        "{}",
+        outcomes[0].failure
+    );
+    // The suite's step timeout is 2 s; the query asked for 30.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}
