@@ -2,7 +2,9 @@
 //! `testcase` per scenario (per repetition), failures with `file:line` and the full
 //! expected/got text; flaky scenarios keep their failed attempts as reruns.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,7 +53,7 @@ impl JunitReport {
                 .collect();
             description.push_str(&format!("ids: {}\n", ids.join(" ")));
         }
-        (message, description)
+        (visible(&message), visible(&description))
     }
 
     fn case(&self, report: &ScenarioReport) -> TestCase {
@@ -77,7 +79,7 @@ impl JunitReport {
             Verdict::Skipped => {
                 let mut status = TestCaseStatus::skipped();
                 if let Some(d) = &last.failure {
-                    status.set_message(d.message.clone());
+                    status.set_message(visible(&d.message));
                 }
                 status
             }
@@ -110,8 +112,8 @@ impl JunitReport {
         } else {
             scenario.name.clone()
         };
-        let mut case = TestCase::new(name, status);
-        case.set_classname(scenario.path().display().to_string())
+        let mut case = TestCase::new(visible(&name), status);
+        case.set_classname(visible(&scenario.path().display().to_string()))
             .set_time(report.attempts.iter().map(|a| a.duration).sum());
         case
     }
@@ -120,19 +122,62 @@ impl JunitReport {
         let mut report = Report::new("engine");
         report.set_time(self.elapsed);
         for (file, cases) in &self.suites {
-            let mut suite = TestSuite::new(file.clone());
+            let mut suite = TestSuite::new(visible(file));
             suite.add_test_cases(cases.iter().cloned());
             report.add_test_suite(suite);
         }
-        if let Ok(xml) = report.to_string() {
-            if let Err(e) = write_atomically(&self.path, xml.as_bytes()) {
-                eprintln!(
-                    "error: cannot write JUnit report {}: {e}",
-                    self.path.display()
-                );
-            }
+        let written = report
+            .to_string()
+            .map_err(|e| e.to_string())
+            .and_then(|xml| {
+                write_atomically(&self.path, xml_safe(&xml).as_bytes()).map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            eprintln!(
+                "error: cannot write JUnit report {}: {e}",
+                self.path.display()
+            );
         }
     }
+}
+
+/// Characters XML 1.0 allows at all, escaped or not (<https://www.w3.org/TR/xml/#charsets>).
+fn xml_char(c: char) -> bool {
+    matches!(c,
+        '\t' | '\n' | '\r'
+        | '\u{20}'..='\u{D7FF}'
+        | '\u{E000}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{10FFFF}')
+}
+
+/// Text for the report with every character XML forbids (control characters such as
+/// ANSI escapes, U+FFFE, U+FFFF) or discourages (DEL and C1 controls) written as a
+/// visible `\u{…}`: names and messages may hold anything. quick-junit would silently
+/// drop most control characters, and keeps U+FFFE and U+FFFF, which break the file.
+fn visible(text: &str) -> String {
+    escape_unless(text, |c| xml_char(c) && !('\u{7f}'..='\u{9f}').contains(&c)).into_owned()
+}
+
+/// The serialized document with anything XML forbids made visible: the guarantee that
+/// the file is well-formed, whatever reached the model (markup never holds such
+/// characters, so this touches text only).
+fn xml_safe(xml: &str) -> Cow<'_, str> {
+    escape_unless(xml, xml_char)
+}
+
+fn escape_unless(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if text.chars().all(&keep) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if keep(c) {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+    }
+    Cow::Owned(out)
 }
 
 impl Listener for JunitReport {
@@ -153,5 +198,163 @@ impl Listener for JunitReport {
             }
             RunEvent::ScenarioStarted { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::diagnostic::{Diagnostic, SourceFile, Span};
+    use crate::runner::{Planned, Status, Summary};
+    use crate::spec::model::Scenario;
+
+    fn scenario(path: &str, name: &str) -> Arc<Scenario> {
+        Arc::new(Scenario {
+            source: SourceFile::new(path, "name: x\nsteps: []\n"),
+            name: name.to_string(),
+            description: None,
+            tags: Vec::new(),
+            skip: None,
+            timeout: None,
+            ids: Vec::new(),
+            vars: Default::default(),
+            setup: Vec::new(),
+            steps: Vec::new(),
+            teardown: Vec::new(),
+            load: None,
+        })
+    }
+
+    fn attempt(status: Status, message: &str, note: &str) -> Attempt {
+        let source = SourceFile::new("a.yaml", message);
+        Attempt {
+            status,
+            duration: Duration::from_millis(3),
+            ids: [("u".to_string(), serde_json::json!(note))]
+                .into_iter()
+                .collect(),
+            steps: Vec::new(),
+            failure: (status != Status::Passed).then(|| {
+                Diagnostic::new(message)
+                    .at(&source, Span { line: 1, col: 1 })
+                    .note(note)
+                    .hint(message)
+            }),
+            teardown_failures: vec![Diagnostic::new(note)],
+            frames: Vec::new(),
+        }
+    }
+
+    /// Write a report of `cases` (path, name, message, note, verdict) and return its text.
+    fn junit_of(cases: &[(String, String, String, String, Verdict)]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junit.xml");
+        let mut report = JunitReport::new(path.clone());
+        report.on_event(&RunEvent::Started { total: 1, jobs: 1 });
+        for (index, (file, name, message, note, verdict)) in cases.iter().enumerate() {
+            let attempts = match verdict {
+                Verdict::Passed => vec![attempt(Status::Passed, message, note)],
+                Verdict::Failed => vec![attempt(Status::Failed, message, note)],
+                Verdict::Skipped => vec![attempt(Status::Skipped, message, note)],
+                Verdict::Flaky => vec![
+                    attempt(Status::Failed, message, note),
+                    attempt(Status::Passed, message, note),
+                ],
+            };
+            let finished = ScenarioReport {
+                index,
+                planned: Planned {
+                    scenario: scenario(file, name),
+                    config: Arc::default(),
+                    iteration: index % 2,
+                },
+                verdict: *verdict,
+                attempts,
+            };
+            report.on_event(&RunEvent::ScenarioFinished(&finished));
+        }
+        report.on_event(&RunEvent::Finished(&Summary::default()));
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    fn verdict() -> impl Strategy<Value = Verdict> {
+        prop_oneof![
+            Just(Verdict::Passed),
+            Just(Verdict::Failed),
+            Just(Verdict::Flaky),
+            Just(Verdict::Skipped),
+        ]
+    }
+
+    /// Any text, with the characters that break XML much more likely than at random.
+    fn text() -> impl Strategy<Value = String> {
+        let awkward = prop_oneof![
+            Just('\u{FFFE}'),
+            Just('\u{FFFF}'),
+            Just('\u{0}'),
+            Just('\u{1b}'),
+            Just('\u{7}'),
+            Just('\u{D7FF}'),
+            Just('\u{E000}'),
+            Just('<'),
+            Just('&'),
+            Just('"'),
+            Just(']'),
+            Just('>'),
+            Just('\r'),
+        ];
+        proptest::collection::vec(prop_oneof![any::<char>(), awkward], 0..40)
+            .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    /// Parsers normalise line ends and whitespace in attribute values: compare without.
+    fn normalised(text: &str) -> String {
+        text.chars()
+            .filter(|c| !matches!(c, '\t' | '\n' | '\r' | ' '))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn junit_is_well_formed_xml_for_any_text(
+            cases in proptest::collection::vec((text(), text(), text(), text(), verdict()), 1..6)
+        ) {
+            let xml = junit_of(&cases);
+            let document = roxmltree::Document::parse(&xml)
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{xml:?}")))?;
+            let names: Vec<String> = document
+                .descendants()
+                .filter(|n| n.has_tag_name("testcase"))
+                .map(|n| normalised(n.attribute("name").unwrap_or_default()))
+                .collect();
+            prop_assert_eq!(names.len(), cases.len());
+            // Each name survives, its forbidden characters written as `\u{…}`.
+            for (file, name, _, _, _) in &cases {
+                let expected = normalised(&visible(name));
+                prop_assert!(
+                    names.iter().any(|n| n.starts_with(&expected)),
+                    "{:?} not among {:?} (file {:?})", expected, names, file
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_parser_rejects_what_xml_forbids() {
+        // The property above is only worth something if this parser would notice.
+        for bad in ['\u{FFFE}', '\u{FFFF}', '\u{1b}', '\u{0}'] {
+            let xml = format!("<a b=\"{bad}\">{bad}</a>");
+            assert!(roxmltree::Document::parse(&xml).is_err(), "{bad:?}");
+            assert!(
+                roxmltree::Document::parse(&xml_safe(&xml)).is_ok(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(xml_safe("a\u{FFFE}b\u{1b}[31m"), "a\\u{fffe}b\\u{1b}[31m");
+        assert!(matches!(xml_safe("plain <&>"), Cow::Borrowed(_)));
     }
 }
