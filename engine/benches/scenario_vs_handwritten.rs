@@ -175,7 +175,7 @@ fn main() {
             env!("CARGO_MANIFEST_DIR")
         );
         let config = Arc::new(SuiteConfig::parse(&SourceFile::new("bench/engine.yaml", config_text)).unwrap());
-        let scenario = Arc::new(engine::spec::load::load_str(SourceFile::new("bench/round_trip.yaml", SPEC), &config).unwrap());
+        let scenario = Arc::new(engine::spec::load::load_str(SourceFile::new("bench/round_trip.yaml", SPEC), &config, &Default::default()).unwrap().remove(0));
         let resources = Resources::new(1);
         let run = ScenarioRun {
             scenario,

@@ -33,6 +33,9 @@ impl SourceFile {
     }
 }
 
+/// Where a library step was called from.
+pub type CallSite = (Arc<SourceFile>, Span);
+
 /// A user-facing problem, tied to a place in a spec when there is one.
 #[derive(Debug, Clone)]
 pub struct Diagnostic {
@@ -42,6 +45,9 @@ pub struct Diagnostic {
     /// Extra lines shown under the source excerpt (expected/got, received events...).
     pub notes: Vec<String>,
     pub hint: Option<String>,
+    /// For a failure inside a library step: the calls that led there, innermost first
+    /// (boxed: most diagnostics have none, and every `Result` carries this type).
+    pub called_from: Option<Box<Vec<CallSite>>>,
 }
 
 impl Diagnostic {
@@ -52,12 +58,29 @@ impl Diagnostic {
             span: None,
             notes: Vec::new(),
             hint: None,
+            called_from: None,
         }
     }
 
     pub fn at(mut self, source: &Arc<SourceFile>, span: Span) -> Self {
         self.source = Some(source.clone());
         self.span = Some(span);
+        self
+    }
+
+    /// Locate it here unless it already points somewhere (an inner step did).
+    pub fn at_if_unlocated(self, source: &Arc<SourceFile>, span: Span) -> Self {
+        match self.span {
+            Some(_) => self,
+            None => self.at(source, span),
+        }
+    }
+
+    /// Add a call site: the failure happened inside a library step called from here.
+    pub fn called_from(mut self, source: &Arc<SourceFile>, span: Span) -> Self {
+        self.called_from
+            .get_or_insert_with(Default::default)
+            .push((source.clone(), span));
         self
     }
 
@@ -102,18 +125,17 @@ impl Diagnostic {
             let _ = writeln!(out, "  {blue}-->{reset} {location}");
         }
         if let (Some(source), Some(span)) = (&self.source, self.span) {
-            if let Some(text) = source.line(span.line) {
-                let number = span.line.to_string();
-                let pad = " ".repeat(number.len());
-                let _ = writeln!(out, "  {pad} {blue}|{reset}");
-                let _ = writeln!(out, "  {blue}{number} |{reset} {text}");
-                let caret_pad: String = text
-                    .chars()
-                    .take(span.col.saturating_sub(1))
-                    .map(|c| if c == '\t' { '\t' } else { ' ' })
-                    .collect();
-                let _ = writeln!(out, "  {pad} {blue}|{reset} {caret_pad}{red}^{reset}");
-            }
+            excerpt(&mut out, source, span, (red, blue, reset));
+        }
+        for (source, span) in self.called_from.iter().flat_map(|c| c.iter()) {
+            let _ = writeln!(
+                out,
+                "  {blue}:::{reset} called from {}:{}:{}",
+                source.path.display(),
+                span.line,
+                span.col
+            );
+            excerpt(&mut out, source, *span, (red, blue, reset));
         }
         for note in &self.notes {
             for (i, line) in note.lines().enumerate() {
@@ -126,6 +148,28 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// The numbered source line at `span` with a caret under its column.
+fn excerpt(
+    out: &mut String,
+    source: &SourceFile,
+    span: Span,
+    (red, blue, reset): (&str, &str, &str),
+) {
+    let Some(text) = source.line(span.line) else {
+        return;
+    };
+    let number = span.line.to_string();
+    let pad = " ".repeat(number.len());
+    let _ = writeln!(out, "  {pad} {blue}|{reset}");
+    let _ = writeln!(out, "  {blue}{number} |{reset} {text}");
+    let caret_pad: String = text
+        .chars()
+        .take(span.col.saturating_sub(1))
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    let _ = writeln!(out, "  {pad} {blue}|{reset} {caret_pad}{red}^{reset}");
 }
 
 impl From<String> for Diagnostic {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::diagnostic::Diagnostic;
 use crate::spec::config::{SuiteConfig, CONFIG_FILE};
+use crate::spec::library::Library;
 use crate::spec::load::load_file;
 use crate::spec::model::Scenario;
 
@@ -60,6 +61,8 @@ pub struct Loaded {
 pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
     let files = spec_files(paths)?;
     let mut configs: HashMap<PathBuf, Arc<SuiteConfig>> = HashMap::new();
+    // Each suite's library, loaded once, by config path.
+    let mut libraries: HashMap<Option<PathBuf>, (Arc<Library>, Vec<PathBuf>)> = HashMap::new();
     let mut order = Vec::new();
     let mut loaded = Loaded {
         scenarios: Vec::new(),
@@ -84,8 +87,23 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
                 loaded.problems.push(problem);
             }
         }
-        match load_file(&file, &config) {
-            Ok(scenario) => loaded.scenarios.push((Arc::new(scenario), config)),
+        let (library, library_files) = libraries.entry(config.path.clone()).or_insert_with(|| {
+            let (library, problems) = Library::load(&config);
+            loaded.problems.extend(problems);
+            let files = Library::files(&config)
+                .iter()
+                .map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()))
+                .collect();
+            (Arc::new(library), files)
+        });
+        let canonical = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+        if library_files.contains(&canonical) {
+            continue;
+        }
+        match load_file(&file, &config, library) {
+            Ok(scenarios) => loaded
+                .scenarios
+                .extend(scenarios.into_iter().map(|s| (Arc::new(s), config.clone()))),
             Err(problems) => loaded.problems.extend(problems),
         }
     }

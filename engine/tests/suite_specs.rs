@@ -98,7 +98,9 @@ fn mangled_specs_give_errors_not_panics() {
             }
             let mangled = String::from_utf8_lossy(&bytes).into_owned();
             let source = engine::diagnostic::SourceFile::new(file.clone(), mangled);
-            if let Err(problems) = engine::spec::load::load_str(source, &config) {
+            if let Err(problems) =
+                engine::spec::load::load_str(source, &config, &Default::default())
+            {
                 assert!(!problems.is_empty());
                 for p in &problems {
                     // Every problem renders, and those from the file point into it.

@@ -12,14 +12,70 @@ use super::ws::{tls_config, ConnectError, ConnectRequest, Connection};
 use crate::spec::model::*;
 use crate::text::percent_encode;
 
+/// The step merged over its profile (`profile:`, else `profiles.default` when the step
+/// has no `url`), and the identity the profile's templates read as `{{ identity }}`.
+fn with_profile(ctx: &ScenarioContext, body: &Value) -> Result<(Value, Value), Failure> {
+    let mut own = body.as_object().cloned().unwrap_or_default();
+    let profile_name = own.remove("profile");
+    let identity = match own.remove("identity") {
+        Some(identity) => ctx.render_value(&identity, &[])?,
+        None => Value::Null,
+    };
+    let profile_name = match profile_name {
+        Some(name) => match ctx.render_value(&name, &[])? {
+            Value::String(name) => Some(name),
+            other => {
+                return Err(Failure::new(format!(
+                    "`profile` must be a name, got {other}"
+                )))
+            }
+        },
+        None if !own.contains_key("url") && ctx.config.profiles.contains_key("default") => {
+            Some("default".to_string())
+        }
+        None => None,
+    };
+    let Some(profile_name) = profile_name else {
+        return Ok((Value::Object(own), identity));
+    };
+    let profile = ctx.config.profiles.get(&profile_name).ok_or_else(|| {
+        Failure::new(format!(
+            "no connection profile `{profile_name}` in the suite config"
+        ))
+    })?;
+    let mut merged = Value::Object(profile.clone());
+    merge(&mut merged, Value::Object(own));
+    Ok((merged, identity))
+}
+
+/// Deep merge: objects key by key, anything else replaced by the override.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(slot) => merge(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot, over) => *slot = over,
+    }
+}
+
 pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    // `authenticate.message` is rendered later, once `{{ token }}` exists.
-    let mut body = body.clone();
+    let (mut body, identity) = with_profile(ctx, body)?;
+    let had_profile_ready = body.get("ready").is_some() && body.get("capture").is_none();
+    // `authenticate.message` is rendered later, once `{{ token }}` exists; the ready
+    // pattern is rendered by the wait.
     let message_template = body
         .get_mut("authenticate")
         .and_then(Value::as_object_mut)
         .and_then(|auth| auth.remove("message"));
-    let mut step: ConnectStep = ctx.render(&body, &[])?;
+    let locals = [("identity", identity)];
+    let mut step: ConnectStep = ctx.render(&body, &locals)?;
     if let Some(credentials) = step.authenticate.as_mut() {
         credentials.message = message_template;
     }
@@ -65,7 +121,12 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
             )),
             PresentAs::Subprotocol => subprotocols.push(token),
             PresentAs::Message => {
-                first_message = Some(auth_message(ctx, credentials.message.as_ref(), &token)?)
+                first_message = Some(auth_message(
+                    ctx,
+                    credentials.message.as_ref(),
+                    &token,
+                    &locals[0].1,
+                )?)
             }
         }
     }
@@ -78,13 +139,7 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         url.push_str(&encoded.join("&"));
     }
     let tls = if url.starts_with("wss://") {
-        let ca = step.ca_file.as_ref().map(|f| {
-            ctx.scenario
-                .path()
-                .parent()
-                .unwrap_or(std::path::Path::new("."))
-                .join(f)
-        });
+        let ca = step.ca_file.as_ref().map(|f| ctx.base_dir().join(f));
         Some(tls_config(ca.as_deref()).map_err(Failure::new)?)
     } else {
         None
@@ -106,7 +161,22 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
             if let Some(message) = first_message {
                 connection.send_text(message, ctx.step_timeout()).await?;
             }
-            ctx.connections.insert(name, Arc::new(connection));
+            ctx.connections.insert(name.clone(), Arc::new(connection));
+            let Some(mut ready) = step.ready.as_ref().and_then(ReadyWait::pattern) else {
+                return Ok(());
+            };
+            // A profile's ready captures are kept per connection: `vars.<name>.<capture>`.
+            let per_connection = had_profile_ready && !ready.capture.is_empty();
+            if !step.capture.is_empty() {
+                ready.capture = step.capture.clone();
+            }
+            let within = step.within.unwrap_or_else(|| ctx.step_timeout());
+            let captured = super::expect::await_ready(ctx, &name, &ready, within).await?;
+            if per_connection {
+                ctx.vars_mut().insert(name, Value::Object(captured));
+            } else {
+                ctx.vars_mut().extend(captured);
+            }
             Ok(())
         }
         (Ok(_), Some(status)) => Err(Failure::new(format!(
@@ -138,9 +208,16 @@ fn auth_message(
     ctx: &ScenarioContext,
     template: Option<&Value>,
     token: &str,
+    identity: &Value,
 ) -> Result<String, Failure> {
     let message = match template {
-        Some(t) => ctx.render_value(t, &[("token", Value::String(token.to_string()))])?,
+        Some(t) => ctx.render_value(
+            t,
+            &[
+                ("token", Value::String(token.to_string())),
+                ("identity", identity.clone()),
+            ],
+        )?,
         None => {
             let mut m = serde_json::Map::new();
             m.insert(ctx.config.events.type_field.clone(), json!("auth"));
@@ -167,7 +244,7 @@ pub async fn authenticate(ctx: &mut ScenarioContext, body: &Value) -> StepResult
         message: None,
     };
     let token = jwt::token(ctx, &credentials)?;
-    let text = auth_message(ctx, message.as_ref(), &token)?;
+    let text = auth_message(ctx, message.as_ref(), &token, &Value::Null)?;
     ctx.connection(step.on.as_deref())?
         .send_text(text, ctx.step_timeout())
         .await?;

@@ -11,8 +11,10 @@ use serde_json::{Map, Value};
 use super::resources::Resources;
 use super::transcript::Transcript;
 use super::ws::{Connection, FrameRules};
+use crate::diagnostic::SourceFile;
 use crate::redact::Redactor;
 use crate::spec::config::SuiteConfig;
+use crate::spec::library::LibraryStep;
 use crate::spec::model::Scenario;
 use crate::template;
 
@@ -66,15 +68,54 @@ pub struct ScenarioContext {
     /// Tokens minted or presented, and signing secrets given in steps: redacted from
     /// this attempt's report along with the run's secrets.
     pub presented: Vec<String>,
+    /// Library calls in progress, innermost last: each has its own scope.
+    pub frames: Vec<Frame>,
+    /// Cleanup registered by library calls, run in reverse order at teardown.
+    pub cleanups: Vec<Cleanup>,
+}
+
+/// The scope of a library call in progress: its parameters and its own variables.
+/// Calls see nothing of their caller but what they are passed (and `env`).
+pub struct Frame {
+    pub library: Arc<LibraryStep>,
+    pub params: Map<String, Value>,
+    pub vars: Map<String, Value>,
+    /// Index of this call's entry in [`ScenarioContext::cleanups`].
+    pub cleanup: usize,
+    /// The caller's loop variables, restored when the call returns.
+    pub outer_locals: Map<String, Value>,
+}
+
+/// A library call's cleanup, with the scope its actions render in: the call's
+/// parameters and whatever variables it had produced when it ended.
+pub struct Cleanup {
+    pub library: Arc<LibraryStep>,
+    pub params: Map<String, Value>,
+    pub vars: Map<String, Value>,
 }
 
 impl ScenarioContext {
     pub fn template_context(&self, locals: &[(&str, Value)]) -> minijinja::Value {
-        let mut root: Vec<(String, minijinja::Value)> = vec![
-            ("ids".into(), minijinja::Value::from_serialize(&self.ids)),
-            ("vars".into(), minijinja::Value::from_serialize(&self.vars)),
-            ("env".into(), self.run_env.env.clone()),
-        ];
+        let mut root: Vec<(String, minijinja::Value)> =
+            vec![("env".into(), self.run_env.env.clone())];
+        match self.frames.last() {
+            Some(frame) => {
+                root.push(("vars".into(), minijinja::Value::from_serialize(&frame.vars)));
+                for (name, value) in &frame.params {
+                    root.push((name.clone(), minijinja::Value::from_serialize(value)));
+                }
+            }
+            None => {
+                root.push(("ids".into(), minijinja::Value::from_serialize(&self.ids)));
+                root.push(("vars".into(), minijinja::Value::from_serialize(&self.vars)));
+                if let Some(case) = &self.scenario.case {
+                    root.push((
+                        "case".into(),
+                        minijinja::Value::from_serialize(&case.values),
+                    ));
+                }
+            }
+        }
         for (name, value) in &self.locals {
             root.push((name.clone(), minijinja::Value::from_serialize(value)));
         }
@@ -120,6 +161,37 @@ impl ScenarioContext {
             }
             None => Err(Failure::new("this step needs `on:` to name its connection")),
         }
+    }
+
+    /// `{{ env.X }}` values as templates see them.
+    pub fn env(&self) -> minijinja::Value {
+        self.run_env.env.clone()
+    }
+
+    /// The variables steps read and captures write: the innermost call's, else the
+    /// scenario's.
+    pub fn vars_mut(&mut self) -> &mut Map<String, Value> {
+        match self.frames.last_mut() {
+            Some(frame) => &mut frame.vars,
+            None => &mut self.vars,
+        }
+    }
+
+    /// The file whose steps are running (a library file inside a call): failures point
+    /// into it and relative paths resolve against its folder.
+    pub fn source(&self) -> &Arc<SourceFile> {
+        match self.frames.last() {
+            Some(frame) => &frame.library.source,
+            None => &self.scenario.source,
+        }
+    }
+
+    /// The folder relative paths in the running steps resolve against.
+    pub fn base_dir(&self) -> std::path::PathBuf {
+        self.source().path.parent().map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        )
     }
 
     pub fn step_timeout(&self) -> Duration {
@@ -178,7 +250,7 @@ impl ScenarioContext {
             let value = json_path(path, from)?;
             match value {
                 Some(v) => {
-                    self.vars.insert(name.clone(), v);
+                    self.vars_mut().insert(name.clone(), v);
                 }
                 None => {
                     return Err(

@@ -13,10 +13,13 @@ use super::ws::{Connection, Received};
 use crate::matcher::{compare, Mismatch};
 use crate::spec::model::*;
 
+/// `event: "*"`: any frame at all, JSON or not, text or binary.
+pub const ANY_FRAME: &str = "*";
+
 /// How well a frame fits a pattern: `None` is a match; otherwise the mismatches.
 fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
     let mut problems = Vec::new();
-    if let Some(event) = &pattern.event {
+    if let Some(event) = pattern.event.as_ref().filter(|e| *e != ANY_FRAME) {
         if frame.event_type.as_deref() != Some(event.as_str()) {
             problems.push(Mismatch {
                 path: "type".into(),
@@ -47,11 +50,12 @@ fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
 }
 
 fn describe(pattern: &EventPattern) -> String {
-    match (&pattern.event, &pattern.matches) {
+    let event = pattern.event.as_ref().filter(|e| *e != ANY_FRAME);
+    match (event, &pattern.matches) {
         (Some(e), Some(m)) => format!("`{e}` matching {m}"),
         (Some(e), None) => format!("`{e}`"),
         (None, Some(m)) => format!("an event matching {m}"),
-        (None, None) => "any event".into(),
+        (None, None) => "any frame".into(),
     }
 }
 
@@ -89,8 +93,80 @@ enum WaitEnd {
     Closed(String),
 }
 
+/// The patterns of a generated sequence: its item rendered once per value. The
+/// template context is built once; each value is merged over it.
+fn generate(
+    ctx: &ScenarioContext,
+    generator: &SequenceGenerator,
+    item: &Value,
+) -> Result<Vec<EventPattern>, Failure> {
+    let values: Vec<Value> = match (&generator.range, &generator.items) {
+        (Some(range), None) => range_values(range)?,
+        (None, Some(items)) => items.clone(),
+        _ => {
+            return Err(Failure::new(
+                "a generated `sequence` needs one of `range` or `in`",
+            ))
+        }
+    };
+    let base = ctx.template_context(&[]);
+    let mut patterns = Vec::with_capacity(values.len());
+    for value in values {
+        let scope = minijinja::value::merge_maps([
+            minijinja::Value::from_iter([(
+                generator.name.as_str(),
+                minijinja::Value::from_serialize(&value),
+            )]),
+            base.clone(),
+        ]);
+        let rendered = crate::template::render_value(item, &scope).map_err(|e| {
+            Failure::new(format!(
+                "template error in the sequence item for `{}` = {value}: {}",
+                generator.name, e.message
+            ))
+        })?;
+        let item: PatternItem = serde_json::from_value(rendered)
+            .map_err(|e| Failure::new(format!("invalid sequence item: {e}")))?;
+        patterns.push(item.into_pattern());
+    }
+    Ok(patterns)
+}
+
+/// `[start, end]` or `[start, end, step]`, `end` excluded; at most a million values.
+fn range_values(range: &[i64]) -> Result<Vec<Value>, Failure> {
+    const MAX_ITEMS: i64 = 1_000_000;
+    let (start, end, step) = match range {
+        [start, end] => (*start, *end, 1),
+        [start, end, step] => (*start, *end, *step),
+        _ => {
+            return Err(Failure::new(
+                "`range` is `[start, end]` or `[start, end, step]`",
+            ))
+        }
+    };
+    if step == 0 {
+        return Err(Failure::new("`range` step cannot be 0"));
+    }
+    let count = (i128::from(end) - i128::from(start) + i128::from(step)
+        - i128::from(step.signum()))
+        / i128::from(step);
+    if count > i128::from(MAX_ITEMS) {
+        return Err(Failure::new(format!(
+            "`range` gives {count} items; a sequence holds at most {MAX_ITEMS}"
+        )));
+    }
+    let count = count.max(0) as i64;
+    Ok((0..count).map(|i| Value::from(start + i * step)).collect())
+}
+
 pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: ExpectStep = ctx.render(body, &[])?;
+    // A generated sequence's item is rendered per value, not with the step.
+    let mut body = body.clone();
+    let item = body
+        .get_mut("sequence")
+        .and_then(Value::as_object_mut)
+        .and_then(|generator| generator.remove("item"));
+    let step: ExpectStep = ctx.render(&body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     let within = step.within.unwrap_or_else(|| ctx.step_timeout());
     let deadline = Instant::now() + within;
@@ -100,22 +176,39 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         exact: step.exact,
         capture: step.capture.clone(),
     };
-    if let Some(items) = step.sequence {
-        let patterns: Vec<EventPattern> =
-            items.into_iter().map(PatternItem::into_pattern).collect();
+    if let Some(sequence) = step.sequence {
+        let patterns: Vec<EventPattern> = match sequence {
+            Sequence::Items(items) => items.into_iter().map(PatternItem::into_pattern).collect(),
+            Sequence::Generated(generator) => {
+                generate(ctx, &generator, item.as_ref().unwrap_or(&Value::Null))?
+            }
+        };
         let mut after: Option<usize> = None;
         for (i, pattern) in patterns.iter().enumerate() {
-            let found = wait_for(&connection, deadline, |pending| {
-                let pos = pending.iter().position(|f| {
-                    after.is_none_or(|a| f.number > a) && fit(pattern, f).is_none()
-                })?;
-                Some(pending.remove(pos))
+            let found = wait_for(&connection, deadline, |pending| match after {
+                Some(a) if step.strict => take_next_strictly(pending, a, pattern),
+                _ => {
+                    let pos = pending.iter().position(|f| {
+                        after.is_none_or(|a| f.number > a) && fit(pattern, f).is_none()
+                    })?;
+                    Some(Ok(pending.remove(pos)))
+                }
             })
             .await;
             match found {
-                Ok(frame) => {
+                Ok(Ok(frame)) => {
                     after = Some(frame.number);
                     take(ctx, &connection, pattern, &frame)?;
+                }
+                Ok(Err(between)) => {
+                    return Err(between_failure(
+                        ctx,
+                        &connection,
+                        &between,
+                        pattern,
+                        i,
+                        patterns.len(),
+                    ))
                 }
                 Err(end) => {
                     let position = format!("item {} of {} in the sequence", i + 1, patterns.len());
@@ -198,6 +291,133 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         }
     }
     Ok(())
+}
+
+/// Wait for a new connection's ready event (from its profile or its `ready:`) and
+/// return what it captures, for the caller to store.
+pub async fn await_ready(
+    ctx: &mut ScenarioContext,
+    name: &str,
+    pattern: &EventPattern,
+    within: Duration,
+) -> Result<serde_json::Map<String, Value>, Failure> {
+    let connection = ctx.connection(Some(name))?;
+    let deadline = Instant::now() + within;
+    let found = wait_for(&connection, deadline, |pending| {
+        let pos = pending.iter().position(|f| fit(pattern, f).is_none())?;
+        Some(pending.remove(pos))
+    })
+    .await;
+    let frame = match found {
+        Ok(frame) => frame,
+        Err(end) => {
+            return Err(timeout_failure(
+                ctx,
+                &connection,
+                pattern,
+                within,
+                end,
+                "the connection's ready event",
+                None,
+            ))
+        }
+    };
+    let bare = EventPattern {
+        capture: Default::default(),
+        ..pattern.clone()
+    };
+    take(ctx, &connection, &bare, &frame)?;
+    let json = frame
+        .json
+        .clone()
+        .unwrap_or(Value::String(frame.text.clone()));
+    let mut captured = serde_json::Map::new();
+    for (var, path) in &pattern.capture {
+        match super::context::json_path(path, &json)? {
+            Some(value) => {
+                captured.insert(var.clone(), value);
+            }
+            None => {
+                return Err(Failure::new(format!(
+                    "capture `{var}`: `{path}` found nothing in the ready event"
+                ))
+                .note(format!(
+                    "event: {}",
+                    crate::text::truncate(&frame.text, 500)
+                )))
+            }
+        }
+    }
+    Ok(captured)
+}
+
+/// In a strict sequence, the frame right after `after` must be the next item: take it
+/// when it fits; `Err` with what arrived in between when it doesn't (a frame that
+/// doesn't fit, or one an earlier step already took); `None` while it hasn't arrived.
+fn take_next_strictly(
+    pending: &mut Vec<Received>,
+    after: usize,
+    pattern: &EventPattern,
+) -> Option<Result<Received, Between>> {
+    let next = pending.iter().position(|f| f.number > after)?;
+    if pending[next].number != after + 1 {
+        return Some(Err(Between::Taken(after + 1)));
+    }
+    match fit(pattern, &pending[next]) {
+        None => Some(Ok(pending.remove(next))),
+        Some(mismatches) => Some(Err(Between::Frame(
+            Box::new(pending[next].clone()),
+            mismatches,
+        ))),
+    }
+}
+
+/// What broke a strict sequence.
+enum Between {
+    /// A frame that is not the next item.
+    Frame(Box<Received>, Vec<Mismatch>),
+    /// A frame (by arrival number) an earlier step had taken.
+    Taken(usize),
+}
+
+fn between_failure(
+    ctx: &ScenarioContext,
+    connection: &Connection,
+    between: &Between,
+    pattern: &EventPattern,
+    index: usize,
+    total: usize,
+) -> Failure {
+    let head = format!(
+        "strict sequence broken on `{}`: item {} of {total} ({}) was expected next",
+        connection.name,
+        index + 1,
+        describe(pattern)
+    );
+    match between {
+        Between::Frame(frame, mismatches) => {
+            let lines: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
+            Failure::new(head).note(format!(
+                "frame #{} arrived instead: {}\n{}",
+                frame.number + 1,
+                crate::text::truncate(&frame.text, 400),
+                lines.join("\n")
+            ))
+        }
+        Between::Taken(number) => {
+            let text = ctx
+                .transcript
+                .received_on(&connection.name)
+                .get(*number)
+                .map(|f| crate::text::truncate(&f.data, 400))
+                .unwrap_or_default();
+            Failure::new(head).note(format!(
+                "frame #{} arrived in between (an earlier step took it): {text}",
+                number + 1
+            ))
+        }
+    }
+    .hint("without `strict: true`, other frames may arrive between the items")
 }
 
 /// A frame was taken: check its schema, then capture.

@@ -1,8 +1,6 @@
 //! Minting JWTs for `authenticate`: claims from the spec over the suite's defaults,
 //! `exp`/`iat` from `expires_in` (negative for an already-expired token).
 
-use std::path::Path;
-
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 
@@ -31,12 +29,7 @@ pub fn mint(ctx: &mut ScenarioContext, spec: &JwtSpec) -> Result<String, Failure
             &spec.private_key_file,
             defaults.and_then(|d| d.private_key_file.as_ref()),
         ) {
-            (Some(f), _) => ctx
-                .scenario
-                .path()
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(f),
+            (Some(f), _) => ctx.base_dir().join(f),
             (None, Some(f)) => ctx.config.resolve(f),
             (None, None) => {
                 return Err(Failure::new(

@@ -1,6 +1,8 @@
 //! The runner: executes planned scenarios in parallel and emits [`RunEvent`]s. It never
 //! prints; console, JUnit and JSON reports are [`Listener`]s.
 
+pub mod assert;
+pub mod call;
 pub mod connection_steps;
 pub mod context;
 pub mod db;

@@ -94,6 +94,8 @@ impl ScenarioRun {
             locals: Map::new(),
             processes: Default::default(),
             presented: Vec::new(),
+            frames: Vec::new(),
+            cleanups: Vec::new(),
         };
         let mut records = Vec::new();
         let mut current: Option<(usize, Span)> = None;
@@ -101,7 +103,7 @@ impl ScenarioRun {
         let body = run_body(&mut ctx, &mut records, &mut current);
         let failure = match tokio::time::timeout(deadline, body).await {
             Ok(Ok(())) => None,
-            Ok(Err((span, failure))) => Some(self.diagnostic(failure, span)),
+            Ok(Err(failure)) => Some(failure),
             Err(_) => {
                 let span = current.map(|(_, s)| s).unwrap_or(Span { line: 1, col: 1 });
                 if let Some((index, span)) = current {
@@ -170,7 +172,7 @@ impl ScenarioRun {
         for (_, mut process) in ctx.processes.drain() {
             super::serve::terminate(&mut process.child, libc::SIGTERM).await;
         }
-        let mut failures = Vec::new();
+        let mut failures = super::call::run_cleanups(ctx, limit).await;
         for action in &self.scenario.teardown {
             match tokio::time::timeout(limit, run_action(ctx, action)).await {
                 Ok(Ok(())) => {}
@@ -195,25 +197,23 @@ async fn run_body(
     ctx: &mut ScenarioContext,
     records: &mut Vec<StepRecord>,
     current: &mut Option<(usize, Span)>,
-) -> Result<(), (Span, Failure)> {
+) -> Located {
     let scenario = ctx.scenario.clone();
     if !scenario.vars.is_empty() {
         let vars = ctx
             .render_value(&Value::Object(scenario.vars.clone()), &[])
-            .map_err(|f| (Span { line: 1, col: 1 }, f))?;
+            .map_err(|f| f.at(&scenario.source, Span { line: 1, col: 1 }))?;
         if let Value::Object(vars) = vars {
             ctx.vars = vars;
         }
     }
     for action in &scenario.setup {
         run_action(ctx, action).await.map_err(|f| {
-            (
-                action.span,
-                Failure {
-                    message: format!("setup: {}", f.message),
-                    ..f
-                },
-            )
+            Failure {
+                message: format!("setup: {}", f.message),
+                ..f
+            }
+            .at(&scenario.source, action.span)
         })?;
     }
     for (index, step) in scenario.steps.iter().enumerate() {
@@ -258,32 +258,36 @@ fn schema_violations(ctx: &ScenarioContext) -> StepResult {
     Ok(())
 }
 
-/// Run one step (and, for `each`, its nested steps); a failure carries the position
-/// of the innermost step that failed.
-type Located = Result<(), (Span, Failure)>;
+/// The outcome of a step (and, for `each` and library calls, of its nested steps): a
+/// failure is located at the innermost step that failed, in its own file, with the
+/// call sites that led there.
+pub(super) type Located = Result<(), Failure>;
 
-fn run_step<'a>(
+pub(super) fn run_step<'a>(
     ctx: &'a mut ScenarioContext,
     step: &'a Step,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Located> + Send + 'a>> {
     Box::pin(async move {
-        if step.kind == StepKind::Each {
-            return run_each(ctx, step).await;
+        match step.kind {
+            StepKind::Each => return run_each(ctx, step).await,
+            StepKind::Call => return super::call::call(ctx, step).await,
+            _ => {}
         }
         let result = match run_leaf(ctx, step).await {
             Ok(()) => schema_violations(ctx),
             Err(f) => Err(f),
         };
-        result.map_err(|f| (step.span, f))
+        result.map_err(|f| f.at_if_unlocated(ctx.source(), step.span))
     })
 }
 
-async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Result<(), (Span, Failure)> {
+async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Located {
     let mut head = step.body.clone();
     if let Some(map) = head.as_object_mut() {
         map.remove("steps");
     }
-    let head = ctx.render_value(&head, &[]).map_err(|f| (step.span, f))?;
+    let at = |ctx: &ScenarioContext, f: Failure| f.at_if_unlocated(ctx.source(), step.span);
+    let head = ctx.render_value(&head, &[]).map_err(|f| at(ctx, f))?;
     let name = head
         .get("as")
         .and_then(Value::as_str)
@@ -296,27 +300,26 @@ async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Result<(), (Span, F
                 .as_u64()
                 .or_else(|| count.as_str().and_then(|s| s.parse().ok()))
                 .ok_or_else(|| {
-                    (
-                        step.span,
+                    at(
+                        ctx,
                         Failure::new(format!("`count` must be a number, got {count}")),
                     )
                 })?;
             (0..n).map(Value::from).collect()
         }
-        _ => return Err((step.span, Failure::new("`each` needs `count` or `items`"))),
+        _ => return Err(at(ctx, Failure::new("`each` needs `count` or `items`"))),
     };
     let saved = ctx.locals.get(&name).cloned();
     let mut outcome = Ok(());
     'items: for (i, item) in items.iter().enumerate() {
         ctx.locals.insert(name.clone(), item.clone());
         for child in &step.children {
-            if let Err((span, mut failure)) = run_step(ctx, child).await {
-                failure = failure.note(format!(
+            if let Err(failure) = run_step(ctx, child).await {
+                outcome = Err(failure.note(format!(
                     "in iteration {} of {} (`{name}` = {item})",
                     i + 1,
                     items.len()
-                ));
-                outcome = Err((span, failure));
+                )));
                 break 'items;
             }
         }
@@ -352,7 +355,8 @@ async fn run_leaf(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
         }
         StepKind::StartProcess => start_process(ctx, body).await,
         StepKind::StopProcess => stop_process(ctx, body).await,
-        StepKind::Each => Err(Failure::new("`each` is run by its parent")),
+        StepKind::Assert => super::assert::assert(ctx, body),
+        StepKind::Each | StepKind::Call => Err(Failure::new("run by `run_step`")),
     }
 }
 
@@ -403,7 +407,8 @@ async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         .await
         .map_err(|e| Failure::new(format!("process {e}")))?;
     for (name, value) in &started.captured {
-        ctx.vars.insert(name.clone(), Value::String(value.clone()));
+        ctx.vars_mut()
+            .insert(name.clone(), Value::String(value.clone()));
     }
     ctx.processes.insert(step.name, started);
     Ok(())
@@ -433,17 +438,12 @@ async fn stop_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     }
 }
 
-async fn run_action(ctx: &mut ScenarioContext, action: &Action) -> StepResult {
+pub(super) async fn run_action(ctx: &mut ScenarioContext, action: &Action) -> StepResult {
     let body: ActionBody = ctx.render(&action.body, &[])?;
     if let Some(sql) = &body.sql {
         db::execute(ctx, body.database.as_deref(), sql, &body.params).await?;
     } else if let Some(file) = &body.sql_file {
-        let path = ctx
-            .scenario
-            .path()
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .join(file);
+        let path = ctx.base_dir().join(file);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?;
         let rendered = match crate::template::render_str(&text, &ctx.template_context(&[])) {

@@ -45,6 +45,14 @@ pub struct SuiteConfig {
     /// Services to make available for the run.
     #[serde(default)]
     pub serve: Vec<ServeSpec>,
+    /// Folders of reusable steps (relative to the config); their files are not specs.
+    #[serde(default)]
+    pub library: Vec<PathBuf>,
+    /// Connection profiles: how a connection for an identity is opened, authenticated
+    /// and awaited until ready (connect fields plus `ready`). `default` applies to a
+    /// `connect` with neither `url` nor `profile`.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Where this config was read from (the folder relative paths resolve against).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -65,6 +73,8 @@ impl Default for SuiteConfig {
             databases: BTreeMap::new(),
             redis: BTreeMap::new(),
             serve: Vec::new(),
+            library: Vec::new(),
+            profiles: BTreeMap::new(),
             dir: PathBuf::from("."),
             path: None,
         }

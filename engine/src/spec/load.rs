@@ -4,7 +4,7 @@
 //! opened before use, template syntax, referenced files. Every problem found is
 //! reported, each at its line and column.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::config::SuiteConfig;
+use super::library::{Library, LibraryStep};
 use super::model::*;
 use super::yaml::{self, SpanIndex};
 use crate::diagnostic::{did_you_mean, Diagnostic, SourceFile};
@@ -25,67 +26,157 @@ fn schema_json() -> &'static Value {
     SCHEMA.get_or_init(|| serde_json::from_str(SPEC_SCHEMA).expect("spec schema is valid JSON"))
 }
 
-fn validator() -> &'static jsonschema::Validator {
-    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
-    VALIDATOR
-        .get_or_init(|| jsonschema::validator_for(schema_json()).expect("spec schema compiles"))
+/// What a YAML file holds: a scenario, or a library step (`$defs/library_file` of the
+/// same schema, so both share every step definition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    Spec,
+    Library,
 }
 
-/// Read and load one spec file.
-pub fn load_file(path: &Path, config: &SuiteConfig) -> Result<Scenario, Vec<Diagnostic>> {
+impl Root {
+    /// The schema of this root: the spec schema itself, or its library definition with
+    /// the spec schema's `$defs`.
+    fn schema(self) -> &'static Value {
+        static LIBRARY: OnceLock<Value> = OnceLock::new();
+        match self {
+            Root::Spec => schema_json(),
+            Root::Library => LIBRARY.get_or_init(|| {
+                let mut root = schema_json()["$defs"]["library_file"].clone();
+                root["$defs"] = schema_json()["$defs"].clone();
+                root
+            }),
+        }
+    }
+
+    fn validator(self) -> &'static jsonschema::Validator {
+        static SPEC: OnceLock<jsonschema::Validator> = OnceLock::new();
+        static LIBRARY: OnceLock<jsonschema::Validator> = OnceLock::new();
+        let cell = match self {
+            Root::Spec => &SPEC,
+            Root::Library => &LIBRARY,
+        };
+        cell.get_or_init(|| jsonschema::validator_for(self.schema()).expect("spec schema compiles"))
+    }
+}
+
+/// What a step key names, besides a built-in kind.
+pub enum Resolved {
+    Step(Arc<LibraryStep>),
+    Unknown,
+    /// A library step with problems of its own (reported at its file).
+    Broken,
+    /// Calling it would close a cycle of calls; the message shows the cycle.
+    Cycle(String),
+}
+
+/// Finds the library step a step key names, if any.
+pub trait StepResolver {
+    fn resolve(&mut self, name: &str) -> Resolved;
+    /// Every name it knows, for "did you mean".
+    fn names(&self) -> Vec<String>;
+}
+
+/// Read and load one spec file: one scenario, or one per row of its `cases:` table.
+pub fn load_file(
+    path: &Path,
+    config: &SuiteConfig,
+    library: &Library,
+) -> Result<Vec<Scenario>, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![Diagnostic::new(format!(
             "cannot read {}: {e}",
             path.display()
         ))]
     })?;
-    load_str(SourceFile::new(path, text), config)
+    load_str(SourceFile::new(path, text), config, library)
 }
 
-/// Load a spec from its text.
+/// YAML text → JSON value and the position of every value.
+pub fn parse_yaml(source: &Arc<SourceFile>) -> Result<(Value, SpanIndex), Vec<Diagnostic>> {
+    let node = yaml::parse(&source.text).map_err(|e| {
+        vec![Diagnostic::new(format!("invalid YAML: {}", e.message))
+            .at(source, e.span)
+            .hint("check indentation and quoting near this position")]
+    })?;
+    Ok(yaml::to_json(&node))
+}
+
+/// Load a spec from its text: one scenario, or one per case.
 pub fn load_str(
     source: Arc<SourceFile>,
     config: &SuiteConfig,
-) -> Result<Scenario, Vec<Diagnostic>> {
-    let node = yaml::parse(&source.text).map_err(|e| {
-        vec![Diagnostic::new(format!("invalid YAML: {}", e.message))
-            .at(&source, e.span)
-            .hint("check indentation and quoting near this position")]
-    })?;
-    let (value, index) = yaml::to_json(&node);
-    let mut problems = schema_problems(&source, &value, &index);
+    library: &Library,
+) -> Result<Vec<Scenario>, Vec<Diagnostic>> {
+    let (value, index) = parse_yaml(&source)?;
+    let schema = schema_problems(&source, &value, &index, Root::Spec);
+    let mut resolver = LibraryRef(library);
+    let (scenario, mut problems) = build(&source, &value, &index, &mut resolver);
+    if !schema.is_empty() {
+        // Unknown step kinds with the schema's errors; the checks below assume a
+        // well-formed spec.
+        problems.extend(schema);
+        problems.sort_by_key(|d| d.span.map(|s| (s.line, s.col)));
+        return Err(problems);
+    }
+    let cases = super::cases::read(&source, &value, &index);
+    let cases = match cases {
+        Ok(cases) => cases,
+        Err(mut found) => {
+            problems.append(&mut found);
+            Vec::new()
+        }
+    };
+    problems.extend(Checker::new(&source, &index, config).check(&scenario, &value, &cases));
     if !problems.is_empty() {
         return Err(problems);
     }
-    let scenario = build(&source, &value, &index);
-    problems.extend(Checker::new(&source, &index, config).check(&scenario, &value));
-    if problems.is_empty() {
-        Ok(scenario)
-    } else {
-        Err(problems)
+    super::cases::expand(scenario, cases).map_err(|d| vec![d])
+}
+
+/// A library seen read-only, as specs see it.
+struct LibraryRef<'a>(&'a Library);
+
+impl StepResolver for LibraryRef<'_> {
+    fn resolve(&mut self, name: &str) -> Resolved {
+        match self.0.get(name) {
+            Some(step) => Resolved::Step(step),
+            None if self.0.broken.contains(name) => Resolved::Broken,
+            None => Resolved::Unknown,
+        }
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.steps.keys().cloned().collect()
     }
 }
 
-fn build(source: &Arc<SourceFile>, value: &Value, index: &SpanIndex) -> Scenario {
+/// The fixture actions under `key` (`setup`, `teardown`, a library step's `cleanup`).
+pub fn actions(value: &Value, key: &str, index: &SpanIndex) -> Vec<Action> {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, body)| Action {
+                    span: index.lookup(&format!("/{key}/{i}")),
+                    body: body.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn build(
+    source: &Arc<SourceFile>,
+    value: &Value,
+    index: &SpanIndex,
+    resolver: &mut dyn StepResolver,
+) -> (Scenario, Vec<Diagnostic>) {
     let get_str = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
-    let actions = |key: &str| -> Vec<Action> {
-        value
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, body)| Action {
-                        span: index.lookup(&format!("/{key}/{i}")),
-                        body: body.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let steps = build_steps(value.get("steps"), "/steps", index);
-    Scenario {
+    let (steps, problems) = build_steps(value.get("steps"), "/steps", index, source, resolver);
+    let scenario = Scenario {
         source: source.clone(),
         name: get_str("name").unwrap_or_default(),
         description: get_str("description"),
@@ -115,47 +206,104 @@ fn build(source: &Arc<SourceFile>, value: &Value, index: &SpanIndex) -> Scenario
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default(),
-        setup: actions("setup"),
+        setup: actions(value, "setup", index),
         steps,
-        teardown: actions("teardown"),
+        teardown: actions(value, "teardown", index),
         load: value.get("load").cloned(),
+        case: None,
+    };
+    (scenario, problems)
+}
+
+/// Steps at `pointer`, recursively (an `each` holds steps of its own). A key that is
+/// neither a built-in kind nor a library step is reported with the nearest name.
+pub fn build_steps(
+    value: Option<&Value>,
+    pointer: &str,
+    index: &SpanIndex,
+    source: &Arc<SourceFile>,
+    resolver: &mut dyn StepResolver,
+) -> (Vec<Step>, Vec<Diagnostic>) {
+    let mut problems = Vec::new();
+    let Some(items) = value.and_then(Value::as_array) else {
+        return (Vec::new(), problems);
+    };
+    let mut steps = Vec::new();
+    for (i, step) in items.iter().enumerate() {
+        let Some((key, body)) = step.as_object().and_then(|m| m.iter().next()) else {
+            continue;
+        };
+        let at = format!("{pointer}/{i}/{}", yaml::pointer_escape(key));
+        let span = index.key(&at);
+        let (kind, call) = match StepKind::from_name(key) {
+            Some(kind) => (kind, None),
+            None => match resolver.resolve(key) {
+                Resolved::Step(step) => (StepKind::Call, Some(step)),
+                Resolved::Unknown => {
+                    problems.push(unknown_step(key, resolver).at(source, span));
+                    continue;
+                }
+                Resolved::Broken => continue,
+                Resolved::Cycle(cycle) => {
+                    problems.push(Diagnostic::new(cycle).at(source, span));
+                    continue;
+                }
+            },
+        };
+        let children = if kind == StepKind::Each {
+            let (children, mut found) = build_steps(
+                body.get("steps"),
+                &format!("{at}/steps"),
+                index,
+                source,
+                resolver,
+            );
+            problems.append(&mut found);
+            children
+        } else {
+            Vec::new()
+        };
+        steps.push(Step {
+            span,
+            kind,
+            body: body.clone(),
+            children,
+            call,
+        });
+    }
+    (steps, problems)
+}
+
+fn unknown_step(key: &str, resolver: &dyn StepResolver) -> Diagnostic {
+    let library = resolver.names();
+    let known: Vec<&str> = StepKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .chain(library.iter().map(String::as_str))
+        .collect();
+    let diagnostic = Diagnostic::new(format!("unknown step kind `{key}`"));
+    match did_you_mean(key, known.iter().copied()) {
+        Some(hint) => diagnostic.hint(hint),
+        None if library.is_empty() => diagnostic.hint(format!(
+            "built-in steps: {}; reusable steps come from the suite config's `library:` folders",
+            StepKind::ALL.map(|k| k.name()).join(", ")
+        )),
+        None => diagnostic.hint(format!("library steps: {}", library.join(", "))),
     }
 }
 
-/// Steps at `pointer`, recursively (an `each` holds steps of its own).
-fn build_steps(value: Option<&Value>, pointer: &str, index: &SpanIndex) -> Vec<Step> {
-    let Some(items) = value.and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, step)| {
-            let (kind, body) = step.as_object()?.iter().next()?;
-            let at = format!("{pointer}/{i}/{}", yaml::pointer_escape(kind));
-            let kind = StepKind::from_name(kind)?;
-            let children = if kind == StepKind::Each {
-                build_steps(body.get("steps"), &format!("{at}/steps"), index)
-            } else {
-                Vec::new()
-            };
-            Some(Step {
-                span: index.key(&at),
-                kind,
-                body: body.clone(),
-                children,
-            })
-        })
-        .collect()
-}
-
 /// JSON Schema errors, turned into positioned diagnostics with hints.
-fn schema_problems(source: &Arc<SourceFile>, value: &Value, index: &SpanIndex) -> Vec<Diagnostic> {
+pub fn schema_problems(
+    source: &Arc<SourceFile>,
+    value: &Value,
+    index: &SpanIndex,
+    root: Root,
+) -> Vec<Diagnostic> {
     let mut seen = BTreeSet::new();
     let mut problems = Vec::new();
-    for error in validator().iter_errors(value) {
+    for error in root.validator().iter_errors(value) {
         let pointer = error.instance_path.to_string();
-        let schema_node = schema_at(&pointer);
+        let schema_node = schema_at(root, &pointer);
         let diagnostic = match &error.kind {
             jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let allowed: Vec<String> = schema_node
@@ -268,8 +416,8 @@ fn describe_place(pointer: &str) -> String {
 }
 
 /// The schema node that describes the instance at `pointer`, following `$ref`s.
-fn schema_at(pointer: &str) -> Option<&'static Value> {
-    let root = schema_json();
+fn schema_at(root: Root, pointer: &str) -> Option<&'static Value> {
+    let root = root.schema();
     let resolve = |mut node: &'static Value| -> &'static Value {
         for _ in 0..8 {
             match node.get("$ref").and_then(Value::as_str) {
@@ -313,6 +461,11 @@ struct Checker<'a> {
     dynamic_connections: bool,
     /// With `events.require_schemas`, the only event types that can ever arrive.
     known_events: Option<BTreeSet<String>>,
+    /// The keys of the spec's `cases:` rows, readable as `case.<key>`.
+    case_keys: Option<BTreeSet<String>>,
+    /// Checking a library step: its parameters are the names its templates may read
+    /// besides its own variables and `env`; connections come from its callers.
+    library_params: Option<Vec<String>>,
 }
 
 impl<'a> Checker<'a> {
@@ -331,6 +484,8 @@ impl<'a> Checker<'a> {
                 .require_schemas
                 .then(|| config.schema_event_types())
                 .flatten(),
+            case_keys: None,
+            library_params: None,
         }
     }
 
@@ -339,7 +494,10 @@ impl<'a> Checker<'a> {
         self.problems.push(diagnostic.at(self.source, span));
     }
 
-    fn check(mut self, scenario: &Scenario, value: &Value) -> Vec<Diagnostic> {
+    fn check(mut self, scenario: &Scenario, value: &Value, cases: &[Case]) -> Vec<Diagnostic> {
+        if let Some(first) = cases.first() {
+            self.case_keys = Some(first.values.keys().cloned().collect());
+        }
         for (name, kind) in &scenario.ids {
             self.ids.insert(name.clone());
             if !self.config.ids.contains_key(kind) {
@@ -364,27 +522,27 @@ impl<'a> Checker<'a> {
             self.vars.insert(name.clone());
         }
         for (i, action) in scenario.setup.iter().enumerate() {
-            self.action(&action.body, format!("/setup/{i}"), scenario);
+            self.action(&action.body, format!("/setup/{i}"), &[]);
         }
-        self.steps(&scenario.steps, "/steps", scenario, &[]);
+        self.steps(&scenario.steps, "/steps", &[]);
         for (i, action) in scenario.teardown.iter().enumerate() {
-            self.action(&action.body, format!("/teardown/{i}"), scenario);
+            self.action(&action.body, format!("/teardown/{i}"), &[]);
         }
         self.problems
     }
 
-    fn action(&mut self, body: &Value, pointer: String, scenario: &Scenario) {
-        self.templates(body, pointer.clone(), &[]);
+    fn action(&mut self, body: &Value, pointer: String, locals: &[&str]) {
+        self.templates(body, pointer.clone(), locals);
         if let Some(file) = body.get("sql_file").and_then(Value::as_str) {
-            self.file_exists(file, &format!("{pointer}/sql_file"), scenario);
+            self.file_exists(file, &format!("{pointer}/sql_file"));
         }
     }
 
-    fn file_exists(&mut self, file: &str, pointer: &str, scenario: &Scenario) {
+    fn file_exists(&mut self, file: &str, pointer: &str) {
         if template::is_template(file) {
             return;
         }
-        let base = scenario.path().parent().unwrap_or(Path::new("."));
+        let base = self.source.path.parent().unwrap_or(Path::new("."));
         if !base.join(file).is_file() {
             self.problem(
                 pointer,
@@ -396,7 +554,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn steps(&mut self, steps: &[Step], pointer: &str, scenario: &Scenario, outer: &[String]) {
+    fn steps(&mut self, steps: &[Step], pointer: &str, outer: &[String]) {
         for (i, step) in steps.iter().enumerate() {
             let at = format!("{pointer}/{i}/{}", step.kind.name());
             if step.kind == StepKind::Each {
@@ -423,24 +581,37 @@ impl<'a> Checker<'a> {
                         Diagnostic::new("`each` needs exactly one of `count` or `items`"),
                     );
                 }
-                self.steps(&step.children, &format!("{at}/steps"), scenario, &inner);
+                self.steps(&step.children, &format!("{at}/steps"), &inner);
             } else {
-                self.step(step, at, scenario, outer);
+                let at = match &step.call {
+                    Some(library) => {
+                        format!("{pointer}/{i}/{}", yaml::pointer_escape(&library.name))
+                    }
+                    None => at,
+                };
+                self.step(step, at, outer);
             }
         }
     }
 
-    fn step(&mut self, step: &Step, pointer: String, scenario: &Scenario, outer: &[String]) {
+    fn step(&mut self, step: &Step, pointer: String, outer: &[String]) {
         // Names only this step kind provides to its own templates, plus loop variables.
         let mut locals: Vec<&str> = match step.kind {
             StepKind::Send => vec!["index"],
-            StepKind::Connect | StepKind::Authenticate => vec!["token"],
+            StepKind::Connect => vec!["token", "identity"],
+            StepKind::Authenticate => vec!["token"],
+            StepKind::Expect => step
+                .body
+                .pointer("/sequence/for")
+                .and_then(Value::as_str)
+                .into_iter()
+                .collect(),
             _ => vec![],
         };
         locals.extend(outer.iter().map(String::as_str));
         let locals = locals.as_slice();
         self.templates(&step.body, pointer.clone(), locals);
-        if step.kind.uses_connection() {
+        if step.kind.uses_connection() && self.library_params.is_none() {
             self.connection_ref(step.body.get("on").and_then(Value::as_str), &pointer);
         }
         match step.kind {
@@ -452,14 +623,24 @@ impl<'a> Checker<'a> {
                     .unwrap_or("default")
                     .to_string();
                 if let Some(file) = step.body.get("ca_file").and_then(Value::as_str) {
-                    self.file_exists(file, &format!("{pointer}/ca_file"), scenario);
+                    self.file_exists(file, &format!("{pointer}/ca_file"));
                 }
+                self.profile(&step.body, &pointer);
                 if template::is_template(&name) {
                     self.dynamic_connections = true;
                 } else if !self.connections.contains(&name) {
                     self.connections.push(name);
                 }
-                self.typed::<ConnectStep>(&step.body, &pointer);
+                let mut own = step.body.clone();
+                if let Some(map) = own.as_object_mut() {
+                    CONNECT_PROFILE_KEYS.iter().for_each(|k| {
+                        map.remove(*k);
+                    });
+                }
+                // Without a URL, the profile completes the step at run time.
+                if own.get("url").is_some() {
+                    self.typed::<ConnectStep>(&own, &pointer);
+                }
             }
             StepKind::Authenticate => self.typed::<AuthenticateStep>(&step.body, &pointer),
             StepKind::Send => self.typed::<SendStep>(&step.body, &pointer),
@@ -481,10 +662,14 @@ impl<'a> Checker<'a> {
             StepKind::Redis => self.typed::<RedisStep>(&step.body, &pointer),
             StepKind::StartProcess => self.typed::<StartProcessStep>(&step.body, &pointer),
             StepKind::StopProcess => self.typed::<StopProcessStep>(&step.body, &pointer),
+            StepKind::Assert => self.typed::<AssertStep>(&step.body, &pointer),
+            StepKind::Call => self.call(step, &pointer),
             StepKind::Sleep | StepKind::Each => {}
         }
         // Captures become variables for later steps.
-        collect_captures(&step.body, &mut self.vars);
+        if step.kind != StepKind::Call {
+            collect_captures(&step.body, &mut self.vars);
+        }
         if step.kind == StepKind::StartProcess {
             if let Some(pattern) = step.body.get("ready_log").and_then(Value::as_str) {
                 match regex::Regex::new(pattern) {
@@ -529,7 +714,7 @@ impl<'a> Checker<'a> {
             }
         }
         for (at, event) in named {
-            if template::is_template(event) || known.contains(event) {
+            if template::is_template(event) || known.contains(event) || event == "*" {
                 continue;
             }
             let hint = did_you_mean(event, known.iter().map(String::as_str)).unwrap_or_else(|| {
@@ -649,12 +834,168 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A connect step's profile: known, and giving a URL one way or the other.
+    fn profile(&mut self, body: &Value, pointer: &str) {
+        let name = body.get("profile").and_then(Value::as_str);
+        let profile = match name {
+            Some(name) if template::is_template(name) => return,
+            Some(name) => match self.config.profiles.get(name) {
+                Some(p) => Some(p),
+                None => {
+                    let known: Vec<&str> =
+                        self.config.profiles.keys().map(String::as_str).collect();
+                    let hint = did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+                        match known.is_empty() {
+                            true => "declare profiles under `profiles:` in engine.yaml".into(),
+                            false => format!("profiles in engine.yaml: {}", known.join(", ")),
+                        }
+                    });
+                    self.problem(
+                        &format!("{pointer}/profile"),
+                        Diagnostic::new(format!("no connection profile `{name}`")).hint(hint),
+                    );
+                    return;
+                }
+            },
+            None if body.get("url").is_none() => self.config.profiles.get("default"),
+            None => None,
+        };
+        if body.get("url").is_none() && profile.is_none_or(|p| p.get("url").is_none()) {
+            self.problem(
+                pointer,
+                Diagnostic::new("`connect` needs a `url`, or a profile that has one")
+                    .hint("add `url:`, or `profile:` naming a profile of engine.yaml (`profiles.default` applies when neither is given)"),
+            );
+        }
+        // A profile's ready captures land under `vars.<connection>`.
+        let ready_captures = profile
+            .and_then(|p| p.get("ready"))
+            .and_then(|r| r.get("capture"))
+            .is_some();
+        if ready_captures && body.get("ready").is_none() {
+            let name = body
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            self.vars.insert(name.to_string());
+        }
+    }
+
+    /// A library call: its arguments against the step's parameters; afterwards, its
+    /// returned values are variables and the connections it opens are open.
+    fn call(&mut self, step: &Step, pointer: &str) {
+        let Some(library) = &step.call else { return };
+        let empty = serde_json::Map::new();
+        let args = match &step.body {
+            Value::Object(map) => map,
+            Value::Null => &empty,
+            _ => {
+                self.problem(
+                    pointer,
+                    Diagnostic::new(format!("`{}` takes its parameters as a map", library.name))
+                        .hint("e.g. `- open_tab: { name: tab1 }`"),
+                );
+                return;
+            }
+        };
+        let declared: Vec<&str> = library.params.iter().map(|p| p.name.as_str()).collect();
+        for (key, arg) in args {
+            let at = format!("{pointer}/{}", yaml::pointer_escape(key));
+            if key == "as" {
+                continue;
+            }
+            let Some(param) = library.param(key) else {
+                let hint = did_you_mean(key, declared.iter().copied()).unwrap_or_else(|| {
+                    match declared.is_empty() {
+                        true => format!("`{}` takes no parameters", library.name),
+                        false => format!("parameters: {}", declared.join(", ")),
+                    }
+                });
+                self.index_problem_key(
+                    &at,
+                    Diagnostic::new(format!("`{}` has no parameter `{key}`", library.name))
+                        .hint(hint),
+                );
+                continue;
+            };
+            if !template::contains_template(arg) && !param.kind.admits(arg) {
+                self.problem(
+                    &at,
+                    Diagnostic::new(format!(
+                        "parameter `{key}` of `{}` is a {}, got {arg}",
+                        library.name,
+                        param.kind.name()
+                    )),
+                );
+            }
+        }
+        let missing: Vec<&str> = library
+            .params
+            .iter()
+            .filter(|p| p.default.is_none() && !args.contains_key(&p.name))
+            .map(|p| p.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            self.problem(
+                pointer,
+                Diagnostic::new(format!(
+                    "`{}` needs {}",
+                    library.name,
+                    missing
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .hint(format!("declared in {}", library.source.path.display())),
+            );
+        }
+        match args.get("as").and_then(Value::as_str) {
+            Some(name) => {
+                self.vars.insert(name.to_string());
+            }
+            None => self.vars.extend(library.returns.keys().cloned()),
+        }
+        let literal_args: BTreeMap<String, Option<String>> = library
+            .params
+            .iter()
+            .map(|p| {
+                let value = args.get(&p.name).or(p.default.as_ref());
+                let literal = value
+                    .and_then(Value::as_str)
+                    .filter(|v| !template::is_template(v))
+                    .map(str::to_string);
+                (p.name.clone(), literal)
+            })
+            .collect();
+        match opened_connections(&library.steps, &literal_args) {
+            Some(names) => {
+                for name in names {
+                    if !self.connections.contains(&name) {
+                        self.connections.push(name);
+                    }
+                }
+            }
+            None => self.dynamic_connections = true,
+        }
+    }
+
+    fn index_problem_key(&mut self, pointer: &str, diagnostic: Diagnostic) {
+        let span = self.index.key(pointer);
+        self.problems.push(diagnostic.at(self.source, span));
+    }
+
     fn name_in_scope(&mut self, name: &str, pointer: &str, locals: &[&str]) {
         let mut parts = name.splitn(3, '.');
         let root = parts.next().unwrap_or_default();
         // `vars.answer.type` reads field `type` of variable `answer`.
         let field = parts.next();
         match (root, field) {
+            ("ids", _) if self.library_params.is_some() => self.problem(
+                pointer,
+                Diagnostic::new("a library step cannot read the caller's IDs")
+                    .hint("declare a parameter and pass the ID in the call"),
+            ),
             ("ids", Some(id)) if !self.ids.contains(id) => {
                 let known: Vec<String> = self.ids.iter().cloned().collect();
                 let hint =
@@ -678,8 +1019,28 @@ impl<'a> Checker<'a> {
                         .hint(hint),
                 );
             }
+            ("case", field) => match (&self.case_keys, field) {
+                (None, _) => self.problem(
+                    pointer,
+                    Diagnostic::new("`case` is only defined in a spec with `cases:`"),
+                ),
+                (Some(keys), Some(key)) if !keys.contains(key) => {
+                    let hint = did_you_mean(key, keys.iter().map(String::as_str))
+                        .unwrap_or_else(|| format!("case keys: {}", join_names(keys)));
+                    self.problem(
+                        pointer,
+                        Diagnostic::new(format!("no case key `{key}`")).hint(hint),
+                    );
+                }
+                _ => {}
+            },
             ("ids" | "vars" | "env", _) => {}
             (other, _) if locals.contains(&other) => {}
+            (other, _)
+                if self
+                    .library_params
+                    .as_ref()
+                    .is_some_and(|p| p.iter().any(|p| p == other)) => {}
             (other, _) if template::environment().globals().any(|(g, _)| g == other) => {}
             (other, _) => self.problem(
                 pointer,
@@ -688,6 +1049,85 @@ impl<'a> Checker<'a> {
             ),
         }
     }
+}
+
+/// The connections a library body opens, by name, given the literal values of its
+/// parameters; `None` when a name is only known at run time.
+fn opened_connections(
+    steps: &[Step],
+    args: &BTreeMap<String, Option<String>>,
+) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for step in steps {
+        match step.kind {
+            StepKind::Connect => {
+                let name = step
+                    .body
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default");
+                names.push(resolve_name(name, args)?);
+            }
+            StepKind::Each => names.extend(opened_connections(&step.children, args)?),
+            StepKind::Call => {
+                let library = step.call.as_ref()?;
+                let inner: BTreeMap<String, Option<String>> = library
+                    .params
+                    .iter()
+                    .map(|p| {
+                        let value = step.body.get(&p.name).or(p.default.as_ref());
+                        let literal = value
+                            .and_then(Value::as_str)
+                            .and_then(|v| resolve_name(v, args));
+                        (p.name.clone(), literal)
+                    })
+                    .collect();
+                names.extend(opened_connections(&library.steps, &inner)?);
+            }
+            _ => {}
+        }
+    }
+    Some(names)
+}
+
+/// A literal name, or `{{ param }}` with a literal argument.
+fn resolve_name(text: &str, args: &BTreeMap<String, Option<String>>) -> Option<String> {
+    if !template::is_template(text) {
+        return Some(text.to_string());
+    }
+    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    args.get(inner).cloned().flatten()
+}
+
+fn join_names(names: &BTreeSet<String>) -> String {
+    names.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// Check a library step's body in its own scope: its parameters and `env`, its own
+/// captures; never the caller's IDs or variables.
+pub fn check_library_step(
+    step: &LibraryStep,
+    value: &Value,
+    index: &SpanIndex,
+    config: &SuiteConfig,
+) -> Vec<Diagnostic> {
+    let mut checker = Checker::new(&step.source, index, config);
+    checker.library_params = Some(step.params.iter().map(|p| p.name.clone()).collect());
+    checker.dynamic_connections = true;
+    for param in &step.params {
+        if let Some(default) = &param.default {
+            let at = format!("/params/{}/default", yaml::pointer_escape(&param.name));
+            checker.templates(default, at, &[]);
+        }
+    }
+    checker.steps(&step.steps, "/steps", &[]);
+    if let Some(returns) = value.get("returns") {
+        checker.templates(returns, "/returns".into(), &[]);
+    }
+    for (i, action) in step.cleanup.iter().enumerate() {
+        checker.action(&action.body, format!("/cleanup/{i}"), &[]);
+    }
+    checker.problems
 }
 
 /// Every `capture:` name in a step body (including inside `sequence`/`unordered` items).
@@ -722,7 +1162,12 @@ mod tests {
     }
 
     fn load(text: &str) -> Result<Scenario, Vec<Diagnostic>> {
-        load_str(SourceFile::new("specs/t.yaml", text), &config())
+        load_str(
+            SourceFile::new("specs/t.yaml", text),
+            &config(),
+            &Library::default(),
+        )
+        .map(|mut s| s.remove(0))
     }
 
     #[test]

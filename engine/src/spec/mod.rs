@@ -1,8 +1,10 @@
 //! The spec model and its loader: YAML with positions, validation, and the typed
 //! model the runner executes. No network, no services: only reading files.
 
+pub mod cases;
 pub mod config;
 pub mod duration;
+pub mod library;
 pub mod load;
 pub mod model;
 pub mod yaml;

@@ -29,6 +29,18 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     pub teardown: Vec<Action>,
     pub load: Option<Value>,
+    /// The case this scenario runs (one row of the spec's `cases:` table), as
+    /// `{{ case.<name> }}`; `None` for a spec without cases.
+    pub case: Option<Case>,
+}
+
+/// One row of a spec's `cases:` table: its position among the cases and its values.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// 0-based position in the table.
+    pub index: usize,
+    pub span: Span,
+    pub values: serde_json::Map<String, Value>,
 }
 
 impl Scenario {
@@ -52,6 +64,8 @@ pub struct Step {
     pub body: Value,
     /// The nested steps of an `each`.
     pub children: Vec<Step>,
+    /// The library step a [`StepKind::Call`] runs.
+    pub call: Option<Arc<super::library::LibraryStep>>,
 }
 
 /// Every step kind the engine knows.
@@ -75,10 +89,14 @@ pub enum StepKind {
     Each,
     StartProcess,
     StopProcess,
+    Assert,
+    /// A step from the suite's library, written under its own name.
+    Call,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 17] = [
+    /// The built-in kinds (a [`StepKind::Call`] is written under its library step's name).
+    pub const ALL: [StepKind; 18] = [
         StepKind::Connect,
         StepKind::Authenticate,
         StepKind::Send,
@@ -96,6 +114,7 @@ impl StepKind {
         StepKind::Each,
         StepKind::StartProcess,
         StepKind::StopProcess,
+        StepKind::Assert,
     ];
 
     pub fn name(self) -> &'static str {
@@ -117,9 +136,12 @@ impl StepKind {
             StepKind::Each => "each",
             StepKind::StartProcess => "start_process",
             StepKind::StopProcess => "stop_process",
+            StepKind::Assert => "assert",
+            StepKind::Call => "call",
         }
     }
 
+    /// The built-in kind written as `name` (never [`StepKind::Call`]).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
@@ -170,6 +192,46 @@ pub struct ConnectStep {
     #[serde(default, with = "serde_duration::option")]
     pub within: Option<Duration>,
     pub expect_status: Option<u16>,
+    /// The subprotocol the server must pick in its handshake answer.
+    pub expect_subprotocol: Option<String>,
+    /// Read JSON carried in binary frames like text frames (matching, types, schemas).
+    #[serde(default)]
+    pub binary_json: bool,
+    /// Captures from the ready event (see [`ReadyWait`]).
+    #[serde(default)]
+    pub capture: Captures,
+    /// Wait after connecting until this event arrives (a profile's `ready`, overridable).
+    pub ready: Option<ReadyWait>,
+}
+
+/// The connect fields a profile or a step may set, before profile and step are merged:
+/// `profile:` names a suite-config profile, `identity:` is what its templates call
+/// `{{ identity }}`.
+pub const CONNECT_PROFILE_KEYS: [&str; 2] = ["profile", "identity"];
+
+/// The event that says a new connection is ready, taken from its inbox like `expect`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ReadyWait {
+    /// `ready: false` turns a profile's wait off; `true` is an error.
+    Off(bool),
+    /// `ready: connection_established`.
+    Event(String),
+    Pattern(EventPattern),
+}
+
+impl ReadyWait {
+    /// The pattern to wait for, when waiting at all.
+    pub fn pattern(&self) -> Option<EventPattern> {
+        match self {
+            ReadyWait::Off(_) => None,
+            ReadyWait::Event(event) => Some(EventPattern {
+                event: Some(event.clone()),
+                ..EventPattern::default()
+            }),
+            ReadyWait::Pattern(p) => Some(p.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -269,11 +331,70 @@ pub struct ExpectStep {
     #[serde(default)]
     pub capture: Captures,
     pub count: Option<u64>,
-    pub sequence: Option<Vec<PatternItem>>,
+    pub sequence: Option<Sequence>,
     pub unordered: Option<Vec<PatternItem>>,
+    /// With `sequence`: its frames arrive one right after the other, nothing between.
+    #[serde(default)]
+    pub strict: bool,
     #[serde(default, with = "serde_duration::option")]
     pub within: Option<Duration>,
 }
+
+/// The frames of an ordered expectation: written out, or generated from a range or list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Sequence {
+    Items(Vec<PatternItem>),
+    Generated(SequenceGenerator),
+}
+
+/// `{for: n, range: [0, 100000], item: {event: tick, match: {seq: "{{ n }}"}}}`: one
+/// item per value, rendered with the value under the `for` name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceGenerator {
+    #[serde(rename = "for")]
+    pub name: String,
+    /// `[start, end]` or `[start, end, step]`; `end` is excluded, as in Python.
+    pub range: Option<Vec<i64>>,
+    #[serde(rename = "in")]
+    pub items: Option<Vec<Value>>,
+    /// Kept unrendered: rendered once per value (the runner takes it out first).
+    #[serde(default)]
+    pub item: Value,
+}
+
+/// `assert`: a value compared with another, both shown on failure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertStep {
+    pub value: Value,
+    pub equals: Option<Value>,
+    pub not_equals: Option<Value>,
+    pub gt: Option<Value>,
+    pub gte: Option<Value>,
+    pub lt: Option<Value>,
+    pub lte: Option<Value>,
+    /// A pattern as in `match:` (placeholders, subsets of objects).
+    #[serde(rename = "match")]
+    pub matches: Option<Value>,
+    /// An element of a list, a key of an object, or a substring.
+    pub contains: Option<Value>,
+    /// What the assertion means, shown on failure.
+    pub message: Option<String>,
+}
+
+/// The comparisons `assert` offers, in the order they are checked.
+pub const ASSERT_COMPARISONS: [&str; 8] = [
+    "equals",
+    "not_equals",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "match",
+    "contains",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

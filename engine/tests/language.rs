@@ -1,0 +1,296 @@
+//! The spec language's reuse and expressiveness, run against a real WebSocket server
+//! and real Redis: library steps (parameters, returned values, cleanup in reverse
+//! order also after a failure, failures shown at the call site and the library line),
+//! connection profiles, case tables, `assert`, generated and strict sequences, the
+//! any-frame wildcard, and the spec errors `engine check` reports for all of them.
+
+mod common;
+
+use common::{fresh, redis, start_server, Suite};
+use engine::runner::Verdict;
+use redis::AsyncCommands;
+
+/// A library step that writes a key and registers its removal plus a log entry, so
+/// the order cleanups ran in can be read back.
+const MARK: &str = r#"
+step: mark
+params:
+  key: string
+  log: string
+  value: { type: string, default: "v-{{ env.WS_URL | length }}" }
+steps:
+  - redis: { command: [SET, "{{ key }}", "{{ value }}"] }
+  - redis: { command: [GET, "{{ key }}"], capture: { read: $ } }
+returns: { written: "{{ vars.read }}" }
+cleanup:
+  - redis: [RPUSH, "{{ log }}", "{{ value }}"]
+  - redis: [DEL, "{{ key }}"]
+"#;
+
+/// Connects and waits for an event that never comes, inside a nested call.
+const NEVER: &str = r#"
+step: wait_for_nothing
+params: { name: string, log: string }
+steps:
+  - connect: { name: "{{ name }}", url: "{{ env.WS_URL }}/echo" }
+  - expect: { on: "{{ name }}", event: hello }
+  - expect: { on: "{{ name }}", event: never_sent, within: 200ms }
+  - redis: { command: [TIME], capture: { late: "$[0]" } }
+cleanup:
+  - redis: [RPUSH, "{{ log }}", never-cleanup]
+  - redis: [RPUSH, "{{ log }}", "{{ vars.late }}"]
+"#;
+
+#[tokio::test]
+async fn library_steps_return_values_and_clean_up_in_reverse_order_after_a_failure() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "library: [lib]\n");
+    suite.spec("lib/mark.yaml", MARK);
+    suite.spec("lib/never.yaml", NEVER);
+    let key = format!("engine-it:lib:{}", fresh());
+    suite.spec(
+        "calls.yaml",
+        &format!(
+            r##"
+name: calls
+steps:
+  - mark: {{ key: "{key}:a", log: "{key}:log", value: first }}
+  - mark: {{ key: "{key}:b", log: "{key}:log", as: second }}
+  - assert: {{ value: "{{{{ vars.written }}}}", equals: first }}
+  - assert: {{ value: "{{{{ vars.second.written }}}}", match: "#regex ^v-\\d+$" }}
+  - wait_for_nothing: {{ name: tab, log: "{key}:log" }}
+teardown:
+  - redis: [RPUSH, "{key}:log", scenario-teardown]
+"##
+        ),
+    );
+    let outcomes = suite.run().await;
+    let outcome = &outcomes[0];
+    assert_eq!(outcome.verdict, Verdict::Failed, "{}", outcome.failure);
+    // The failure points at the library line, then at the call site.
+    let failure = &outcome.failure;
+    let library_line = failure.find("lib/never.yaml:7:5").expect(failure);
+    let call_site = failure.find("called from").expect(failure);
+    assert!(library_line < call_site, "{failure}");
+    assert!(failure.contains("calls.yaml:8:5"), "{failure}");
+    assert!(
+        failure.contains("- wait_for_nothing: { name: tab"),
+        "{failure}"
+    );
+
+    let mut redis = redis().await;
+    // Cleanups ran in reverse order of calls, the scenario's own teardown after them;
+    // the action reading a variable the failed call never captured was skipped.
+    let log: Vec<String> = redis.lrange(format!("{key}:log"), 0, -1).await.unwrap();
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert_eq!(log[0], "never-cleanup", "{log:?}");
+    assert!(log[1].starts_with("v-"), "{log:?}");
+    assert_eq!(&log[2..], ["first", "scenario-teardown"], "{log:?}");
+    let left: i64 = redis
+        .exists(&[format!("{key}:a"), format!("{key}:b")])
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "cleanup deleted both keys");
+    let _: () = redis.del(format!("{key}:log")).await.unwrap();
+}
+
+#[tokio::test]
+async fn check_reports_bad_calls_cycles_and_scope_errors() {
+    let suite = Suite::new("ws://127.0.0.1:1", "library: [lib]\n");
+    suite.spec("lib/mark.yaml", MARK);
+    suite.spec("lib/ping.yaml", "step: ping\nsteps:\n  - pong: {}\n");
+    suite.spec("lib/pong.yaml", "step: pong\nsteps:\n  - ping: {}\n");
+    suite.spec(
+        "lib/peek.yaml",
+        "step: peek\nparams: { key: string }\nsteps:\n  - redis: { command: [GET, \"{{ ids.alice }}\"] }\n",
+    );
+    suite.spec(
+        "bad.yaml",
+        r#"
+name: "bad {{ case.mode }}"
+cases: [ { mode: a }, { mode: b } ]
+steps:
+  - mark: { kye: x, log: l }
+  - mark: { key: 5, log: l }
+  - mrak: { key: x }
+  - assert: { value: "{{ case.mdoe }}", equals: 1 }
+"#,
+    );
+    let errors = suite.load_errors().join("\n");
+    for expected in [
+        "library step `ping` calls itself: ping → pong → ping",
+        "a library step cannot read the caller's IDs",
+        "`mark` has no parameter `kye`",
+        "did you mean `key`?",
+        "`mark` needs `key`",
+        "parameter `key` of `mark` is a string, got 5",
+        "unknown step kind `mrak`",
+        "did you mean `mark`?",
+        "no case key `mdoe`",
+        "did you mean `mode`?",
+    ] {
+        assert!(
+            errors.contains(expected),
+            "missing {expected:?} in:\n{errors}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cases_are_separate_scenarios_with_their_own_ids() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "cases.yaml",
+        r#"
+name: "echo of {{ case.word }} has {{ case.length }} letters"
+cases:
+  - { word: one, length: 3 }
+  - { word: three, length: 5 }
+  - { word: eleven, length: 6 }
+ids: { owner: user }
+steps:
+  - connect: { url: "{{ env.WS_URL }}/echo" }
+  - send: { json: { type: say, word: "{{ case.word }}", owner: "{{ ids.owner }}" } }
+  - expect: { event: echo, match: { body: { word: "{{ case.word }}" } }, capture: { heard: $.body.word } }
+  - assert: { value: "{{ vars.heard | length }}", equals: "{{ case.length }}" }
+"#,
+    );
+    suite.spec(
+        "plain.yaml",
+        "name: plain\ncases: [ { n: 1 }, { n: 2 } ]\nsteps:\n  - assert: { value: \"{{ case.n }}\", lt: 3 }\n",
+    );
+    let outcomes = suite.run().await;
+    let names: Vec<&str> = outcomes.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "echo of eleven has 6 letters",
+            "echo of one has 3 letters",
+            "echo of three has 5 letters",
+            "plain [n=1]",
+            "plain [n=2]",
+        ]
+    );
+    outcomes.iter().for_each(|o| o.assert_passed());
+    let owners: std::collections::BTreeSet<_> = outcomes
+        .iter()
+        .filter_map(|o| o.ids.get("owner"))
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(owners.len(), 3, "each case mints its own IDs");
+}
+
+#[tokio::test]
+async fn profiles_open_authenticate_and_await_ready_with_per_step_overrides() {
+    let url = start_server().await;
+    let config = r#"
+profiles:
+  default:
+    url: "{{ env.WS_URL }}/subprotocols"
+    subprotocols: ["as-{{ identity }}"]
+    ready: { event: hello, capture: { offered: $.protocols } }
+  echo:
+    url: "{{ env.WS_URL }}/echo"
+    ready: hello
+"#;
+    let suite = Suite::new(&url, config);
+    suite.spec(
+        "profiles.yaml",
+        r#"
+name: profiles
+ids: { alice: user }
+steps:
+  - connect: { name: tab1, identity: "{{ ids.alice }}" }
+  - assert: { value: "{{ vars.tab1.offered }}", equals: "as-{{ ids.alice }}" }
+  - connect: { name: tab2, identity: bob, subprotocols: [first, "as-{{ identity }}"], capture: { seen: $.protocols } }
+  - assert: { value: "{{ vars.seen }}", equals: "first, as-bob" }
+  - connect: { name: quiet, profile: echo, ready: false }
+  - expect: { on: quiet, event: hello }
+  - connect: { name: loud, profile: echo }
+  - send: { on: loud, json: { type: hi } }
+  - expect: { on: loud, event: echo }
+"#,
+    );
+    let outcomes = suite.run().await;
+    outcomes[0].assert_passed();
+}
+
+#[tokio::test]
+async fn assert_shows_both_sides_when_it_fails() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "assert.yaml",
+        r#"
+name: assert
+vars: { before: 7, after: "5", at: "2026-01-01T10:00:00Z" }
+steps:
+  - assert: { value: "{{ vars.at }}", lt: "2026-01-01T10:00:01+00:00" }
+  - assert: { value: "{{ vars.after }}", gt: "{{ vars.before }}" }
+"#,
+    );
+    let outcomes = suite.run().await;
+    let failure = &outcomes[0].failure;
+    assert_eq!(outcomes[0].verdict, Verdict::Failed);
+    assert!(
+        failure.contains("assertion failed: `{{ vars.after }}` > `{{ vars.before }}`"),
+        "{failure}"
+    );
+    assert!(failure.contains("value:    \"5\""), "{failure}");
+    assert!(failure.contains("gt:       7"), "{failure}");
+    assert!(failure.contains("assert.yaml:6:5"), "{failure}");
+}
+
+#[tokio::test]
+async fn generated_sequences_strict_order_and_the_any_frame_wildcard() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "in_order.yaml",
+        r#"
+name: a burst arrives in order with nothing in between
+steps:
+  - connect: { url: "{{ env.WS_URL }}/echo" }
+  - expect: { event: hello }
+  - send: { json: { type: burst, count: 3000 } }
+  - expect:
+      strict: true
+      within: 15s
+      sequence: { for: n, range: [0, 3000], item: { event: tick, match: { i: "{{ n }}" } } }
+  - send: { json: { type: burst, count: 4 } }
+  - expect: { sequence: { for: n, in: [0, 2, 3], item: { event: tick, match: { i: "{{ n }}" } } } }
+  - send: { text: not json at all }
+  - expect: { event: "*", count: 2 }
+  - expect_none: { event: "*", during: 100ms }
+"#,
+    );
+    suite.spec(
+        "broken.yaml",
+        r#"
+name: a strict sequence fails on a frame in between
+steps:
+  - connect: { url: "{{ env.WS_URL }}/echo" }
+  - expect: { event: hello }
+  - send: { json: { type: burst, count: 3 } }
+  - expect:
+      strict: true
+      sequence: [ { event: tick, match: { i: 0 } }, { event: tick, match: { i: 2 } } ]
+"#,
+    );
+    let outcomes = suite.run().await;
+    let by_name = |n: &str| outcomes.iter().find(|o| o.name.starts_with(n)).unwrap();
+    by_name("a burst").assert_passed();
+    let broken = by_name("a strict");
+    assert_eq!(broken.verdict, Verdict::Failed);
+    assert!(
+        broken.failure.contains("strict sequence broken"),
+        "{}",
+        broken.failure
+    );
+    assert!(
+        broken.failure.contains(r#"{"type":"tick","i":1}"#),
+        "the frame in between is shown: {}",
+        broken.failure
+    );
+}
