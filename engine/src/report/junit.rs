@@ -226,6 +226,7 @@ mod tests {
             steps: Vec::new(),
             teardown: Vec::new(),
             load: None,
+            case: None,
         })
     }
 
