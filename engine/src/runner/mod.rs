@@ -187,13 +187,15 @@ pub async fn run(
                     if fail_fast && verdict == Verdict::Failed {
                         stop.store(true, Ordering::SeqCst);
                     }
-                    drop(permit);
+                    // Reported before the permit goes, so that with `--jobs 1` reports
+                    // come in plan order.
                     let _ = tx.send(Message::Finished(Box::new(ScenarioReport {
                         index,
                         planned,
                         verdict,
                         attempts,
                     })));
+                    drop(permit);
                 });
             }
             while tasks.join_next().await.is_some() {}

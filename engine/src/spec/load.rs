@@ -129,6 +129,7 @@ pub fn load_str(
     };
     problems.extend(Checker::new(&source, &index, config).check(&scenario, &value, &cases));
     if !problems.is_empty() {
+        problems.sort_by_key(|d| d.span.map(|s| (s.line, s.col)));
         return Err(problems);
     }
     super::cases::expand(scenario, cases).map_err(|d| vec![d])
@@ -269,6 +270,7 @@ pub fn build_steps(
             body: body.clone(),
             children,
             call,
+            pointer: at,
         });
     }
     (steps, problems)
@@ -524,7 +526,7 @@ impl<'a> Checker<'a> {
         for (i, action) in scenario.setup.iter().enumerate() {
             self.action(&action.body, format!("/setup/{i}"), &[]);
         }
-        self.steps(&scenario.steps, "/steps", &[]);
+        self.steps(&scenario.steps, &[]);
         for (i, action) in scenario.teardown.iter().enumerate() {
             self.action(&action.body, format!("/teardown/{i}"), &[]);
         }
@@ -554,9 +556,9 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn steps(&mut self, steps: &[Step], pointer: &str, outer: &[String]) {
-        for (i, step) in steps.iter().enumerate() {
-            let at = format!("{pointer}/{i}/{}", step.kind.name());
+    fn steps(&mut self, steps: &[Step], outer: &[String]) {
+        for step in steps {
+            let at = step.pointer.clone();
             if step.kind == StepKind::Each {
                 let name = step
                     .body
@@ -581,14 +583,8 @@ impl<'a> Checker<'a> {
                         Diagnostic::new("`each` needs exactly one of `count` or `items`"),
                     );
                 }
-                self.steps(&step.children, &format!("{at}/steps"), &inner);
+                self.steps(&step.children, &inner);
             } else {
-                let at = match &step.call {
-                    Some(library) => {
-                        format!("{pointer}/{i}/{}", yaml::pointer_escape(&library.name))
-                    }
-                    None => at,
-                };
                 self.step(step, at, outer);
             }
         }
@@ -1120,7 +1116,7 @@ pub fn check_library_step(
             checker.templates(default, at, &[]);
         }
     }
-    checker.steps(&step.steps, "/steps", &[]);
+    checker.steps(&step.steps, &[]);
     if let Some(returns) = value.get("returns") {
         checker.templates(returns, "/returns".into(), &[]);
     }

@@ -66,6 +66,9 @@ pub struct Step {
     pub children: Vec<Step>,
     /// The library step a [`StepKind::Call`] runs.
     pub call: Option<Arc<super::library::LibraryStep>>,
+    /// Where the step's body is in its file, as a JSON pointer (`/steps/3/expect`), for
+    /// locating problems in its fields.
+    pub pointer: String,
 }
 
 /// Every step kind the engine knows.
