@@ -182,7 +182,9 @@ fn main() {
             config: config.clone(),
             resources,
             run_env: Arc::new(RunEnv::new(&config)),
-            record_frames: true,
+            frames: engine::runner::transcript::Keep::Ends(
+                engine::runner::transcript::FRAMES_KEPT_AT_EACH_END,
+            ),
             meter: None,
         };
         let hand = Handwritten {

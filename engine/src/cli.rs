@@ -101,6 +101,10 @@ pub struct RunArgs {
     /// Write the JSON report (schemas/report.schema.json), updated as scenarios finish.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Frames in reports: `failed` keeps those of failed and flaky scenarios, the first
+    /// and last 100 of each connection with a count of the rest; `all` keeps every frame.
+    #[arg(long, value_name = "WHICH", value_parser = ["failed", "all"], default_value = "failed")]
+    pub report_frames: String,
 }
 
 pub fn main_with_args(cli: Cli) -> i32 {
@@ -360,6 +364,10 @@ async fn run(args: RunArgs) -> i32 {
         retries: args.retries,
         fail_fast: args.fail_fast,
         flaky_fails: args.flaky_fails,
+        report_frames: match args.report_frames.as_str() {
+            "all" => runner::ReportFrames::All,
+            _ => runner::ReportFrames::Failed,
+        },
     };
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {

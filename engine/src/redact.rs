@@ -141,6 +141,12 @@ impl Redactor {
             self.redact_in_place(&mut frame.data);
             self.redact_in_place(&mut frame.connection);
         }
+        for (connection, count) in std::mem::take(&mut attempt.frames_omitted) {
+            *attempt
+                .frames_omitted
+                .entry(self.redact(&connection).into_owned())
+                .or_default() += count;
+        }
         for value in attempt.ids.values_mut() {
             if let serde_json::Value::String(id) = value {
                 self.redact_in_place(id);

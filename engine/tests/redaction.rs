@@ -161,6 +161,9 @@ async fn no_output_holds_a_secret_or_a_token() {
             junit.display().to_string(),
             "--json".into(),
             json.display().to_string(),
+            // Passing scenarios' frames too.
+            "--report-frames".into(),
+            "all".into(),
         ],
         vec![
             ("GITHUB_ACTIONS".into(), "true".into()),

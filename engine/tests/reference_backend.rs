@@ -71,6 +71,7 @@ async fn run_specs(
         retries: 0,
         fail_fast: false,
         flaky_fails: false,
+        report_frames: Default::default(),
     };
     runner::run(plan, options, Resources::new(4), &mut listeners).await;
     let out = verdicts.lock().unwrap().clone();

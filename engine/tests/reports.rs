@@ -70,14 +70,21 @@ async fn junit_and_json_reports_parse_back_with_the_documented_schema() {
     assert!(attempt["ids"]["u"].as_str().unwrap().starts_with("usr_"));
     assert_eq!(attempt["steps"].as_array().unwrap().len(), 3);
     assert_eq!(attempt["steps"][2]["kind"], "expect");
-    let frames = attempt["frames"].as_array().unwrap();
+    // A passing scenario keeps no frames by default, only their count.
+    assert_eq!(attempt["frames"].as_array().unwrap().len(), 0);
+    // (say, hello, echo, and the close when it made it in time)
+    assert!(
+        attempt["frames_omitted"]["default"].as_u64().unwrap() >= 3,
+        "{attempt}"
+    );
+    let fail = scenarios.iter().find(|s| s["name"] == "fails").unwrap();
+    let frames = fail["attempts"][0]["frames"].as_array().unwrap();
     assert!(frames
         .iter()
         .any(|f| f["direction"] == "sent" && f["data"].as_str().unwrap().contains("\"say\"")));
     assert!(frames
         .iter()
         .any(|f| f["direction"] == "received" && f["data"].as_str().unwrap().contains("hello")));
-    let fail = scenarios.iter().find(|s| s["name"] == "fails").unwrap();
     let failure = &fail["attempts"][0]["failure"];
     assert_eq!(failure["line"], 5);
     assert!(failure["file"].as_str().unwrap().ends_with("b/fail.yaml"));
@@ -120,6 +127,77 @@ async fn junit_and_json_reports_parse_back_with_the_documented_schema() {
         xml.contains("$.body.type: expected &quot;other&quot;, got &quot;say&quot;"),
         "{xml}"
     );
+}
+
+/// Run `suite` with a JSON report and these extra arguments; the report.
+async fn json_report(suite: &Suite, extra: &[&str]) -> serde_json::Value {
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("report.json");
+    let mut args = vec![
+        "run".to_string(),
+        suite.path().display().to_string(),
+        "--json".into(),
+        json.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    engine_async(args, vec![]).await;
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn reports_keep_the_ends_of_a_flood_unless_asked_for_every_frame() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    two_specs(&suite);
+    suite.spec(
+        "c/flood.yaml",
+        "name: flood\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: burst, count: 3000 } }\n  - expect: { event: tick, match: { i: 2999 }, within: 10s }\n  - expect: { event: nope, within: 50ms }\n",
+    );
+    let report = json_report(&suite, &[]).await;
+    let scenario = |name: &str| {
+        report["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["attempts"][0]
+            .clone()
+    };
+    let flood = scenario("flood");
+    let frames = flood["frames"].as_array().unwrap();
+    // hello, the burst, 3000 ticks (and maybe the close): the first and last 100 kept.
+    assert_eq!(frames.len(), 200);
+    let omitted = flood["frames_omitted"]["default"].as_u64().unwrap();
+    assert!((2802..=2803).contains(&omitted), "{omitted}");
+    let first_two = format!("{}{}", frames[0]["data"], frames[1]["data"]);
+    assert!(
+        first_two.contains("hello") && first_two.contains("burst"),
+        "{first_two}"
+    );
+    assert!(frames
+        .iter()
+        .any(|f| f["data"].as_str().unwrap().contains(r#""i":2999"#)));
+    // The failure still counts everything the connection received.
+    let notes = flood["failure"]["notes"].to_string();
+    assert!(
+        notes.contains("received on `default` (3001 frames"),
+        "{notes}"
+    );
+    assert_eq!(scenario("passes")["frames"].as_array().unwrap().len(), 0);
+
+    let report = json_report(&suite, &["--report-frames", "all"]).await;
+    let everything = |name: &str| {
+        report["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["attempts"][0]
+            .clone()
+    };
+    assert!(everything("flood")["frames"].as_array().unwrap().len() >= 3002);
+    assert_eq!(everything("flood")["frames_omitted"], serde_json::json!({}));
+    assert!(everything("passes")["frames"].as_array().unwrap().len() >= 3);
 }
 
 #[tokio::test]

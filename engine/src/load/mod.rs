@@ -57,7 +57,7 @@ pub async fn run(
         config: plan.config.clone(),
         resources: Resources::new(DATABASE_POOL_JOBS),
         run_env: Arc::new(RunEnv::new(&plan.config)),
-        record_frames: false,
+        frames: crate::runner::transcript::Keep::Nothing,
         meter: Some(metrics.clone() as SharedMeter),
     });
     let iteration: Iteration = {

@@ -1,7 +1,9 @@
 //! The JSON report: a documented, stable schema (`schemas/report.schema.json`) with
-//! per-step timings, the minted IDs, and every frame sent and received on each
-//! connection with its time — the raw material for a timeline.
+//! per-step timings, the minted IDs, and the frames sent and received on each
+//! connection with their time — the raw material for a timeline. Which frames the
+//! runner keeps is `--report-frames`; the report counts the ones left out.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -47,6 +49,7 @@ struct AttemptEntry {
     failure: Option<FailureEntry>,
     teardown_failures: Vec<FailureEntry>,
     frames: Vec<FrameRecord>,
+    frames_omitted: BTreeMap<String, u64>,
 }
 
 #[derive(Serialize, Clone)]
@@ -85,6 +88,7 @@ impl From<&Attempt> for AttemptEntry {
             failure: a.failure.as_ref().map(FailureEntry::from),
             teardown_failures: a.teardown_failures.iter().map(FailureEntry::from).collect(),
             frames: a.frames.clone(),
+            frames_omitted: a.frames_omitted.clone(),
         }
     }
 }
@@ -113,7 +117,7 @@ impl JsonReport {
             summary,
             scenarios: &self.scenarios,
         };
-        let text = match serde_json::to_string_pretty(&document) {
+        let text = match serde_json::to_string(&document) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: cannot serialize the JSON report: {e}");

@@ -247,6 +247,7 @@ mod tests {
             }),
             teardown_failures: vec![Diagnostic::new(note)],
             frames: Vec::new(),
+            frames_omitted: Default::default(),
         }
     }
 

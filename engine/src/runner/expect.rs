@@ -530,14 +530,16 @@ fn timeout_failure(
                 )
             })
             .collect();
+        // The transcript may keep only a connection's first and last frames.
+        let count = ctx.transcript.received_count(&connection.name);
         failure = failure.note(format!(
             "received on `{}` ({} frames{}):\n{}",
             connection.name,
-            received.len(),
-            if received.len() > 30 {
-                ", last 30 shown"
+            count,
+            if count > shown.len() {
+                format!(", last {} shown", shown.len())
             } else {
-                ""
+                String::new()
             },
             shown.join("\n")
         ));

@@ -40,6 +40,17 @@ pub struct Planned {
     pub iteration: usize,
 }
 
+/// Which attempts keep their frames for the reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReportFrames {
+    /// Attempts of failed and flaky scenarios, with the first and last
+    /// [`transcript::FRAMES_KEPT_AT_EACH_END`] frames of each connection.
+    #[default]
+    Failed,
+    /// Every frame of every attempt.
+    All,
+}
+
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub jobs: usize,
@@ -47,6 +58,7 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// Count flaky scenarios (failed, then passed on retry) as failures.
     pub flaky_fails: bool,
+    pub report_frames: ReportFrames,
 }
 
 /// The final verdict on one planned scenario, over all its attempts.
@@ -151,6 +163,7 @@ pub async fn run(
                 let run_env = run_envs.of(&planned.config);
                 let retries = options.retries;
                 let fail_fast = options.fail_fast;
+                let report_frames = options.report_frames;
                 let stop = stop.clone();
                 tasks.spawn(async move {
                     let _ = tx.send(Message::Started(index));
@@ -159,7 +172,12 @@ pub async fn run(
                         config: planned.config.clone(),
                         resources,
                         run_env,
-                        record_frames: true,
+                        frames: match report_frames {
+                            ReportFrames::Failed => {
+                                transcript::Keep::Ends(transcript::FRAMES_KEPT_AT_EACH_END)
+                            }
+                            ReportFrames::All => transcript::Keep::All,
+                        },
                         meter: None,
                     };
                     let mut attempts = Vec::new();
@@ -183,6 +201,11 @@ pub async fn run(
                         (_, Some(Status::Passed)) => Verdict::Flaky,
                         _ => Verdict::Failed,
                     };
+                    if report_frames == ReportFrames::Failed
+                        && matches!(verdict, Verdict::Passed | Verdict::Skipped)
+                    {
+                        attempts.iter_mut().for_each(Attempt::drop_frames);
+                    }
                     // Before the permit goes: the next scenario must see the stop.
                     if fail_fast && verdict == Verdict::Failed {
                         stop.store(true, Ordering::SeqCst);

@@ -1,6 +1,7 @@
 //! Running one scenario: mint IDs, apply setup, run steps under the scenario's
 //! deadline, then always close connections and run teardown.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use serde_json::{Map, Value};
 use super::context::{Failure, RunEnv, ScenarioContext, StepResult};
 use super::meter::SharedMeter;
 use super::resources::Resources;
-use super::transcript::{FrameRecord, Transcript};
+use super::transcript::{FrameRecord, Keep, Transcript};
 use super::ws::FrameRules;
 use super::{connection_steps, db, expect, http, kv};
 use crate::diagnostic::{Diagnostic, Span};
@@ -46,7 +47,19 @@ pub struct Attempt {
     pub steps: Vec<StepRecord>,
     pub failure: Option<Diagnostic>,
     pub teardown_failures: Vec<Diagnostic>,
+    /// The frames kept (see [`Keep`]), in time order.
     pub frames: Vec<FrameRecord>,
+    /// Per connection, how many frames were not kept.
+    pub frames_omitted: BTreeMap<String, u64>,
+}
+
+impl Attempt {
+    /// Keep no frames, only their count (a passing scenario's, for the reports).
+    pub fn drop_frames(&mut self) {
+        for frame in self.frames.drain(..) {
+            *self.frames_omitted.entry(frame.connection).or_default() += 1;
+        }
+    }
 }
 
 pub struct ScenarioRun {
@@ -54,8 +67,8 @@ pub struct ScenarioRun {
     pub config: Arc<SuiteConfig>,
     pub resources: Arc<Resources>,
     pub run_env: Arc<RunEnv>,
-    /// Keep every frame in the attempt's transcript (off in load mode, to save memory).
-    pub record_frames: bool,
+    /// Which frames the attempt's transcript keeps (none in load mode, to save memory).
+    pub frames: Keep,
     /// Where load mode's measurements go; `None` for `engine run`.
     pub meter: Option<SharedMeter>,
 }
@@ -73,6 +86,7 @@ impl ScenarioRun {
                 failure: Some(Diagnostic::new(format!("skipped: {reason}"))),
                 teardown_failures: Vec::new(),
                 frames: Vec::new(),
+                frames_omitted: BTreeMap::new(),
             };
         }
         let ids = crate::ids::mint_all(&scenario.ids, &self.config.ids);
@@ -85,7 +99,7 @@ impl ScenarioRun {
             ids: ids.clone(),
             vars: Map::new(),
             connections: Default::default(),
-            transcript: Transcript::new(self.record_frames).metered(self.meter.clone()),
+            transcript: Transcript::new(self.frames).metered(self.meter.clone()),
             rules: FrameRules {
                 type_field: self.config.events.type_field.clone(),
                 schemas,
@@ -136,6 +150,7 @@ impl ScenarioRun {
         } else {
             Status::Passed
         };
+        let kept = ctx.transcript.kept();
         let mut attempt = Attempt {
             status,
             duration: started.elapsed(),
@@ -143,7 +158,8 @@ impl ScenarioRun {
             steps: records,
             failure,
             teardown_failures,
-            frames: ctx.transcript.frames(),
+            frames: kept.frames,
+            frames_omitted: kept.omitted,
         };
         // The only way out of here: whatever shows or writes an attempt sees no secret.
         self.run_env

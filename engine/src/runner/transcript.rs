@@ -1,11 +1,17 @@
-//! Every frame sent and received on every connection of a scenario, with its time:
-//! shown when a step fails and written to the JSON report. It also feeds the run's
-//! [`Meter`] (load mode), since every frame passes through it.
+//! The frames sent and received on every connection of a scenario, with their time:
+//! shown when a step fails and written to the JSON report. Bounded: by default each
+//! connection keeps its first and last frames and counts the ones in between, so a
+//! flood costs neither memory nor report size. It also feeds the run's [`Meter`] (load
+//! mode), since every frame passes through it.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::meter::SharedMeter;
+
+/// Frames kept at each end of a connection by default ([`Keep::Ends`]).
+pub const FRAMES_KEPT_AT_EACH_END: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -24,21 +30,56 @@ pub struct FrameRecord {
     pub data: String,
 }
 
+/// How many frames a transcript keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// None (load mode): frames are only counted by the meter.
+    Nothing,
+    /// The first and the last `n` of each connection; the rest are counted.
+    Ends(usize),
+    /// Every frame.
+    All,
+}
+
+/// What a transcript kept: frames in time order, and per connection how many it left
+/// out.
+#[derive(Debug, Clone, Default)]
+pub struct Kept {
+    pub frames: Vec<FrameRecord>,
+    pub omitted: BTreeMap<String, u64>,
+}
+
+/// One connection's frames: a head that fills first, then a sliding tail.
+#[derive(Default)]
+struct ConnectionLog {
+    head: Vec<(u64, FrameRecord)>,
+    tail: VecDeque<(u64, FrameRecord)>,
+    omitted: u64,
+    /// Received and closed frames seen, kept or not.
+    received: usize,
+}
+
+#[derive(Default)]
+struct Log {
+    next: u64,
+    connections: BTreeMap<String, ConnectionLog>,
+}
+
 /// Shared, append-only log of a scenario's frames.
 #[derive(Clone)]
 pub struct Transcript {
     started: Instant,
-    frames: Arc<Mutex<Vec<FrameRecord>>>,
-    enabled: bool,
+    log: Arc<Mutex<Log>>,
+    keep: Keep,
     meter: Option<SharedMeter>,
 }
 
 impl Transcript {
-    pub fn new(enabled: bool) -> Self {
+    pub fn new(keep: Keep) -> Self {
         Self {
             started: Instant::now(),
-            frames: Arc::default(),
-            enabled,
+            log: Arc::default(),
+            keep,
             meter: None,
         }
     }
@@ -62,29 +103,120 @@ impl Transcript {
                 Direction::Closed => {}
             }
         }
-        if !self.enabled {
-            return;
-        }
+        let each_end = match self.keep {
+            Keep::Nothing => return,
+            Keep::Ends(n) => n,
+            Keep::All => usize::MAX,
+        };
         let record = FrameRecord {
             connection: connection.to_string(),
             direction,
             at_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             data: data.to_string(),
         };
-        if let Ok(mut frames) = self.frames.lock() {
-            frames.push(record);
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = log.next;
+        log.next += 1;
+        if !log.connections.contains_key(connection) {
+            log.connections
+                .insert(connection.to_string(), ConnectionLog::default());
+        }
+        let Some(entry) = log.connections.get_mut(connection) else {
+            return;
+        };
+        if direction != Direction::Sent {
+            entry.received += 1;
+        }
+        if entry.head.len() < each_end {
+            entry.head.push((seq, record));
+            return;
+        }
+        entry.tail.push_back((seq, record));
+        if entry.tail.len() > each_end {
+            entry.tail.pop_front();
+            entry.omitted += 1;
         }
     }
 
-    pub fn frames(&self) -> Vec<FrameRecord> {
-        self.frames.lock().map(|f| f.clone()).unwrap_or_default()
+    /// Everything kept, in the order it happened.
+    pub fn kept(&self) -> Kept {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut frames: Vec<&(u64, FrameRecord)> = log
+            .connections
+            .values()
+            .flat_map(|c| c.head.iter().chain(c.tail.iter()))
+            .collect();
+        frames.sort_by_key(|(seq, _)| *seq);
+        Kept {
+            frames: frames.into_iter().map(|(_, f)| f.clone()).collect(),
+            omitted: log
+                .connections
+                .iter()
+                .filter(|(_, c)| c.omitted > 0)
+                .map(|(name, c)| (name.clone(), c.omitted))
+                .collect(),
+        }
     }
 
-    /// Received frames of one connection, for failure reports.
+    /// Received frames of one connection that were kept, for failure reports.
     pub fn received_on(&self, connection: &str) -> Vec<FrameRecord> {
-        self.frames()
-            .into_iter()
-            .filter(|f| f.connection == connection && f.direction != Direction::Sent)
-            .collect()
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.connections
+            .get(connection)
+            .map(|c| {
+                c.head
+                    .iter()
+                    .chain(c.tail.iter())
+                    .filter(|(_, f)| f.direction != Direction::Sent)
+                    .map(|(_, f)| f.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How many frames one connection received (and closed), kept or not.
+    pub fn received_count(&self, connection: &str) -> usize {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.connections.get(connection).map_or(0, |c| c.received)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(kept: &Kept) -> Vec<&str> {
+        kept.frames.iter().map(|f| f.data.as_str()).collect()
+    }
+
+    #[test]
+    fn keeps_the_first_and_last_frames_of_each_connection_and_counts_the_rest() {
+        let t = Transcript::new(Keep::Ends(2));
+        for i in 0..10 {
+            t.record("a", Direction::Received, &format!("a{i}"));
+            if i < 3 {
+                t.record("b", Direction::Sent, &format!("b{i}"));
+            }
+        }
+        let kept = t.kept();
+        assert_eq!(data(&kept), ["a0", "b0", "a1", "b1", "b2", "a8", "a9"]);
+        assert_eq!(kept.omitted, BTreeMap::from([("a".to_string(), 6)]));
+        assert_eq!(t.received_count("a"), 10);
+        assert_eq!(t.received_count("b"), 0);
+        let received: Vec<String> = t.received_on("a").into_iter().map(|f| f.data).collect();
+        assert_eq!(received, ["a0", "a1", "a8", "a9"]);
+    }
+
+    #[test]
+    fn all_keeps_everything_and_nothing_keeps_nothing() {
+        let all = Transcript::new(Keep::All);
+        let none = Transcript::new(Keep::Nothing);
+        for i in 0..1000 {
+            all.record("a", Direction::Sent, &i.to_string());
+            none.record("a", Direction::Sent, &i.to_string());
+        }
+        assert_eq!(all.kept().frames.len(), 1000);
+        assert!(all.kept().omitted.is_empty());
+        assert!(none.kept().frames.is_empty());
     }
 }

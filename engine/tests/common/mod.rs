@@ -277,6 +277,7 @@ impl Suite {
             retries: 0,
             fail_fast: false,
             flaky_fails: false,
+            report_frames: Default::default(),
         };
         runner::run(plan, options, Resources::new(4), &mut listeners).await;
         let mut out = outcomes.lock().unwrap().clone();
