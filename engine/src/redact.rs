@@ -33,8 +33,12 @@ static SHAPES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#@]+@",
             "${1}***@",
         ),
-        // An HTTP bearer token (RFC 6750's b64token), as written in a header.
-        (r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/-]{8,}=*", "${1}***"),
+        // An HTTP bearer token (RFC 6750's b64token) as written in a header; one with a
+        // digit or a symbol, so that prose ("bearer authentication") stays.
+        (
+            r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/-]*[0-9._~+/][A-Za-z0-9._~+/-]*=*",
+            "${1}***",
+        ),
     ]
     .into_iter()
     .map(|(pattern, replacement)| (Regex::new(pattern).expect("valid pattern"), replacement))
@@ -242,6 +246,10 @@ mod tests {
             r.redact("Authorization: Bearer abcdefgh123"),
             "Authorization: Bearer ***"
         );
+        assert_eq!(
+            r.redact("needs bearer authentication"),
+            "needs bearer authentication"
+        );
     }
 
     #[test]
@@ -251,6 +259,36 @@ mod tests {
         assert_eq!(more.redact("one1 two2"), "*** ***");
         assert_eq!(base.redact("one1 two2"), "*** two2");
         assert_eq!(format!("{more:?}"), "Redactor(2 forms)");
+    }
+
+    #[test]
+    fn an_attempt_is_redacted_value_by_value_so_a_one_character_secret_breaks_nothing() {
+        use crate::runner::transcript::{Direction, FrameRecord};
+        use crate::runner::Status;
+        let mut attempt = Attempt {
+            status: Status::Failed,
+            duration: std::time::Duration::from_millis(1),
+            ids: [("u".to_string(), serde_json::json!("usr_1a"))]
+                .into_iter()
+                .collect(),
+            steps: Vec::new(),
+            failure: Some(Diagnostic::new("got 1")),
+            teardown_failures: vec![Diagnostic::new("teardown 1")],
+            frames: vec![FrameRecord {
+                connection: "c".into(),
+                direction: Direction::Received,
+                at_ms: 1.5,
+                data: r#"{"n":1}"#.into(),
+            }],
+            frames_omitted: [("c".to_string(), 11)].into_iter().collect(),
+        };
+        Redactor::new(["1"]).attempt(&mut attempt);
+        assert_eq!(attempt.frames[0].data, r#"{"n":***}"#);
+        assert_eq!(attempt.frames[0].at_ms, 1.5);
+        assert_eq!(attempt.ids["u"], "usr_***a");
+        assert_eq!(attempt.failure.unwrap().message, "got ***");
+        assert_eq!(attempt.teardown_failures[0].message, "teardown ***");
+        assert_eq!(attempt.frames_omitted["c"], 11);
     }
 
     #[test]
