@@ -1,6 +1,6 @@
 //! Redaction: the one place that decides what is secret and takes it out of text.
 //!
-//! Secret are: the values the suite declares (`secrets:`, the JWT signing secret, the
+//! Secrets are: the values the suite declares (`secrets:`, the JWT signing secret, the
 //! passwords in database and Redis URLs), of any length; the tokens a scenario minted or
 //! presented (added per attempt, see [`Redactor::with`]); and, wherever they come from,
 //! anything shaped like a JWT, a URL's password or a bearer token.
@@ -9,7 +9,8 @@
 //! ([`Redactor::attempt`]), so console, JUnit, JSON, annotations and any future listener
 //! only ever receive text that went through [`Redactor::redact`]. Redaction works on
 //! each string value, never on serialized output, so a short secret (`"1"`) cannot
-//! corrupt a number or a key of a report.
+//! corrupt a number or a key of a report. What a spec file itself says (scenario names,
+//! tags, paths) is not redacted, except the spec line a failure shows.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
@@ -23,7 +24,7 @@ use crate::runner::Attempt;
 /// What a secret is replaced with.
 pub const MASK: &str = "***";
 
-/// Secret by their shape, whoever made them: (pattern, replacement).
+/// Secrets by their shape, whoever made them: (pattern, replacement).
 static SHAPES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     [
         // A JWT (JWS compact form): header and payload are base64url JSON objects.
