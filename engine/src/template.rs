@@ -47,6 +47,11 @@ pub fn contains_template(value: &Value) -> bool {
     }
 }
 
+/// Is this string exactly one `{{ expression }}` (which keeps the expression's type)?
+pub fn is_sole_expression(text: &str) -> bool {
+    sole_expression(text).is_some()
+}
+
 /// The expression inside a string that is exactly `{{ expr }}`.
 fn sole_expression(text: &str) -> Option<&str> {
     let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;

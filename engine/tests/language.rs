@@ -294,3 +294,63 @@ steps:
         broken.failure
     );
 }
+
+#[tokio::test]
+async fn profile_overrides_whole_value_templates_and_generated_unordered() {
+    let url = start_server().await;
+    let config = r#"
+library: [lib]
+profiles:
+  default:
+    url: "{{ env.WS_URL }}/echo"
+    authenticate: { jwt: { claims: { sub: "{{ identity }}" } } }
+    ready: { event: hello, capture: { n: $.n } }
+"#;
+    let suite = Suite::new(&url, config);
+    // Only cleanup: a library step may have no steps.
+    suite.spec(
+        "lib/remember.yaml",
+        "step: remember\nparams: { key: string }\ncleanup:\n  - redis: [DEL, \"{{ key }}\"]\n",
+    );
+    suite.spec(
+        "lib/send_as.yaml",
+        r#"
+step: send_as
+params: { on: string, body: object, headers: { type: object, default: {} } }
+steps:
+  - send: { on: "{{ on }}", json: "{{ body }}" }
+  - http: { url: "http://127.0.0.1:9/", headers: "{{ headers }}", within: 1ms }
+"#,
+    );
+    suite.spec(
+        "overrides.yaml",
+        r#"
+name: overrides
+ids: { alice: user }
+steps:
+  - remember: { key: "engine-it:{{ ids.alice }}" }
+  - connect: { name: a, identity: "{{ ids.alice }}", authenticate: { as: query } }
+  - connect: { name: b, identity: "{{ ids.alice }}", ready: { match: { n: 1 } } }
+  - assert: { value: "{{ vars.b.n }}", equals: 1 }
+  - assert: { value: "{{ vars.a.n }}", equals: 1 }
+  - send: { on: a, json: { type: burst, count: 5 } }
+  - expect: { on: a, unordered: { for: n, in: [4, 0, 3, 1, 2], item: { event: tick, match: { i: "{{ n }}" } } } }
+"#,
+    );
+    let outcomes = suite.run().await;
+    outcomes[0].assert_passed();
+    suite.spec(
+        "bad_credentials.yaml",
+        "name: bad\nsteps:\n  - connect: { name: a, identity: x, authenticate: { token: t } }\n  - connect: { name: b, url: \"ws://x\", authenticate: { as: query } }\n",
+    );
+    let errors = suite.load_errors().join("\n");
+    assert!(
+        errors.contains("credentials have both `jwt` and `token`"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("credentials need `jwt` (minted) or `token` (given)"),
+        "{errors}"
+    );
+    assert!(errors.contains("bad_credentials.yaml:4:"), "{errors}");
+}

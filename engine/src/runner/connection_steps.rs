@@ -10,18 +10,14 @@ use super::context::{Failure, ScenarioContext, StepResult};
 use super::jwt;
 use super::ws::{tls_config, ConnectError, ConnectRequest, Connection};
 use crate::spec::model::*;
+use crate::spec::profile;
 use crate::text::percent_encode;
 
 /// The step merged over its profile (`profile:`, else `profiles.default` when the step
 /// has no `url`), and the identity the profile's templates read as `{{ identity }}`.
 fn with_profile(ctx: &ScenarioContext, body: &Value) -> Result<(Value, Value), Failure> {
     let mut own = body.as_object().cloned().unwrap_or_default();
-    let profile_name = own.remove("profile");
-    let identity = match own.remove("identity") {
-        Some(identity) => ctx.render_value(&identity, &[])?,
-        None => Value::Null,
-    };
-    let profile_name = match profile_name {
+    let named = match own.remove("profile") {
         Some(name) => match ctx.render_value(&name, &[])? {
             Value::String(name) => Some(name),
             other => {
@@ -30,44 +26,25 @@ fn with_profile(ctx: &ScenarioContext, body: &Value) -> Result<(Value, Value), F
                 )))
             }
         },
-        None if !own.contains_key("url") && ctx.config.profiles.contains_key("default") => {
-            Some("default".to_string())
-        }
         None => None,
     };
-    let Some(profile_name) = profile_name else {
-        return Ok((Value::Object(own), identity));
+    let identity = match own.remove("identity") {
+        Some(identity) => ctx.render_value(&identity, &[])?,
+        None => Value::Null,
     };
-    let profile = ctx.config.profiles.get(&profile_name).ok_or_else(|| {
+    let profile = profile::profile_of(&ctx.config, &own, named.as_deref()).map_err(|name| {
         Failure::new(format!(
-            "no connection profile `{profile_name}` in the suite config"
+            "no connection profile `{name}` in the suite config"
         ))
     })?;
-    let mut merged = Value::Object(profile.clone());
-    merge(&mut merged, Value::Object(own));
+    let mut merged = Value::Object(profile.cloned().unwrap_or_default());
+    profile::merge(&mut merged, Value::Object(own));
     Ok((merged, identity))
-}
-
-/// Deep merge: objects key by key, anything else replaced by the override.
-fn merge(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Object(base), Value::Object(over)) => {
-            for (key, value) in over {
-                match base.get_mut(&key) {
-                    Some(slot) => merge(slot, value),
-                    None => {
-                        base.insert(key, value);
-                    }
-                }
-            }
-        }
-        (slot, over) => *slot = over,
-    }
 }
 
 pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let (mut body, identity) = with_profile(ctx, body)?;
-    let had_profile_ready = body.get("ready").is_some() && body.get("capture").is_none();
+    let per_connection = profile::captures_per_connection(&body);
     // `authenticate.message` is rendered later, once `{{ token }}` exists; the ready
     // pattern is rendered by the wait.
     let message_template = body
@@ -165,8 +142,8 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
             let Some(mut ready) = step.ready.as_ref().and_then(ReadyWait::pattern) else {
                 return Ok(());
             };
-            // A profile's ready captures are kept per connection: `vars.<name>.<capture>`.
-            let per_connection = had_profile_ready && !ready.capture.is_empty();
+            // Ready captures are kept per connection (`vars.<name>.<capture>`) unless
+            // the step has a `capture:` of its own.
             if !step.capture.is_empty() {
                 ready.capture = step.capture.clone();
             }

@@ -132,6 +132,18 @@ fn generate(
     Ok(patterns)
 }
 
+/// The patterns of a `sequence` or `unordered`: written out, or generated.
+fn patterns_of(
+    ctx: &ScenarioContext,
+    sequence: Sequence,
+    item: Option<&Value>,
+) -> Result<Vec<EventPattern>, Failure> {
+    match sequence {
+        Sequence::Items(items) => Ok(items.into_iter().map(PatternItem::into_pattern).collect()),
+        Sequence::Generated(generator) => generate(ctx, &generator, item.unwrap_or(&Value::Null)),
+    }
+}
+
 /// `[start, end]` or `[start, end, step]`, `end` excluded; at most a million values.
 fn range_values(range: &[i64]) -> Result<Vec<Value>, Failure> {
     const MAX_ITEMS: i64 = 1_000_000;
@@ -162,10 +174,11 @@ fn range_values(range: &[i64]) -> Result<Vec<Value>, Failure> {
 pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     // A generated sequence's item is rendered per value, not with the step.
     let mut body = body.clone();
-    let item = body
-        .get_mut("sequence")
-        .and_then(Value::as_object_mut)
-        .and_then(|generator| generator.remove("item"));
+    let item = ["sequence", "unordered"].into_iter().find_map(|key| {
+        body.get_mut(key)
+            .and_then(Value::as_object_mut)
+            .and_then(|generator| generator.remove("item"))
+    });
     let step: ExpectStep = ctx.render(&body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     let within = step.within.unwrap_or_else(|| ctx.step_timeout());
@@ -177,12 +190,7 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         capture: step.capture.clone(),
     };
     if let Some(sequence) = step.sequence {
-        let patterns: Vec<EventPattern> = match sequence {
-            Sequence::Items(items) => items.into_iter().map(PatternItem::into_pattern).collect(),
-            Sequence::Generated(generator) => {
-                generate(ctx, &generator, item.as_ref().unwrap_or(&Value::Null))?
-            }
-        };
+        let patterns = patterns_of(ctx, sequence, item.as_ref())?;
         let mut after: Option<usize> = None;
         for (i, pattern) in patterns.iter().enumerate() {
             let found = wait_for(&connection, deadline, |pending| match after {
@@ -227,8 +235,7 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         return Ok(());
     }
     if let Some(items) = step.unordered {
-        let patterns: Vec<EventPattern> =
-            items.into_iter().map(PatternItem::into_pattern).collect();
+        let patterns = patterns_of(ctx, items, item.as_ref())?;
         let mut open: Vec<usize> = (0..patterns.len()).collect();
         while !open.is_empty() {
             let found = wait_for(&connection, deadline, |pending| {

@@ -304,6 +304,15 @@ pub fn schema_problems(
     let mut seen = BTreeSet::new();
     let mut problems = Vec::new();
     for error in root.validator().iter_errors(value) {
+        // A whole-value template (`headers: "{{ vars.headers }}"`) stands for a value of
+        // any type: what it yields is checked when it is rendered.
+        if error
+            .instance
+            .as_str()
+            .is_some_and(template::is_sole_expression)
+        {
+            continue;
+        }
         let pointer = error.instance_path.to_string();
         let schema_node = schema_at(root, &pointer);
         let diagnostic = match &error.kind {
@@ -596,11 +605,9 @@ impl<'a> Checker<'a> {
             StepKind::Send => vec!["index"],
             StepKind::Connect => vec!["token", "identity"],
             StepKind::Authenticate => vec!["token"],
-            StepKind::Expect => step
-                .body
-                .pointer("/sequence/for")
-                .and_then(Value::as_str)
-                .into_iter()
+            StepKind::Expect => ["/sequence/for", "/unordered/for"]
+                .iter()
+                .filter_map(|p| step.body.pointer(p).and_then(Value::as_str))
                 .collect(),
             _ => vec![],
         };
@@ -651,7 +658,12 @@ impl<'a> Checker<'a> {
             StepKind::ExpectClose => self.typed::<ExpectCloseStep>(&step.body, &pointer),
             StepKind::AssertDb => self.typed::<AssertDbStep>(&step.body, &pointer),
             StepKind::AssertRedis => self.typed::<AssertRedisStep>(&step.body, &pointer),
-            StepKind::Http => self.typed::<HttpStep>(&step.body, &pointer),
+            StepKind::Http => {
+                if let Some(bearer) = step.body.get("bearer") {
+                    self.credentials(bearer, &format!("{pointer}/bearer"));
+                }
+                self.typed::<HttpStep>(&step.body, &pointer)
+            }
             StepKind::Close => self.typed::<CloseStep>(&step.body, &pointer),
             StepKind::Disconnect => self.typed::<DisconnectStep>(&step.body, &pointer),
             StepKind::Sql => self.typed::<SqlStep>(&step.body, &pointer),
@@ -692,6 +704,15 @@ impl<'a> Checker<'a> {
             named.push((format!("{pointer}/event"), event));
         }
         for list in ["sequence", "unordered"] {
+            match body.pointer(&format!("/{list}/item")) {
+                Some(Value::String(event)) => named.push((format!("{pointer}/{list}/item"), event)),
+                Some(item) => {
+                    if let Some(event) = item.get("event").and_then(Value::as_str) {
+                        named.push((format!("{pointer}/{list}/item/event"), event));
+                    }
+                }
+                None => {}
+            }
             for (i, item) in body
                 .get(list)
                 .and_then(Value::as_array)
@@ -832,48 +853,67 @@ impl<'a> Checker<'a> {
 
     /// A connect step's profile: known, and giving a URL one way or the other.
     fn profile(&mut self, body: &Value, pointer: &str) {
-        let name = body.get("profile").and_then(Value::as_str);
-        let profile = match name {
-            Some(name) if template::is_template(name) => return,
-            Some(name) => match self.config.profiles.get(name) {
-                Some(p) => Some(p),
-                None => {
-                    let known: Vec<&str> =
-                        self.config.profiles.keys().map(String::as_str).collect();
-                    let hint = did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+        let own = body.as_object().cloned().unwrap_or_default();
+        let named = own.get("profile").and_then(Value::as_str);
+        if named.is_some_and(template::is_template) {
+            return;
+        }
+        let profile = match super::profile::profile_of(self.config, &own, named) {
+            Ok(profile) => profile,
+            Err(name) => {
+                let known: Vec<&str> = self.config.profiles.keys().map(String::as_str).collect();
+                let hint =
+                    did_you_mean(&name, known.iter().copied()).unwrap_or_else(|| {
                         match known.is_empty() {
                             true => "declare profiles under `profiles:` in engine.yaml".into(),
                             false => format!("profiles in engine.yaml: {}", known.join(", ")),
                         }
                     });
-                    self.problem(
-                        &format!("{pointer}/profile"),
-                        Diagnostic::new(format!("no connection profile `{name}`")).hint(hint),
-                    );
-                    return;
-                }
-            },
-            None if body.get("url").is_none() => self.config.profiles.get("default"),
-            None => None,
+                self.problem(
+                    &format!("{pointer}/profile"),
+                    Diagnostic::new(format!("no connection profile `{name}`")).hint(hint),
+                );
+                return;
+            }
         };
-        if body.get("url").is_none() && profile.is_none_or(|p| p.get("url").is_none()) {
+        let mut merged = Value::Object(profile.cloned().unwrap_or_default());
+        super::profile::merge(&mut merged, Value::Object(own));
+        if merged.get("url").is_none() {
             self.problem(
                 pointer,
                 Diagnostic::new("`connect` needs a `url`, or a profile that has one")
                     .hint("add `url:`, or `profile:` naming a profile of engine.yaml (`profiles.default` applies when neither is given)"),
             );
         }
-        // A profile's ready captures land under `vars.<connection>`.
-        let ready_captures = profile
-            .and_then(|p| p.get("ready"))
-            .and_then(|r| r.get("capture"))
-            .is_some();
-        if ready_captures && body.get("ready").is_none() {
+        if let Some(credentials) = merged.get("authenticate") {
+            self.credentials(credentials, &format!("{pointer}/authenticate"));
+        }
+        if super::profile::captures_per_connection(&merged) {
             let name = body
                 .get("name")
                 .and_then(Value::as_str)
                 .unwrap_or("default");
             self.vars.insert(name.to_string());
+        }
+    }
+
+    /// Credentials (after a profile is merged in) present exactly one of `jwt`, `token`.
+    fn credentials(&mut self, credentials: &Value, pointer: &str) {
+        if template::contains_template(credentials) && credentials.is_string() {
+            return;
+        }
+        let jwt = credentials.get("jwt").is_some();
+        let token = credentials.get("token").is_some();
+        if jwt == token {
+            self.problem(
+                pointer,
+                Diagnostic::new(if jwt {
+                    "credentials have both `jwt` and `token`"
+                } else {
+                    "credentials need `jwt` (minted) or `token` (given)"
+                })
+                .hint("with a profile, the step's `authenticate` is merged over the profile's"),
+            );
         }
     }
 

@@ -7,4 +7,5 @@ pub mod duration;
 pub mod library;
 pub mod load;
 pub mod model;
+pub mod profile;
 pub mod yaml;

@@ -335,7 +335,7 @@ pub struct ExpectStep {
     pub capture: Captures,
     pub count: Option<u64>,
     pub sequence: Option<Sequence>,
-    pub unordered: Option<Vec<PatternItem>>,
+    pub unordered: Option<Sequence>,
     /// With `sequence`: its frames arrive one right after the other, nothing between.
     #[serde(default)]
     pub strict: bool,
