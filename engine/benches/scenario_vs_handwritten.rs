@@ -186,6 +186,7 @@ fn main() {
                 engine::runner::transcript::FRAMES_KEPT_AT_EACH_END,
             ),
             meter: None,
+            stop: Default::default(),
         };
         let hand = Handwritten {
             ws_url,

@@ -1,6 +1,5 @@
 //! The command line: `engine run`, `engine check`, `engine list`, `engine schema`,
-//! `engine load`.
-//! It owns exit codes: 0 all passed, 1 a scenario failed, 2 a spec or usage error.
+//! `engine load`. Exit codes come from [`crate::lifecycle::Exit`].
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,12 +9,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::diagnostic::Diagnostic;
 use crate::discover::{load_all, Loaded};
+use crate::lifecycle::{self, Exit, Lifecycle, RunError};
+use crate::redact::Redactor;
 use crate::report::console::Console;
 use crate::runner::{self, Listener, Planned, Resources, RunOptions};
-
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_FAILED: i32 = 1;
-pub const EXIT_USAGE: i32 = 2;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -107,22 +104,27 @@ pub struct RunArgs {
     pub report_frames: String,
 }
 
+/// Run the command; the process's exit code.
 pub fn main_with_args(cli: Cli) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_USAGE;
+        Err(source) => {
+            let error = RunError::System {
+                what: "cannot start the async runtime",
+                source,
+            };
+            print_problems(&error.diagnostics());
+            return error.exit().code();
         }
     };
-    runtime.block_on(async move {
+    let exit = runtime.block_on(async move {
         match cli.command {
             Command::Schema => {
                 println!("{}", crate::spec::load::SPEC_SCHEMA);
-                EXIT_OK
+                Exit::Passed
             }
             Command::Check { paths } => check(&paths),
             Command::List {
@@ -134,7 +136,8 @@ pub fn main_with_args(cli: Cli) -> i32 {
             Command::Run(args) => run(args).await,
             Command::Load(args) => crate::load::command::main(args).await,
         }
-    })
+    });
+    exit.code()
 }
 
 fn color() -> bool {
@@ -149,28 +152,38 @@ fn print_problems(problems: &[Diagnostic]) {
     }
 }
 
-fn load(paths: &[PathBuf]) -> Result<Loaded, i32> {
+/// Load specs and configs; every problem found is a spec error.
+pub fn load(paths: &[PathBuf]) -> Result<Loaded, RunError> {
     match load_all(paths) {
         Ok(loaded) if loaded.problems.is_empty() => Ok(loaded),
-        Ok(loaded) => {
-            print_problems(&loaded.problems);
-            eprintln!("{} problem(s) in specs", loaded.problems.len());
-            Err(EXIT_USAGE)
-        }
-        Err(d) => {
-            print_problems(&[d]);
-            Err(EXIT_USAGE)
-        }
+        Ok(loaded) => Err(RunError::Spec(loaded.problems)),
+        Err(d) => Err(RunError::Unreadable(Box::new(d))),
     }
 }
 
-fn check(paths: &[PathBuf]) -> i32 {
+/// Print a run error through the one renderer; its exit code.
+pub fn fail(error: &RunError) -> Exit {
+    fail_redacted(error, &Redactor::default())
+}
+
+/// [`fail`], with the suite's secrets hidden from what is printed.
+pub fn fail_redacted(error: &RunError, redactor: &Redactor) -> Exit {
+    let mut diagnostics = error.diagnostics();
+    diagnostics.iter_mut().for_each(|d| redactor.diagnostic(d));
+    print_problems(&diagnostics);
+    if let Some(summary) = error.summary() {
+        eprintln!("{summary}");
+    }
+    error.exit()
+}
+
+fn check(paths: &[PathBuf]) -> Exit {
     match load(paths) {
         Ok(loaded) => {
             println!("{} scenario(s) OK", loaded.scenarios.len());
-            EXIT_OK
+            Exit::Passed
         }
-        Err(code) => code,
+        Err(e) => fail(&e),
     }
 }
 
@@ -239,14 +252,11 @@ pub fn select(scenarios: Vec<Selected>, selection: &Selection) -> Result<Vec<Sel
         .collect())
 }
 
-fn list(paths: &[PathBuf], selection: &Selection, folders: bool, format: &str) -> i32 {
+fn list(paths: &[PathBuf], selection: &Selection, folders: bool, format: &str) -> Exit {
     if folders {
         let files = match crate::discover::spec_files(paths) {
             Ok(f) => f,
-            Err(d) => {
-                print_problems(&[d]);
-                return EXIT_USAGE;
-            }
+            Err(d) => return fail(&RunError::Unreadable(Box::new(d))),
         };
         let mut dirs: Vec<String> = files
             .iter()
@@ -259,18 +269,13 @@ fn list(paths: &[PathBuf], selection: &Selection, folders: bool, format: &str) -
         } else {
             dirs.iter().for_each(|d| println!("{d}"));
         }
-        return EXIT_OK;
+        return Exit::Passed;
     }
-    let loaded = match load(paths) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let selected = match select(loaded.scenarios, selection) {
+    let selected = match load(paths)
+        .and_then(|loaded| select(loaded.scenarios, selection).map_err(RunError::Usage))
+    {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+        Err(e) => return fail(&e),
     };
     if format == "json" {
         let items: Vec<serde_json::Value> = selected
@@ -283,57 +288,35 @@ fn list(paths: &[PathBuf], selection: &Selection, folders: bool, format: &str) -
             println!("{}: {}", s.path().display(), s.name);
         }
     }
-    EXIT_OK
+    Exit::Passed
 }
 
-async fn run(args: RunArgs) -> i32 {
-    let loaded = match load(&args.paths) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let selected = match select(loaded.scenarios, &args.select) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+async fn run(args: RunArgs) -> Exit {
+    match run_suite(args).await {
+        Ok(exit) => exit,
+        Err(e) => fail(&e),
+    }
+}
+
+async fn run_suite(args: RunArgs) -> Result<Exit, RunError> {
+    let loaded = load(&args.paths)?;
+    let selected = select(loaded.scenarios, &args.select).map_err(RunError::Usage)?;
     if selected.is_empty() {
-        eprintln!("error: no scenario selected");
-        return EXIT_USAGE;
+        return Err(RunError::Usage("no scenario selected".into()));
     }
     let jobs = args
         .jobs
         .or_else(|| loaded.configs.first().and_then(|c| c.jobs))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let mut started = Vec::new();
-    if !args.no_serve {
-        for config in &loaded.configs {
-            match runner::serve::start_all(config).await {
-                Ok((services, statuses)) => {
-                    for (name, status) in statuses {
-                        match status {
-                            runner::serve::ServeStatus::Reused => {
-                                eprintln!("serve: {name} already running, reused")
-                            }
-                            runner::serve::ServeStatus::Started(took) => eprintln!(
-                                "serve: {name} started ({})",
-                                crate::spec::duration::format_duration(took)
-                            ),
-                        }
-                    }
-                    started.extend(services);
-                }
-                Err(e) => {
-                    // A service's output may echo its secrets (a URL, a key flag).
-                    let redactor = crate::redact::Redactor::new(runner::secrets(config));
-                    eprintln!("error: {}", redactor.redact(&e));
-                    runner::serve::stop_all(started).await;
-                    return EXIT_FAILED;
-                }
-            }
-        }
-    }
+    let options = lifecycle::Options {
+        serve: !args.no_serve,
+        work: "scenarios",
+    };
+    let lifecycle = match Lifecycle::begin(&loaded.configs, options).await {
+        Ok(lifecycle) => lifecycle,
+        // A service's output may echo its secrets (a URL, a key flag).
+        Err(e) => return Ok(fail_redacted(&e, &lifecycle::redactor(&loaded.configs))),
+    };
     let plan: Vec<Planned> = (0..args.repeat.max(1))
         .flat_map(|iteration| {
             selected.iter().map(move |(scenario, config)| Planned {
@@ -343,6 +326,37 @@ async fn run(args: RunArgs) -> i32 {
             })
         })
         .collect();
+    let mut listeners = listeners(&args);
+    let options = RunOptions {
+        jobs,
+        retries: args.retries,
+        fail_fast: args.fail_fast,
+        flaky_fails: args.flaky_fails,
+        report_frames: match args.report_frames.as_str() {
+            "all" => runner::ReportFrames::All,
+            _ => runner::ReportFrames::Failed,
+        },
+    };
+    let summary = runner::run_until(
+        plan,
+        options.clone(),
+        Resources::new(jobs),
+        &mut listeners,
+        lifecycle.stop(),
+    )
+    .await;
+    // Reports are complete once their listeners are gone.
+    drop(listeners);
+    let outcome = if summary.success(options.flaky_fails) {
+        Exit::Passed
+    } else {
+        Exit::Failed
+    };
+    Ok(lifecycle.end(outcome).await)
+}
+
+/// The console, and the reports asked for.
+fn listeners(args: &RunArgs) -> Vec<Box<dyn Listener>> {
     let mut console = Console::new(color());
     console.progress = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     let mut listeners: Vec<Box<dyn Listener>> = vec![Box::new(console)];
@@ -359,31 +373,5 @@ async fn run(args: RunArgs) -> i32 {
             out: Box::new(std::io::stdout()),
         }));
     }
-    let options = RunOptions {
-        jobs,
-        retries: args.retries,
-        fail_fast: args.fail_fast,
-        flaky_fails: args.flaky_fails,
-        report_frames: match args.report_frames.as_str() {
-            "all" => runner::ReportFrames::All,
-            _ => runner::ReportFrames::Failed,
-        },
-    };
-    tokio::spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: finishing running scenarios and their teardown (Ctrl-C again to stop now)");
-            runner::cancel_flag().store(true, std::sync::atomic::Ordering::SeqCst);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-    let summary = runner::run(plan, options.clone(), Resources::new(jobs), &mut listeners).await;
-    drop(listeners);
-    runner::serve::stop_all(started).await;
-    if summary.success(options.flaky_fails) {
-        EXIT_OK
-    } else {
-        EXIT_FAILED
-    }
+    listeners
 }

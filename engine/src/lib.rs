@@ -6,12 +6,14 @@
 //! - [`runner`]: executes scenarios and emits events.
 //! - [`report`]: listeners that print or write reports.
 //! - [`load`]: load mode, a scenario run as many virtual users.
+//! - [`lifecycle`]: services, signals and exit codes around `run` and `load`.
 //! - [`cli`]: the command line.
 
 pub mod cli;
 pub mod diagnostic;
 pub mod discover;
 pub mod ids;
+pub mod lifecycle;
 pub mod load;
 pub mod matcher;
 pub mod memo;

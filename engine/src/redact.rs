@@ -275,6 +275,7 @@ mod tests {
             steps: Vec::new(),
             failure: Some(Diagnostic::new("got 1")),
             teardown_failures: vec![Diagnostic::new("teardown 1")],
+            teardown_finished: true,
             frames: vec![FrameRecord {
                 connection: "c".into(),
                 direction: Direction::Received,

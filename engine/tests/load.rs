@@ -389,7 +389,8 @@ async fn ctrl_c_stops_new_iterations_and_tears_down_running_ones() {
     let url = start_server().await;
     let suite = Suite::new(&url, "");
     let prefix = format!("engine-load-test:{}", fresh());
-    let spec = suite.spec("marked.yaml", &marked_spec(&prefix, "  - sleep: 1s\n"));
+    // Each iteration would sleep for a minute: only cancelling it ends the run in time.
+    let spec = suite.spec("marked.yaml", &marked_spec(&prefix, "  - sleep: 60s\n"));
     let out = suite.path().join("result.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_engine"))
         .args([
@@ -432,7 +433,7 @@ async fn ctrl_c_stops_new_iterations_and_tears_down_running_ones() {
     })
     .await
     .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(status.code(), Some(130), "128 + SIGINT");
     let result = read_json(&out);
     assert_eq!(result["interrupted"], true);
     let iterations = result["iterations"]["count"].as_u64().unwrap();
@@ -440,6 +441,11 @@ async fn ctrl_c_stops_new_iterations_and_tears_down_running_ones() {
         started(&prefix).await,
         iterations,
         "every started iteration finished"
+    );
+    assert_eq!(iterations, 3, "no iteration started after the signal");
+    assert_eq!(
+        result["iterations"]["interrupted"], 3,
+        "cancelled in their sleep"
     );
     assert_eq!(result["iterations"]["failed"], 0);
     assert_eq!(live_marks(&prefix).await, 0, "a teardown did not run");

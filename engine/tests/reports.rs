@@ -368,19 +368,22 @@ async fn an_interrupted_run_keeps_a_valid_report_and_tears_down() {
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();
-    assert_eq!(
-        status.code(),
-        Some(1),
-        "an interrupted run is not a success"
-    );
+    assert_eq!(status.code(), Some(130), "128 + SIGINT: not a success");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["finished"], true);
+    assert_eq!(report["summary"]["passed"], 1);
     assert_eq!(
-        report["summary"]["passed"], 2,
-        "the running scenario finished"
+        report["summary"]["interrupted"], 1,
+        "the running scenario was cancelled in its sleep"
     );
     assert_eq!(report["summary"]["not_run"], 1);
+    assert_eq!(report["summary"]["teardown_unfinished"], 0);
+    let slow = &report["scenarios"][1];
+    assert_eq!(slow["verdict"], "interrupted");
+    assert_eq!(slow["attempts"][0]["teardown_finished"], true);
+    let failure = slow["attempts"][0]["failure"]["message"].as_str().unwrap();
+    assert!(failure.contains("interrupted by SIGINT"), "{failure}");
     let mut conn = redis().await;
     let value: Option<String> = redis::cmd("GET")
         .arg(&key)

@@ -69,7 +69,7 @@ fn a_running_service_is_reused_and_a_dying_one_fails_clearly() {
     );
     dying.spec("noop.yaml", "name: noop\nsteps:\n  - sleep: 1ms\n");
     let (code, _, stderr) = run(&dying.path(), &[]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 3, "the environment's fault: {stderr}");
     assert!(
         stderr.contains("exited (exit status: 3) before tcp://127.0.0.1"),
         "{stderr}"

@@ -1,20 +1,20 @@
 //! `engine load SPEC` and `engine load merge A.json B.json …`.
 //!
-//! Exit codes: 0 done and every threshold held; 1 a threshold broke (or every
-//! iteration failed); 2 a spec or usage error.
+//! Exit codes ([`Exit`]): 0 done and every threshold held; 1 a threshold broke (or
+//! every iteration failed); 2 a spec or usage error; 3 the environment; 128 + N
+//! stopped by signal N.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use tokio::sync::watch;
 
 use super::config::{parse_stage, LoadBlock};
 use super::metrics::LoadResult;
 use super::segment::Segment;
 use super::threshold::{self, Threshold};
 use super::{plot, report, LoadPlan};
-use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::lifecycle::{self, Exit, Lifecycle, RunError};
 use crate::spec::duration::parse_duration;
 
 #[derive(Args, Debug)]
@@ -88,7 +88,7 @@ pub enum LoadCommand {
     },
 }
 
-pub async fn main(args: LoadArgs) -> i32 {
+pub async fn main(args: LoadArgs) -> Exit {
     match args.command {
         Some(LoadCommand::Merge {
             ref files,
@@ -139,121 +139,108 @@ fn flags_block(args: &LoadArgs) -> Result<LoadBlock, String> {
     })
 }
 
-async fn run(args: LoadArgs) -> i32 {
-    let Some(spec) = args.spec.clone() else {
-        eprintln!("error: name the spec file to run: engine load SPEC");
-        return EXIT_USAGE;
+async fn run(args: LoadArgs) -> Exit {
+    let outcome = async {
+        let prepared = prepare(&args)?;
+        raise_limit(&prepared.plan)?;
+        drive(&args, prepared).await
     };
-    let loaded = match crate::discover::load_all(std::slice::from_ref(&spec)) {
-        Ok(loaded) if loaded.problems.is_empty() => loaded,
-        Ok(loaded) => {
-            for problem in &loaded.problems {
-                eprint!("{}", problem.render(false));
-            }
-            eprintln!("{} problem(s) in specs", loaded.problems.len());
-            return EXIT_USAGE;
-        }
-        Err(problem) => {
-            eprint!("{}", problem.render(false));
-            return EXIT_USAGE;
-        }
-    };
+    match outcome.await {
+        Ok(exit) => exit,
+        Err(e) => crate::cli::fail(&e),
+    }
+}
+
+/// Everything read from the spec and the flags before anything starts.
+struct Prepared {
+    plan: LoadPlan,
+    thresholds: Vec<Threshold>,
+}
+
+fn prepare(args: &LoadArgs) -> Result<Prepared, RunError> {
+    let spec = args
+        .spec
+        .clone()
+        .ok_or_else(|| RunError::Usage("name the spec file to run: engine load SPEC".into()))?;
+    let loaded = crate::cli::load(std::slice::from_ref(&spec))?;
     let (scenario, config) = match loaded.scenarios.as_slice() {
         [one] => one.clone(),
         [] => {
-            eprintln!("error: no scenario in {}", spec.display());
-            return EXIT_USAGE;
+            return Err(RunError::Usage(format!(
+                "no scenario in {}",
+                spec.display()
+            )))
         }
         many => {
-            eprintln!(
-                "error: {} holds {} scenarios; name one spec file",
+            return Err(RunError::Usage(format!(
+                "{} holds {} scenarios; name one spec file",
                 spec.display(),
                 many.len()
-            );
-            return EXIT_USAGE;
+            )))
         }
     };
     if let Some(reason) = &scenario.skip {
-        eprintln!("error: the scenario is marked skip: {reason}");
-        return EXIT_USAGE;
+        return Err(RunError::Usage(format!(
+            "the scenario is marked skip: {reason}"
+        )));
     }
-    let settings = match LoadBlock::from_spec(scenario.load.as_ref())
-        .and_then(|block| Ok(block.overridden_by(flags_block(&args)?)))
-    {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let (executor, thresholds, segment) = match (
-        settings.executor(),
-        settings.thresholds(),
-        args.segment
-            .as_deref()
-            .map_or(Ok(Segment::WHOLE), Segment::parse),
-    ) {
-        (Ok(e), Ok(t), Ok(s)) => (e, t, s),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let settings = LoadBlock::from_spec(scenario.load.as_ref())
+        .and_then(|block| Ok(block.overridden_by(flags_block(args)?)))
+        .map_err(RunError::Usage)?;
+    let executor = settings.executor().map_err(RunError::Usage)?;
+    let thresholds = settings.thresholds().map_err(RunError::Usage)?;
+    let segment = args
+        .segment
+        .as_deref()
+        .map_or(Ok(Segment::WHOLE), Segment::parse)
+        .map_err(RunError::Usage)?;
     if let super::executor::Executor::ConstantVus { vus, .. } = &executor {
         if *vus < segment.count {
-            eprintln!(
-                "error: {vus} VU(s) cannot be split into {} segments; use at least {} VUs",
+            return Err(RunError::Usage(format!(
+                "{vus} VU(s) cannot be split into {} segments; use at least {} VUs",
                 segment.count, segment.count
-            );
-            return EXIT_USAGE;
+            )));
         }
     }
-    let connections = super::connections_per_iteration(&scenario.steps).max(1);
-    let needed = segment.share_of(executor.max_vus()) * connections + 256;
-    if let Err(e) = super::raise_open_files_limit(needed) {
-        eprintln!("error: {e}");
-        return EXIT_USAGE;
-    }
-    let mut services = Vec::new();
-    if !args.no_serve {
-        match crate::runner::serve::start_all(&config).await {
-            Ok((started, statuses)) => {
-                for (name, status) in statuses {
-                    if let crate::runner::serve::ServeStatus::Started(_) = status {
-                        eprintln!("serve: {name} started");
-                    }
-                }
-                services = started;
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_FAILED;
-            }
-        }
-    }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let interrupt = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: no new iterations; running ones finish and tear down (Ctrl-C again to stop now)");
-            let _ = stop_tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-    let plan = LoadPlan {
-        scenario: scenario.clone(),
-        config,
-        executor,
-        segment,
+    Ok(Prepared {
+        plan: LoadPlan {
+            scenario,
+            config,
+            executor,
+            segment,
+        },
+        thresholds,
+    })
+}
+
+/// Raise the open-files limit to what the VUs' connections need.
+fn raise_limit(plan: &LoadPlan) -> Result<(), RunError> {
+    let connections = super::connections_per_iteration(&plan.scenario.steps).max(1);
+    let needed = plan.segment.share_of(plan.executor.max_vus()) * connections + 256;
+    super::raise_open_files_limit(needed)
+        .map(|_| ())
+        .map_err(|message| RunError::System {
+            what: "cannot open enough files",
+            source: std::io::Error::other(message),
+        })
+}
+
+/// Bring the services up, run the plan, settle the exit code.
+async fn drive(args: &LoadArgs, prepared: Prepared) -> Result<Exit, RunError> {
+    let Prepared { plan, thresholds } = prepared;
+    let options = lifecycle::Options {
+        serve: !args.no_serve,
+        work: "iterations",
     };
+    let lifecycle = Lifecycle::begin(std::slice::from_ref(&plan.config), options).await?;
     eprintln!(
-        "load: {} — {} (segment {segment})",
-        scenario.name,
-        plan.executor.describe()
+        "load: {} — {} (segment {})",
+        plan.scenario.name,
+        plan.executor.describe(),
+        plan.segment
     );
     let live = live_status();
-    let mut result = super::run(&plan, stop_rx, |point, metrics| {
+    let mut result = super::run(&plan, lifecycle.stop(), |point, metrics| {
         if live {
             let line = report::status_line(
                 point,
@@ -270,15 +257,14 @@ async fn run(args: LoadArgs) -> i32 {
     if live {
         eprintln!();
     }
-    interrupt.abort();
-    crate::runner::serve::stop_all(services).await;
     result.threshold_expressions = thresholds.iter().map(|t| t.expression.clone()).collect();
-    finish(
+    let outcome = finish(
         result,
         &thresholds,
         args.json.as_deref(),
         args.plot.as_deref(),
-    )
+    );
+    Ok(lifecycle.end(outcome).await)
 }
 
 /// Check thresholds, print the summary, write the files; the exit code.
@@ -287,30 +273,30 @@ fn finish(
     thresholds: &[Threshold],
     json: Option<&Path>,
     plot_path: Option<&Path>,
-) -> i32 {
+) -> Exit {
     result.thresholds = threshold::evaluate(thresholds, &result);
     let summary = report::summary(&result);
     let verdicts = report::thresholds(&result.thresholds, |i, v| thresholds[i].format_value(v));
     println!("{summary}{verdicts}");
-    let mut code = EXIT_OK;
+    let mut code = Exit::Passed;
     if let Some(path) = json {
         match serde_json::to_string_pretty(&result) {
             Ok(text) => {
                 if let Err(e) = std::fs::write(path, text) {
                     eprintln!("error: cannot write {}: {e}", path.display());
-                    code = EXIT_FAILED;
+                    code = Exit::Failed;
                 }
             }
             Err(e) => {
                 eprintln!("error: cannot serialize the result: {e}");
-                code = EXIT_FAILED;
+                code = Exit::Failed;
             }
         }
     }
     if let Some(path) = plot_path {
         if let Err(e) = std::fs::write(path, plot::render_for(path, &result, &summary)) {
             eprintln!("error: cannot write {}: {e}", path.display());
-            code = EXIT_FAILED;
+            code = Exit::Failed;
         }
     }
     let broken: Vec<&str> = result
@@ -321,11 +307,11 @@ fn finish(
         .collect();
     if !broken.is_empty() {
         eprintln!("error: threshold(s) broken: {}", broken.join("; "));
-        return EXIT_FAILED;
+        return Exit::Failed;
     }
     if result.iterations.count > 0 && result.iterations.failed == result.iterations.count {
         eprintln!("error: every iteration failed");
-        return EXIT_FAILED;
+        return Exit::Failed;
     }
     code
 }
@@ -335,42 +321,40 @@ fn merge(
     extra: &[String],
     json: Option<&Path>,
     plot_path: Option<&Path>,
-) -> i32 {
+) -> Exit {
+    match merged(files, extra) {
+        Ok((merged, thresholds)) => finish(merged, &thresholds, json, plot_path),
+        Err(e) => crate::cli::fail(&e),
+    }
+}
+
+/// The results read and merged, with the thresholds to check on them.
+fn merged(files: &[PathBuf], extra: &[String]) -> Result<(LoadResult, Vec<Threshold>), RunError> {
     let mut parts = Vec::new();
     for file in files {
         let parsed = std::fs::read_to_string(file)
             .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str::<LoadResult>(&text).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(result) => parts.push(result),
-            Err(e) => {
-                eprintln!("error: cannot read the load result {}: {e}", file.display());
-                return EXIT_USAGE;
-            }
-        }
+            .and_then(|text| serde_json::from_str::<LoadResult>(&text).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                RunError::Usage(format!(
+                    "cannot read the load result {}: {e}",
+                    file.display()
+                ))
+            })?;
+        parts.push(parsed);
     }
-    let mut merged = match LoadResult::merge(&parts) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let mut merged = LoadResult::merge(&parts).map_err(RunError::Usage)?;
     let mut expressions = merged.threshold_expressions.clone();
     for e in extra {
         if !expressions.contains(e) {
             expressions.push(e.clone());
         }
     }
-    let thresholds: Result<Vec<Threshold>, String> =
-        expressions.iter().map(|e| Threshold::parse(e)).collect();
-    let thresholds = match thresholds {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let thresholds = expressions
+        .iter()
+        .map(|e| Threshold::parse(e))
+        .collect::<Result<Vec<Threshold>, String>>()
+        .map_err(RunError::Usage)?;
     merged.threshold_expressions = thresholds.iter().map(|t| t.expression.clone()).collect();
-    finish(merged, &thresholds, json, plot_path)
+    Ok((merged, thresholds))
 }

@@ -154,6 +154,10 @@ pub struct SecondPoint {
 pub struct IterationCounts {
     pub count: u64,
     pub failed: u64,
+    /// Cancelled by a stop request (Ctrl-C, SIGTERM) and torn down; neither passed nor
+    /// failed, and left out of the duration histograms.
+    #[serde(default)]
+    pub interrupted: u64,
     /// Arrival-rate starts skipped because `max_vus` iterations were running.
     pub dropped: u64,
     /// Finished iterations per second.
@@ -326,6 +330,7 @@ impl LoadResult {
             iterations: IterationCounts {
                 count: iterations,
                 failed,
+                interrupted: sum(&|p| p.iterations.interrupted),
                 dropped: sum(&|p| p.iterations.dropped),
                 rate: per_second(iterations),
             },
@@ -404,6 +409,7 @@ pub struct LoadMetrics {
     connections_closed: AtomicU64,
     iterations: AtomicU64,
     failed_iterations: AtomicU64,
+    interrupted_iterations: AtomicU64,
     running: AtomicU64,
     /// Arrival-rate starts dropped; the executor adds to it.
     pub dropped: Arc<AtomicU64>,
@@ -458,6 +464,7 @@ impl LoadMetrics {
             connections_closed: AtomicU64::new(0),
             iterations: AtomicU64::new(0),
             failed_iterations: AtomicU64::new(0),
+            interrupted_iterations: AtomicU64::new(0),
             running: AtomicU64::new(0),
             dropped: Arc::default(),
             series: Mutex::default(),
@@ -482,10 +489,20 @@ impl LoadMetrics {
 
     /// An iteration finished: its duration, its steps' durations, and what failed.
     pub fn iteration_finished(&self, scenario: &Scenario, attempt: &Attempt) {
-        record(&mut lock(&self.iteration_duration), attempt.duration);
+        let interrupted = attempt.status == Status::Interrupted;
+        if interrupted {
+            self.interrupted_iterations.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // A cut-short iteration would pull the durations down.
+            record(&mut lock(&self.iteration_duration), attempt.duration);
+        }
         {
             let mut steps = lock(&self.steps);
-            for step in &attempt.steps {
+            for step in attempt
+                .steps
+                .iter()
+                .filter(|s| s.status != Status::Interrupted)
+            {
                 let entry = steps.entry(step.index).or_insert_with(|| {
                     let label = format!(
                         "#{} {} (line {})",
@@ -613,6 +630,7 @@ impl LoadMetrics {
             iterations: IterationCounts {
                 count: iterations,
                 failed,
+                interrupted: self.interrupted_iterations.load(Ordering::Relaxed),
                 dropped: self.dropped.load(Ordering::Relaxed),
                 rate: per_second(iterations),
             },

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use crate::runner::context::RunEnv;
 use crate::runner::meter::SharedMeter;
 use crate::runner::scenario::ScenarioRun;
-use crate::runner::Resources;
+use crate::runner::{Resources, RunStop};
 use crate::spec::config::SuiteConfig;
 use crate::spec::model::{Scenario, Step, StepKind};
 use executor::{Executor, Iteration};
@@ -44,11 +44,12 @@ pub struct LoadPlan {
     pub segment: Segment,
 }
 
-/// Run the plan until its executor is done or `stop` turns true (then running
-/// iterations finish and tear down). `on_second` sees each one-second window.
+/// Run the plan until its executor is done or `stop` is requested: then no iteration
+/// starts, running ones are cancelled at their next wait and tear down (an immediate stop
+/// returns at once). `on_second` sees each one-second window.
 pub async fn run(
     plan: &LoadPlan,
-    stop: watch::Receiver<bool>,
+    stop: &RunStop,
     mut on_second: impl FnMut(&SecondPoint, &LoadMetrics) + Send,
 ) -> LoadResult {
     let metrics = Arc::new(LoadMetrics::new());
@@ -59,6 +60,7 @@ pub async fn run(
         run_env: Arc::new(RunEnv::new(&plan.config)),
         frames: crate::runner::transcript::Keep::Nothing,
         meter: Some(metrics.clone() as SharedMeter),
+        stop: stop.clone(),
     });
     let iteration: Iteration = {
         let metrics = metrics.clone();
@@ -71,12 +73,18 @@ pub async fn run(
             })
         })
     };
-    let drive = plan.executor.drive(
-        plan.segment,
-        iteration,
-        stop.clone(),
-        metrics.dropped.clone(),
-    );
+    // The executors take a watch; it turns true when the stop is requested.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let forward = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            stop.requested().await;
+            let _ = stop_tx.send(true);
+        }
+    });
+    let drive = plan
+        .executor
+        .drive(plan.segment, iteration, stop_rx, metrics.dropped.clone());
     tokio::pin!(drive);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -84,6 +92,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut drive => break,
+            () = stop.immediate() => break,
             _ = ticker.tick() => {
                 let point = metrics.tick();
                 on_second(&point, &metrics);
@@ -98,7 +107,8 @@ pub async fn run(
         plan.executor.describe(),
         plan.segment.to_string(),
     );
-    result.interrupted = *stop.borrow();
+    forward.abort();
+    result.interrupted = stop.is_requested();
     result
 }
 

@@ -13,6 +13,8 @@ pub struct Console {
     /// Draw a one-line progress status on stderr (terminals only; never in CI).
     pub progress: bool,
     failures: Vec<String>,
+    /// Scenarios whose teardown did not get to its end.
+    untorn: Vec<String>,
     total: usize,
     finished: usize,
     running: usize,
@@ -26,6 +28,7 @@ impl Console {
             out: Box::new(std::io::stdout()),
             progress: false,
             failures: Vec::new(),
+            untorn: Vec::new(),
             total: 0,
             finished: 0,
             running: 0,
@@ -70,6 +73,7 @@ impl Console {
             Verdict::Flaky => ("FLAKY", "33"),
             Verdict::Failed => ("FAIL", "31;1"),
             Verdict::Skipped => ("SKIP", "90"),
+            Verdict::Interrupted => ("STOP", "33"),
         };
         let scenario = &report.planned.scenario;
         let total: std::time::Duration = report.attempts.iter().map(|a| a.duration).sum();
@@ -85,7 +89,10 @@ impl Console {
                 String::new()
             }
         );
-        if report.verdict == Verdict::Failed || report.verdict == Verdict::Flaky {
+        if matches!(
+            report.verdict,
+            Verdict::Failed | Verdict::Flaky | Verdict::Interrupted
+        ) {
             let failed = report
                 .attempts
                 .iter()
@@ -150,6 +157,13 @@ impl Listener for Console {
                         report.planned.scenario.name
                     ));
                 }
+                if report.attempts.iter().any(|a| !a.teardown_finished) {
+                    self.untorn.push(format!(
+                        "{} — {}",
+                        report.planned.scenario.path().display(),
+                        report.planned.scenario.name
+                    ));
+                }
                 let _ = self.out.write_all(block.as_bytes());
                 let _ = self.out.flush();
                 self.draw_progress();
@@ -160,6 +174,12 @@ impl Listener for Console {
                 if !self.failures.is_empty() {
                     text.push_str("\nfailures:\n");
                     for f in &self.failures {
+                        text.push_str(&format!("  {f}\n"));
+                    }
+                }
+                if !self.untorn.is_empty() {
+                    text.push_str("\nteardown did not finish (data may be left behind):\n");
+                    for f in &self.untorn {
                         text.push_str(&format!("  {f}\n"));
                     }
                 }
@@ -175,6 +195,9 @@ impl Listener for Console {
                 }
                 if summary.skipped > 0 {
                     parts.push(format!("{} skipped", summary.skipped));
+                }
+                if summary.interrupted > 0 {
+                    parts.push(self.paint("33", &format!("{} interrupted", summary.interrupted)));
                 }
                 if summary.not_run > 0 {
                     parts.push(format!("{} not run", summary.not_run));

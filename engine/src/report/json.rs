@@ -48,6 +48,8 @@ struct AttemptEntry {
     steps: Vec<StepRecord>,
     failure: Option<FailureEntry>,
     teardown_failures: Vec<FailureEntry>,
+    /// False when teardown did not get to its end (deadline, or an immediate stop).
+    teardown_finished: bool,
     frames: Vec<FrameRecord>,
     frames_omitted: BTreeMap<String, u64>,
 }
@@ -87,6 +89,7 @@ impl From<&Attempt> for AttemptEntry {
             steps: a.steps.clone(),
             failure: a.failure.as_ref().map(FailureEntry::from),
             teardown_failures: a.teardown_failures.iter().map(FailureEntry::from).collect(),
+            teardown_finished: a.teardown_finished,
             frames: a.frames.clone(),
             frames_omitted: a.frames_omitted.clone(),
         }

@@ -83,12 +83,17 @@ impl JunitReport {
                 }
                 status
             }
-            Verdict::Failed => {
+            Verdict::Failed | Verdict::Interrupted => {
                 let (message, description) = Self::failure_text(last);
-                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let (kind, kind_name) = if report.verdict == Verdict::Interrupted {
+                    (NonSuccessKind::Error, "interrupted")
+                } else {
+                    (NonSuccessKind::Failure, "assertion")
+                };
+                let mut status = TestCaseStatus::non_success(kind);
                 status
                     .set_message(message)
-                    .set_type("assertion")
+                    .set_type(kind_name)
                     .set_description(description);
                 for earlier in &report.attempts[..report.attempts.len() - 1] {
                     let (message, description) = Self::failure_text(earlier);
@@ -115,6 +120,9 @@ impl JunitReport {
         let mut case = TestCase::new(visible(&name), status);
         case.set_classname(visible(&scenario.path().display().to_string()))
             .set_time(report.attempts.iter().map(|a| a.duration).sum());
+        if report.attempts.iter().any(|a| !a.teardown_finished) {
+            case.add_property(quick_junit::Property::new("teardown_finished", "false"));
+        }
         case
     }
 
@@ -246,6 +254,7 @@ mod tests {
                     .hint(message)
             }),
             teardown_failures: vec![Diagnostic::new(note)],
+            teardown_finished: status != Status::Interrupted,
             frames: Vec::new(),
             frames_omitted: Default::default(),
         }
@@ -262,6 +271,7 @@ mod tests {
                 Verdict::Passed => vec![attempt(Status::Passed, message, note)],
                 Verdict::Failed => vec![attempt(Status::Failed, message, note)],
                 Verdict::Skipped => vec![attempt(Status::Skipped, message, note)],
+                Verdict::Interrupted => vec![attempt(Status::Interrupted, message, note)],
                 Verdict::Flaky => vec![
                     attempt(Status::Failed, message, note),
                     attempt(Status::Passed, message, note),
@@ -289,6 +299,7 @@ mod tests {
             Just(Verdict::Failed),
             Just(Verdict::Flaky),
             Just(Verdict::Skipped),
+            Just(Verdict::Interrupted),
         ]
     }
 

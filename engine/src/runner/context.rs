@@ -72,6 +72,10 @@ pub struct ScenarioContext {
     pub frames: Vec<Frame>,
     /// Cleanup registered by library calls, run in reverse order at teardown.
     pub cleanups: Vec<Cleanup>,
+    /// A requested stop ends the steps at their next boundary or wait.
+    pub stop: super::stop::RunStop,
+    /// Set when a stop request, not a failure, ended the steps.
+    pub interrupted: bool,
 }
 
 /// The scope of a library call in progress: its parameters and its own variables.

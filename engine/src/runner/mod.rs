@@ -12,9 +12,11 @@ pub mod jwt;
 pub mod kv;
 pub mod meter;
 pub mod poll;
+pub mod process_group;
 pub mod resources;
 pub mod scenario;
 pub mod serve;
+pub mod stop;
 pub mod transcript;
 pub mod ws;
 
@@ -22,7 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::spec::config::SuiteConfig;
@@ -30,6 +34,7 @@ use crate::spec::model::Scenario;
 pub use context::RunEnv;
 pub use resources::Resources;
 pub use scenario::{Attempt, Status};
+pub use stop::RunStop;
 
 /// One scenario to run, with the config that governs it.
 #[derive(Clone)]
@@ -69,6 +74,8 @@ pub enum Verdict {
     Flaky,
     Failed,
     Skipped,
+    /// Cancelled by a stop request (Ctrl-C, SIGTERM) before it could finish.
+    Interrupted,
 }
 
 /// Everything known about one planned scenario once it finished.
@@ -93,14 +100,34 @@ pub struct Summary {
     pub failed: usize,
     pub flaky: usize,
     pub skipped: usize,
-    /// Not run because of `--fail-fast` or an interrupt.
+    /// Cancelled by a stop request while running.
+    pub interrupted: usize,
+    /// Not run because of `--fail-fast` or a stop request.
     pub not_run: usize,
+    /// Scenarios whose teardown did not get to its end (deadline, or an immediate stop).
+    pub teardown_unfinished: usize,
     pub duration_ms: f64,
 }
 
 impl Summary {
     pub fn success(&self, flaky_fails: bool) -> bool {
-        self.failed == 0 && self.not_run == 0 && (!flaky_fails || self.flaky == 0)
+        self.failed == 0
+            && self.not_run == 0
+            && self.interrupted == 0
+            && (!flaky_fails || self.flaky == 0)
+    }
+
+    fn tally(&mut self, report: &ScenarioReport) {
+        match report.verdict {
+            Verdict::Passed => self.passed += 1,
+            Verdict::Flaky => self.flaky += 1,
+            Verdict::Failed => self.failed += 1,
+            Verdict::Skipped => self.skipped += 1,
+            Verdict::Interrupted => self.interrupted += 1,
+        }
+        if report.attempts.iter().any(|a| !a.teardown_finished) {
+            self.teardown_unfinished += 1;
+        }
     }
 }
 
@@ -117,15 +144,17 @@ pub trait Listener: Send {
     fn on_event(&mut self, event: &RunEvent<'_>);
 }
 
-/// Set by Ctrl-C: start nothing new; running scenarios finish and tear down.
-pub fn cancel_flag() -> &'static AtomicBool {
-    static CANCELLED: AtomicBool = AtomicBool::new(false);
-    &CANCELLED
-}
-
 enum Message {
     Started(usize),
+    /// An attempt of a started scenario begins with these IDs.
+    Attempting(usize, Map<String, Value>),
     Finished(Box<ScenarioReport>),
+}
+
+/// A scenario that started and has not finished, as an immediate stop reports it.
+struct Running {
+    since: Instant,
+    ids: Map<String, Value>,
 }
 
 /// Run the plan and feed listeners; returns the summary.
@@ -135,126 +164,190 @@ pub async fn run(
     resources: Arc<Resources>,
     listeners: &mut [Box<dyn Listener>],
 ) -> Summary {
+    run_until(plan, options, resources, listeners, &RunStop::default()).await
+}
+
+/// [`run`], until `stop` asks otherwise. A graceful stop starts nothing new and cancels
+/// running scenarios at their next wait (they tear down and are reported interrupted).
+/// An immediate stop returns at once, reporting the scenarios still running as stopped
+/// with their teardown unfinished.
+pub async fn run_until(
+    plan: Vec<Planned>,
+    options: RunOptions,
+    resources: Arc<Resources>,
+    listeners: &mut [Box<dyn Listener>],
+    stop: &RunStop,
+) -> Summary {
     let started = Instant::now();
     let total = plan.len();
     let jobs = options.jobs.max(1);
     emit(listeners, &RunEvent::Started { total, jobs });
-    let run_envs = RunEnvs::for_plan(&plan);
-    let semaphore = Arc::new(Semaphore::new(jobs));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let plan = Arc::new(plan);
-    let launcher = {
-        let plan = plan.clone();
-        let stop = stop.clone();
-        let options = options.clone();
-        tokio::spawn(async move {
-            let mut tasks = tokio::task::JoinSet::new();
-            for index in 0..plan.len() {
-                let Ok(permit) = semaphore.clone().acquire_owned().await else {
-                    break;
-                };
-                if stop.load(Ordering::SeqCst) || cancel_flag().load(Ordering::SeqCst) {
-                    break;
-                }
-                let planned = plan[index].clone();
-                let tx = tx.clone();
-                let resources = resources.clone();
-                let run_env = run_envs.of(&planned.config);
-                let retries = options.retries;
-                let fail_fast = options.fail_fast;
-                let report_frames = options.report_frames;
-                let stop = stop.clone();
-                tasks.spawn(async move {
-                    let _ = tx.send(Message::Started(index));
-                    let run = scenario::ScenarioRun {
-                        scenario: planned.scenario.clone(),
-                        config: planned.config.clone(),
-                        resources,
-                        run_env,
-                        frames: match report_frames {
-                            ReportFrames::Failed => {
-                                transcript::Keep::Ends(transcript::FRAMES_KEPT_AT_EACH_END)
-                            }
-                            ReportFrames::All => transcript::Keep::All,
-                        },
-                        meter: None,
-                    };
-                    let mut attempts = Vec::new();
-                    loop {
-                        let attempt = run.attempt().await;
-                        let status = attempt.status;
-                        attempts.push(attempt);
-                        if status != Status::Failed
-                            || attempts.len() > retries
-                            || cancel_flag().load(Ordering::SeqCst)
-                        {
-                            break;
-                        }
-                    }
-                    let verdict = match (
-                        attempts.first().map(|a| a.status),
-                        attempts.last().map(|a| a.status),
-                    ) {
-                        (_, Some(Status::Skipped)) => Verdict::Skipped,
-                        (Some(Status::Passed), _) => Verdict::Passed,
-                        (_, Some(Status::Passed)) => Verdict::Flaky,
-                        _ => Verdict::Failed,
-                    };
-                    if report_frames == ReportFrames::Failed
-                        && matches!(verdict, Verdict::Passed | Verdict::Skipped)
-                    {
-                        attempts.iter_mut().for_each(Attempt::drop_frames);
-                    }
-                    // Before the permit goes: the next scenario must see the stop.
-                    if fail_fast && verdict == Verdict::Failed {
-                        stop.store(true, Ordering::SeqCst);
-                    }
-                    // Reported before the permit goes, so that with `--jobs 1` reports
-                    // come in plan order.
-                    let _ = tx.send(Message::Finished(Box::new(ScenarioReport {
-                        index,
-                        planned,
-                        verdict,
-                        attempts,
-                    })));
-                    drop(permit);
-                });
-            }
-            while tasks.join_next().await.is_some() {}
-        })
-    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let launcher = tokio::spawn(launch(plan.clone(), options, resources, stop.clone(), tx));
     let mut summary = Summary {
         total,
         ..Summary::default()
     };
+    let mut running: BTreeMap<usize, Running> = BTreeMap::new();
     let mut finished = 0;
-    while let Some(message) = rx.recv().await {
+    loop {
+        let message = tokio::select! {
+            biased;
+            () = stop.immediate() => break,
+            message = rx.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+        };
         match message {
-            Message::Started(index) => emit(
-                listeners,
-                &RunEvent::ScenarioStarted {
+            Message::Started(index) => {
+                running.insert(
                     index,
-                    planned: &plan[index],
-                },
-            ),
-            Message::Finished(report) => {
-                finished += 1;
-                match report.verdict {
-                    Verdict::Passed => summary.passed += 1,
-                    Verdict::Flaky => summary.flaky += 1,
-                    Verdict::Failed => summary.failed += 1,
-                    Verdict::Skipped => summary.skipped += 1,
+                    Running {
+                        since: Instant::now(),
+                        ids: Map::new(),
+                    },
+                );
+                emit(
+                    listeners,
+                    &RunEvent::ScenarioStarted {
+                        index,
+                        planned: &plan[index],
+                    },
+                )
+            }
+            Message::Attempting(index, ids) => {
+                if let Some(entry) = running.get_mut(&index) {
+                    entry.ids = ids;
                 }
+            }
+            Message::Finished(report) => {
+                running.remove(&report.index);
+                finished += 1;
+                summary.tally(&report);
                 emit(listeners, &RunEvent::ScenarioFinished(&report));
             }
         }
     }
-    let _ = launcher.await;
+    if stop.is_immediate() {
+        // Dropping the tasks drops their processes (each kills its group) and folders.
+        launcher.abort();
+        for (index, entry) in running {
+            let attempt = Attempt::stopped_at_once(entry.ids, entry.since.elapsed(), &stop.cause());
+            let report = ScenarioReport {
+                index,
+                planned: plan[index].clone(),
+                verdict: Verdict::Interrupted,
+                attempts: vec![attempt],
+            };
+            finished += 1;
+            summary.tally(&report);
+            emit(listeners, &RunEvent::ScenarioFinished(&report));
+        }
+    } else {
+        let _ = launcher.await;
+    }
     summary.not_run = total - finished;
     summary.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     emit(listeners, &RunEvent::Finished(&summary));
     summary
+}
+
+/// Start planned scenarios as permits free up, until the plan is done, `--fail-fast`
+/// trips, or a stop is requested; then wait for the running ones.
+async fn launch(
+    plan: Arc<Vec<Planned>>,
+    options: RunOptions,
+    resources: Arc<Resources>,
+    stop: RunStop,
+    tx: mpsc::UnboundedSender<Message>,
+) {
+    let run_envs = RunEnvs::for_plan(&plan);
+    let semaphore = Arc::new(Semaphore::new(options.jobs.max(1)));
+    let failed_fast = Arc::new(AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..plan.len() {
+        let permit = tokio::select! {
+            permit = semaphore.clone().acquire_owned() => permit,
+            () = stop.requested() => break,
+        };
+        let Ok(permit) = permit else {
+            break;
+        };
+        if failed_fast.load(Ordering::SeqCst) || stop.is_requested() {
+            break;
+        }
+        let planned = plan[index].clone();
+        let run = scenario::ScenarioRun {
+            scenario: planned.scenario.clone(),
+            config: planned.config.clone(),
+            resources: resources.clone(),
+            run_env: run_envs.of(&planned.config),
+            frames: match options.report_frames {
+                ReportFrames::Failed => transcript::Keep::Ends(transcript::FRAMES_KEPT_AT_EACH_END),
+                ReportFrames::All => transcript::Keep::All,
+            },
+            meter: None,
+            stop: stop.clone(),
+        };
+        let (tx, options, failed_fast) = (tx.clone(), options.clone(), failed_fast.clone());
+        tasks.spawn(async move {
+            let _ = tx.send(Message::Started(index));
+            let report = run_planned(index, planned, &run, &options, &tx).await;
+            // Before the permit goes: the next scenario must see the stop.
+            if options.fail_fast && report.verdict == Verdict::Failed {
+                failed_fast.store(true, Ordering::SeqCst);
+            }
+            // Reported before the permit goes, so that with `--jobs 1` reports come in
+            // plan order.
+            let _ = tx.send(Message::Finished(Box::new(report)));
+            drop(permit);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Every attempt of one planned scenario (retries), and its verdict.
+async fn run_planned(
+    index: usize,
+    planned: Planned,
+    run: &scenario::ScenarioRun,
+    options: &RunOptions,
+    tx: &mpsc::UnboundedSender<Message>,
+) -> ScenarioReport {
+    let mut attempts = Vec::new();
+    loop {
+        let ids = run.mint_ids();
+        let _ = tx.send(Message::Attempting(index, ids.clone()));
+        let attempt = run.attempt_with_ids(ids).await;
+        let status = attempt.status;
+        attempts.push(attempt);
+        if status != Status::Failed || attempts.len() > options.retries || run.stop.is_requested() {
+            break;
+        }
+    }
+    let verdict = match (
+        attempts.first().map(|a| a.status),
+        attempts.last().map(|a| a.status),
+    ) {
+        (_, Some(Status::Skipped)) => Verdict::Skipped,
+        (_, Some(Status::Interrupted)) => Verdict::Interrupted,
+        (Some(Status::Passed), _) => Verdict::Passed,
+        (_, Some(Status::Passed)) => Verdict::Flaky,
+        _ => Verdict::Failed,
+    };
+    if options.report_frames == ReportFrames::Failed
+        && matches!(verdict, Verdict::Passed | Verdict::Skipped)
+    {
+        attempts.iter_mut().for_each(Attempt::drop_frames);
+    }
+    ScenarioReport {
+        index,
+        planned,
+        verdict,
+        attempts,
+    }
 }
 
 /// Each config's environment, built once per run: every spec renders `{{ env.X }}`

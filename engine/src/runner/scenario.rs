@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::context::{Failure, RunEnv, ScenarioContext, StepResult};
 use super::meter::SharedMeter;
 use super::resources::Resources;
+use super::stop::RunStop;
 use super::transcript::{FrameRecord, Keep, Transcript};
 use super::ws::FrameRules;
 use super::{connection_steps, db, expect, http, kv};
@@ -26,6 +27,9 @@ pub enum Status {
     Passed,
     Failed,
     Skipped,
+    /// Cancelled by a stop request before its steps were done (its teardown still ran,
+    /// unless the stop was immediate).
+    Interrupted,
 }
 
 /// What happened to one step.
@@ -47,6 +51,9 @@ pub struct Attempt {
     pub steps: Vec<StepRecord>,
     pub failure: Option<Diagnostic>,
     pub teardown_failures: Vec<Diagnostic>,
+    /// False when teardown did not get to its end: its deadline passed, or the run was
+    /// stopped at once. What the scenario wrote may then be left behind.
+    pub teardown_finished: bool,
     /// The frames kept (see [`Keep`]), in time order.
     pub frames: Vec<FrameRecord>,
     /// Per connection, how many frames were not kept.
@@ -62,6 +69,29 @@ impl Attempt {
     }
 }
 
+impl Attempt {
+    /// An attempt the run stopped at once, while it ran: nothing of it is known but its
+    /// IDs and that its teardown did not run.
+    pub fn stopped_at_once(ids: Map<String, Value>, duration: Duration, cause: &str) -> Self {
+        Attempt {
+            status: Status::Interrupted,
+            duration,
+            ids,
+            steps: Vec::new(),
+            failure: Some(
+                Diagnostic::new(format!(
+                    "stopped at once by a second {cause} while running: teardown did not run"
+                ))
+                .hint("what this scenario wrote may be left behind; its IDs are listed"),
+            ),
+            teardown_failures: Vec::new(),
+            teardown_finished: false,
+            frames: Vec::new(),
+            frames_omitted: BTreeMap::new(),
+        }
+    }
+}
+
 pub struct ScenarioRun {
     pub scenario: Arc<Scenario>,
     pub config: Arc<SuiteConfig>,
@@ -71,13 +101,26 @@ pub struct ScenarioRun {
     pub frames: Keep,
     /// Where load mode's measurements go; `None` for `engine run`.
     pub meter: Option<SharedMeter>,
+    /// A requested stop ends the steps at their next boundary or wait; teardown still
+    /// runs.
+    pub stop: RunStop,
 }
 
 impl ScenarioRun {
+    /// Fresh IDs for one attempt.
+    pub fn mint_ids(&self) -> Map<String, Value> {
+        crate::ids::mint_all(&self.scenario.ids, &self.config.ids)
+    }
+
     pub async fn attempt(&self) -> Attempt {
+        self.attempt_with_ids(self.mint_ids()).await
+    }
+
+    /// One attempt with these IDs: steps under the scenario's deadline (ended early by a
+    /// stop request), then always teardown.
+    pub async fn attempt_with_ids(&self, ids: Map<String, Value>) -> Attempt {
         let started = Instant::now();
-        let scenario = &self.scenario;
-        if let Some(reason) = &scenario.skip {
+        if let Some(reason) = &self.scenario.skip {
             return Attempt {
                 status: Status::Skipped,
                 duration: Duration::ZERO,
@@ -85,67 +128,18 @@ impl ScenarioRun {
                 steps: Vec::new(),
                 failure: Some(Diagnostic::new(format!("skipped: {reason}"))),
                 teardown_failures: Vec::new(),
+                teardown_finished: true,
                 frames: Vec::new(),
                 frames_omitted: BTreeMap::new(),
             };
         }
-        let ids = crate::ids::mint_all(&scenario.ids, &self.config.ids);
-        let schemas = self.resources.schemas(&self.config);
-        let mut ctx = ScenarioContext {
-            scenario: scenario.clone(),
-            config: self.config.clone(),
-            resources: self.resources.clone(),
-            run_env: self.run_env.clone(),
-            ids: ids.clone(),
-            vars: Map::new(),
-            connections: Default::default(),
-            transcript: Transcript::new(self.frames).metered(self.meter.clone()),
-            rules: FrameRules {
-                type_field: self.config.events.type_field.clone(),
-                schemas,
-                require_schemas: self.config.events.require_schemas,
-            },
-            locals: Map::new(),
-            processes: Default::default(),
-            presented: Vec::new(),
-            frames: Vec::new(),
-            cleanups: Vec::new(),
-        };
+        let mut ctx = self.context(ids.clone());
         let mut records = Vec::new();
-        let mut current: Option<(usize, Span)> = None;
-        let deadline = scenario.timeout.unwrap_or(self.config.timeouts.scenario);
-        let body = run_body(&mut ctx, &mut records, &mut current);
-        let failure = match tokio::time::timeout(deadline, body).await {
-            Ok(Ok(())) => None,
-            Ok(Err(failure)) => Some(failure),
-            Err(_) => {
-                let span = current.map(|(_, s)| s).unwrap_or(Span { line: 1, col: 1 });
-                if let Some((index, span)) = current {
-                    if let Some(step) = scenario.steps.get(index) {
-                        records.push(StepRecord {
-                            index,
-                            kind: step.kind,
-                            line: span.line,
-                            status: Status::Failed,
-                            duration_ms: 0.0,
-                        });
-                    }
-                }
-                Some(
-                    self.diagnostic(
-                        Failure::new(format!(
-                            "scenario timed out after {deadline:?} while running this step"
-                        ))
-                        .hint(
-                            "raise `timeout:` on the scenario, or look for a wait that never ends",
-                        ),
-                        span,
-                    ),
-                )
-            }
-        };
-        let teardown_failures = self.teardown(&mut ctx).await;
-        let status = if failure.is_some() || !teardown_failures.is_empty() {
+        let failure = self.run_steps(&mut ctx, &mut records).await;
+        let teardown = self.teardown(&mut ctx).await;
+        let status = if ctx.interrupted {
+            Status::Interrupted
+        } else if failure.is_some() || !teardown.failures.is_empty() {
             Status::Failed
         } else {
             Status::Passed
@@ -157,7 +151,8 @@ impl ScenarioRun {
             ids,
             steps: records,
             failure,
-            teardown_failures,
+            teardown_failures: teardown.failures,
+            teardown_finished: teardown.finished,
             frames: kept.frames,
             frames_omitted: kept.omitted,
         };
@@ -176,28 +171,97 @@ impl ScenarioRun {
         attempt
     }
 
+    fn context(&self, ids: Map<String, Value>) -> ScenarioContext {
+        ScenarioContext {
+            scenario: self.scenario.clone(),
+            config: self.config.clone(),
+            resources: self.resources.clone(),
+            run_env: self.run_env.clone(),
+            ids,
+            vars: Map::new(),
+            connections: Default::default(),
+            transcript: Transcript::new(self.frames).metered(self.meter.clone()),
+            rules: FrameRules {
+                type_field: self.config.events.type_field.clone(),
+                schemas: self.resources.schemas(&self.config),
+                require_schemas: self.config.events.require_schemas,
+            },
+            locals: Map::new(),
+            processes: Default::default(),
+            presented: Vec::new(),
+            frames: Vec::new(),
+            cleanups: Vec::new(),
+            stop: self.stop.clone(),
+            interrupted: false,
+        }
+    }
+
+    /// Setup and steps under the deadline; the failure (or interruption), if any.
+    async fn run_steps(
+        &self,
+        ctx: &mut ScenarioContext,
+        records: &mut Vec<StepRecord>,
+    ) -> Option<Diagnostic> {
+        let mut current: Option<(usize, Span)> = None;
+        let deadline = self
+            .scenario
+            .timeout
+            .unwrap_or(self.config.timeouts.scenario);
+        match tokio::time::timeout(deadline, run_body(ctx, records, &mut current)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(failure)) => Some(failure),
+            Err(_) => {
+                let span = current.map(|(_, s)| s).unwrap_or(Span { line: 1, col: 1 });
+                if let Some((index, span)) = current {
+                    if let Some(step) = self.scenario.steps.get(index) {
+                        records.push(StepRecord {
+                            index,
+                            kind: step.kind,
+                            line: span.line,
+                            status: Status::Failed,
+                            duration_ms: 0.0,
+                        });
+                    }
+                }
+                let failure = Failure::new(format!(
+                    "scenario timed out after {deadline:?} while running this step"
+                ))
+                .hint("raise `timeout:` on the scenario, or look for a wait that never ends");
+                Some(self.diagnostic(failure, span))
+            }
+        }
+    }
+
     fn diagnostic(&self, failure: Failure, span: Span) -> Diagnostic {
         failure.at(&self.scenario.source, span)
     }
 
-    async fn teardown(&self, ctx: &mut ScenarioContext) -> Vec<Diagnostic> {
+    /// Close connections, stop processes, run library cleanups and teardown actions: all
+    /// within the teardown deadline. Processes are stopped even when it has passed.
+    async fn teardown(&self, ctx: &mut ScenarioContext) -> Teardown {
         let limit = self.config.timeouts.teardown;
+        let deadline = tokio::time::Instant::now() + limit;
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
         let connections: Vec<_> = ctx.connections.drain().map(|(_, c)| c).collect();
         if let Some(meter) = ctx.transcript.meter() {
             connections.iter().for_each(|_| meter.connection_closed());
         }
-        let close_all = futures_util::future::join_all(
-            connections
-                .iter()
-                .map(|c| c.close(1000, "scenario finished", Duration::from_secs(1))),
-        );
-        let _ = tokio::time::timeout(limit, close_all).await;
+        // Then wait (up to half the budget) for the server to answer each close: it
+        // answers after the frames sent before, so the actions below run once it has
+        // acted on what the scenario sent.
+        let close_all = futures_util::future::join_all(connections.iter().map(|c| async move {
+            let _ = c
+                .close(1000, "scenario finished", Duration::from_secs(1))
+                .await;
+            server_closed(c).await;
+        }));
+        let _ = tokio::time::timeout(left() / 2, close_all).await;
         for (_, mut process) in ctx.processes.drain() {
-            super::serve::terminate(&mut process.child, libc::SIGTERM).await;
+            process.terminate(libc::SIGTERM, left()).await;
         }
-        let mut failures = super::call::run_cleanups(ctx, limit).await;
-        for action in &self.scenario.teardown {
-            match tokio::time::timeout(limit, run_action(ctx, action)).await {
+        let mut failures = super::call::run_cleanups(ctx, left()).await;
+        for (done, action) in self.scenario.teardown.iter().enumerate() {
+            match tokio::time::timeout(left(), run_action(ctx, action)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(f)) => failures.push(self.diagnostic(
                     Failure {
@@ -206,14 +270,66 @@ impl ScenarioRun {
                     },
                     action.span,
                 )),
-                Err(_) => failures.push(self.diagnostic(
-                    Failure::new(format!("teardown action did not finish within {limit:?}")),
-                    action.span,
-                )),
+                Err(_) => {
+                    let skipped = self.scenario.teardown.len() - done - 1;
+                    let mut failure = Failure::new(format!(
+                        "teardown did not finish within {limit:?}: this action was cut short"
+                    ));
+                    if skipped > 0 {
+                        failure = failure.note(format!("{skipped} later action(s) did not run"));
+                    }
+                    failures.push(self.diagnostic(
+                        failure.hint(
+                            "raise `timeouts.teardown` in engine.yaml, or speed this action up",
+                        ),
+                        action.span,
+                    ));
+                    return Teardown {
+                        failures,
+                        finished: false,
+                    };
+                }
             }
         }
-        failures
+        Teardown {
+            failures,
+            // Library cleanups cut short by the deadline count too.
+            finished: !left().is_zero(),
+        }
     }
+}
+
+/// How a scenario's teardown went.
+struct Teardown {
+    failures: Vec<Diagnostic>,
+    /// Every action ran (or failed) within the deadline.
+    finished: bool,
+}
+
+/// Resolves once the server has closed the connection (its close frame, or the end of
+/// the stream).
+async fn server_closed(connection: &super::ws::Connection) {
+    let mut changed = connection.inbox.changed.subscribe();
+    loop {
+        let closed = connection
+            .inbox
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .closed
+            .is_some();
+        if closed || changed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The failure that ends the steps when a stop is requested; marks the context.
+fn interrupted(ctx: &mut ScenarioContext, span: Span) -> Failure {
+    ctx.interrupted = true;
+    Failure::new(format!("interrupted by {} at this step", ctx.stop.cause()))
+        .hint("the run was asked to stop; teardown ran")
+        .at_if_unlocated(ctx.source(), span)
 }
 
 async fn run_body(
@@ -231,6 +347,9 @@ async fn run_body(
         }
     }
     for action in &scenario.setup {
+        if ctx.stop.is_requested() {
+            return Err(interrupted(ctx, action.span));
+        }
         run_action(ctx, action).await.map_err(|f| {
             Failure {
                 message: format!("setup: {}", f.message),
@@ -240,6 +359,9 @@ async fn run_body(
         })?;
     }
     for (index, step) in scenario.steps.iter().enumerate() {
+        if ctx.stop.is_requested() {
+            return Err(interrupted(ctx, step.span));
+        }
         *current = Some((index, step.span));
         let started = Instant::now();
         let result = run_step(ctx, step).await;
@@ -247,10 +369,10 @@ async fn run_body(
             index,
             kind: step.kind,
             line: step.span.line,
-            status: if result.is_ok() {
-                Status::Passed
-            } else {
-                Status::Failed
+            status: match &result {
+                Ok(()) => Status::Passed,
+                Err(_) if ctx.interrupted => Status::Interrupted,
+                Err(_) => Status::Failed,
             },
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         });
@@ -291,17 +413,45 @@ pub(super) fn run_step<'a>(
     step: &'a Step,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Located> + Send + 'a>> {
     Box::pin(async move {
+        if ctx.stop.is_requested() {
+            return Err(interrupted(ctx, step.span));
+        }
         match step.kind {
             StepKind::Each => return run_each(ctx, step).await,
             StepKind::Call => return super::call::call(ctx, step).await,
             _ => {}
         }
-        let result = match run_leaf(ctx, step).await {
+        let result = if waits(step.kind) {
+            let stop = ctx.stop.clone();
+            tokio::select! {
+                result = run_leaf(ctx, step) => result,
+                () = stop.requested() => return Err(interrupted(ctx, step.span)),
+            }
+        } else {
+            run_leaf(ctx, step).await
+        };
+        let result = match result {
             Ok(()) => schema_violations(ctx),
             Err(f) => Err(f),
         };
         result.map_err(|f| f.at_if_unlocated(ctx.source(), step.span))
     })
+}
+
+/// Steps that wait for something to happen (an event, time, a state) and change
+/// nothing: a stop request cancels them midway. Any other step has effects the server
+/// may still be acting on, so it finishes and the steps stop at the next boundary.
+fn waits(kind: StepKind) -> bool {
+    matches!(
+        kind,
+        StepKind::Expect
+            | StepKind::ExpectNone
+            | StepKind::ExpectClose
+            | StepKind::AssertDb
+            | StepKind::AssertRedis
+            | StepKind::Sleep
+            | StepKind::StartProcess
+    )
 }
 
 async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Located {
@@ -424,6 +574,7 @@ async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         ready: step.ready.as_deref(),
         ready_log: ready_log.as_ref(),
         timeout: step.within.unwrap_or(Duration::from_secs(30)),
+        stop: None,
     };
     let started = launch
         .start(tmpdir)
@@ -449,15 +600,13 @@ async fn stop_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         _ => libc::SIGTERM,
     };
     let within = step.within.unwrap_or(Duration::from_secs(10));
-    match tokio::time::timeout(within, super::serve::terminate(&mut process.child, signal)).await {
-        Ok(()) => Ok(()),
-        Err(_) => {
-            super::serve::terminate(&mut process.child, libc::SIGKILL).await;
-            Err(Failure::new(format!(
-                "process `{}` did not exit within {within:?}; killed",
-                step.name
-            )))
-        }
+    if process.terminate(signal, within).await {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "process `{}` did not exit within {within:?}; killed",
+            step.name
+        )))
     }
 }
 

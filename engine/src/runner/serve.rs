@@ -12,18 +12,62 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+use super::process_group::ProcessGroup;
+use super::stop::RunStop;
 use crate::spec::config::{ServeSpec, SuiteConfig};
 use crate::template;
 use crate::text::hide_password;
 
-/// A service this run started (reused ones are not tracked: we never stop them).
+/// A process this run started (reused services are not tracked: we never stop them).
+/// Dropped, it kills its whole process group and removes its folder.
 pub struct Started {
     pub name: String,
     pub child: Child,
+    group: ProcessGroup,
     _tmpdir: tempfile::TempDir,
     pub log: PathBuf,
     /// Named groups of `ready_log`'s match.
     pub captured: BTreeMap<String, String>,
+}
+
+/// Why a service or process could not be brought up (the variant says whose fault it
+/// is: the suite's text, the environment, or a stop request).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("`{name}`: {field}: {message}")]
+    Template {
+        name: String,
+        field: &'static str,
+        message: String,
+    },
+    #[error("`{name}`: cannot create a temporary folder or log: {source}")]
+    Folder {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("`{name}`: cannot start `{command}`: {source}")]
+    Spawn {
+        name: String,
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("`{name}`: `{command}` exited ({status}) before {what}\n{output}")]
+    Exited {
+        name: String,
+        command: String,
+        status: std::process::ExitStatus,
+        what: String,
+        output: String,
+    },
+    #[error("`{name}`: not ready within {timeout:?} ({last_error})\n{output}")]
+    NotReady {
+        name: String,
+        timeout: Duration,
+        last_error: String,
+        output: String,
+    },
+    #[error("`{name}`: startup interrupted by {}", super::stop::signal_name(*signal))]
+    Interrupted { name: String, signal: i32 },
 }
 
 /// What happened to each entry, for the console.
@@ -33,16 +77,26 @@ pub enum ServeStatus {
     Started(Duration),
 }
 
-/// Bring up every entry of the config, in order. Stops what it started on failure.
+/// Bring up every entry of the config, in order; give up (stopping what it started) on
+/// the first failure or when `stop` is requested.
 pub async fn start_all(
     config: &SuiteConfig,
-) -> Result<(Vec<Started>, Vec<(String, ServeStatus)>), String> {
+    stop: &RunStop,
+) -> Result<(Vec<Started>, Vec<(String, ServeStatus)>), ServeError> {
     let mut started = Vec::new();
     let mut statuses = Vec::new();
     let env = config.env_values();
     for spec in &config.serve {
         let began = std::time::Instant::now();
-        match start_one(config, spec, &env).await {
+        let outcome = if stop.is_requested() {
+            Err(ServeError::Interrupted {
+                name: spec.name.clone(),
+                signal: stop.signal().unwrap_or(libc::SIGINT),
+            })
+        } else {
+            start_one(config, spec, &env, stop).await
+        };
+        match outcome {
             Ok(Some(s)) => {
                 statuses.push((spec.name.clone(), ServeStatus::Started(began.elapsed())));
                 started.push(s);
@@ -57,11 +111,22 @@ pub async fn start_all(
     Ok((started, statuses))
 }
 
-fn render(text: &str, env: &BTreeMap<String, String>, tmpdir: &str) -> Result<String, String> {
+fn render(
+    name: &str,
+    field: &'static str,
+    text: &str,
+    env: &BTreeMap<String, String>,
+    tmpdir: &str,
+) -> Result<String, ServeError> {
     let ctx = minijinja::Value::from_serialize(serde_json::json!({ "env": env, "tmpdir": tmpdir }));
-    match template::render_str(text, &ctx)? {
-        Value::String(s) => Ok(s),
-        other => Ok(other.to_string()),
+    match template::render_str(text, &ctx) {
+        Ok(Value::String(s)) => Ok(s),
+        Ok(other) => Ok(other.to_string()),
+        Err(message) => Err(ServeError::Template {
+            name: name.to_string(),
+            field,
+            message,
+        }),
     }
 }
 
@@ -69,24 +134,22 @@ async fn start_one(
     config: &SuiteConfig,
     spec: &ServeSpec,
     env: &BTreeMap<String, String>,
-) -> Result<Option<Started>, String> {
+    stop: &RunStop,
+) -> Result<Option<Started>, ServeError> {
+    let name = spec.name.as_str();
     let tmpdir = tempfile::Builder::new()
-        .prefix(&format!("engine-serve-{}-", spec.name))
+        .prefix(&format!("engine-serve-{name}-"))
         .tempdir()
-        .map_err(|e| {
-            format!(
-                "serve `{}`: cannot create a temporary folder: {e}",
-                spec.name
-            )
+        .map_err(|source| ServeError::Folder {
+            name: name.to_string(),
+            source,
         })?;
     let tmp = tmpdir.path().to_string_lossy().into_owned();
-    let ready =
-        render(&spec.ready, env, &tmp).map_err(|e| format!("serve `{}`: ready: {e}", spec.name))?;
+    let ready = render(name, "ready", &spec.ready, env, &tmp)?;
     if check_ready(&ready, Duration::from_secs(2)).await.is_ok() {
         return Ok(None);
     }
-    let command = render(&spec.command, env, &tmp)
-        .map_err(|e| format!("serve `{}`: command: {e}", spec.name))?;
+    let command = render(name, "command", &spec.command, env, &tmp)?;
     let mut vars = BTreeMap::new();
     // Config env defaults reach the service too (the process env already does).
     for key in config.env.keys() {
@@ -97,7 +160,7 @@ async fn start_one(
         }
     }
     for (key, value) in &spec.env {
-        vars.insert(key.clone(), render(value, env, &tmp)?);
+        vars.insert(key.clone(), render(name, "env", value, env, &tmp)?);
     }
     let cwd = spec
         .cwd
@@ -105,19 +168,16 @@ async fn start_one(
         .map(|c| config.resolve(c))
         .unwrap_or_else(|| config.dir.clone());
     let launch = Launch {
-        name: &spec.name,
+        name,
         command: &command,
         env: &vars,
         cwd: &cwd,
         ready: Some(&ready),
         ready_log: None,
         timeout: spec.timeout,
+        stop: Some(stop),
     };
-    launch
-        .start(tmpdir)
-        .await
-        .map(Some)
-        .map_err(|e| format!("serve {e}"))
+    launch.start(tmpdir).await.map(Some)
 }
 
 /// A process to start and wait for.
@@ -132,17 +192,23 @@ pub struct Launch<'a> {
     /// lets a process bind port 0 and say which port it got: no free-port race.
     pub ready_log: Option<&'a regex::Regex>,
     pub timeout: Duration,
+    /// Give up waiting (and stop the process) when the run is asked to stop.
+    pub stop: Option<&'a RunStop>,
 }
 
 impl Launch<'_> {
     /// Start `sh -c command` in its own process group, output to a log in `tmpdir`,
     /// and wait until `ready` answers, the process exits, or the timeout passes.
-    pub async fn start(&self, tmpdir: tempfile::TempDir) -> Result<Started, String> {
+    pub async fn start(&self, tmpdir: tempfile::TempDir) -> Result<Started, ServeError> {
         let name = self.name;
         let command = self.command;
+        let folder_error = |source| ServeError::Folder {
+            name: name.to_string(),
+            source,
+        };
         let log = tmpdir.path().join("output.log");
-        let log_file = std::fs::File::create(&log).map_err(|e| format!("`{name}`: {e}"))?;
-        let err_file = log_file.try_clone().map_err(|e| e.to_string())?;
+        let log_file = std::fs::File::create(&log).map_err(folder_error)?;
+        let err_file = log_file.try_clone().map_err(folder_error)?;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(command)
@@ -151,21 +217,37 @@ impl Launch<'_> {
             .stderr(Stdio::from(err_file))
             .current_dir(self.cwd)
             .envs(self.env)
-            .process_group(0)
             .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("`{name}`: cannot start `{command}`: {e}"))?;
-        let mut captured = BTreeMap::new();
-        if self.ready.is_none() && self.ready_log.is_none() {
-            return Ok(Started {
+        let (child, group) =
+            ProcessGroup::spawn(&mut cmd, tmpdir.path()).map_err(|source| ServeError::Spawn {
                 name: name.to_string(),
-                child,
-                _tmpdir: tmpdir,
-                log,
-                captured,
-            });
+                command: command.to_string(),
+                source,
+            })?;
+        let mut started = Started {
+            name: name.to_string(),
+            child,
+            group,
+            _tmpdir: tmpdir,
+            log,
+            captured: BTreeMap::new(),
+        };
+        if self.ready.is_none() && self.ready_log.is_none() {
+            return Ok(started);
         }
+        match self.wait_ready(&mut started).await {
+            Ok(()) => Ok(started),
+            Err(e) => {
+                started
+                    .terminate(libc::SIGTERM, Duration::from_secs(10))
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn wait_ready(&self, started: &mut Started) -> Result<(), ServeError> {
+        let (name, command, log) = (self.name, self.command, started.log.clone());
         let what = match (self.ready, self.ready_log) {
             (Some(url), _) => hide_password(url),
             (None, Some(re)) => format!("its output matched /{re}/"),
@@ -180,7 +262,9 @@ impl Launch<'_> {
                 if let Some(found) = output.lines().find_map(|line| re.captures(line)) {
                     for group in re.capture_names().flatten() {
                         if let Some(m) = found.name(group) {
-                            captured.insert(group.to_string(), m.as_str().to_string());
+                            started
+                                .captured
+                                .insert(group.to_string(), m.as_str().to_string());
                         }
                     }
                     log_seen = true;
@@ -188,38 +272,56 @@ impl Launch<'_> {
             }
             if log_seen {
                 match self.ready {
-                    None => break,
+                    None => return Ok(()),
                     Some(url) => match check_ready(url, Duration::from_secs(2)).await {
-                        Ok(()) => break,
+                        Ok(()) => return Ok(()),
                         Err(e) => last_error = e,
                     },
                 }
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                let output = std::fs::read_to_string(&log).unwrap_or_default();
-                return Err(format!(
-                    "`{name}`: `{command}` exited ({status}) before {what}\n{}",
-                    excerpt(&output)
-                ));
+            if let Ok(Some(status)) = started.child.try_wait() {
+                return Err(ServeError::Exited {
+                    name: name.to_string(),
+                    command: command.to_string(),
+                    status,
+                    what,
+                    output: excerpt(&std::fs::read_to_string(&log).unwrap_or_default()),
+                });
+            }
+            if let Some(stop) = self.stop.filter(|s| s.is_requested()) {
+                return Err(ServeError::Interrupted {
+                    name: name.to_string(),
+                    signal: stop.signal().unwrap_or(libc::SIGINT),
+                });
             }
             if Instant::now() >= deadline {
-                terminate(&mut child, libc::SIGTERM).await;
-                let output = std::fs::read_to_string(&log).unwrap_or_default();
-                return Err(format!(
-                    "`{name}`: not ready within {:?} ({last_error})\n{}",
-                    self.timeout,
-                    excerpt(&output)
-                ));
+                return Err(ServeError::NotReady {
+                    name: name.to_string(),
+                    timeout: self.timeout,
+                    last_error,
+                    output: excerpt(&std::fs::read_to_string(&log).unwrap_or_default()),
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Started {
-            name: name.to_string(),
-            child,
-            _tmpdir: tmpdir,
-            log,
-            captured,
-        })
+    }
+}
+
+impl Started {
+    /// Signal the whole process group (`sh -c` and what it started); when the group
+    /// has not emptied within `grace`, SIGKILL what is left. Whether it ended by itself.
+    pub async fn terminate(&mut self, signal: i32, grace: Duration) -> bool {
+        self.group.signal(signal);
+        let deadline = Instant::now() + grace;
+        let leader = tokio::time::timeout(grace, self.child.wait()).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if leader.is_ok() && self.group.wait_empty(left).await {
+            return true;
+        }
+        self.group.signal(libc::SIGKILL);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        self.group.wait_empty(Duration::from_secs(5)).await;
+        false
     }
 }
 
@@ -292,30 +394,11 @@ pub async fn check_ready(url: &str, timeout: Duration) -> Result<(), String> {
     }
 }
 
-/// Signal the whole process group (`sh -c` and what it started); after SIGTERM wait,
-/// then SIGKILL what is left.
-pub async fn terminate(child: &mut Child, signal: i32) {
-    if let Some(pid) = child.id() {
-        // SAFETY: kill(2) on a process group we created; no memory is touched.
-        unsafe {
-            libc::kill(-(pid as i32), signal);
-        }
-        if tokio::time::timeout(Duration::from_secs(10), child.wait())
-            .await
-            .is_err()
-        {
-            // SAFETY: as above.
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGKILL);
-            }
-            let _ = child.wait().await;
-        }
-    }
-}
-
 /// Stop what this run started, in reverse order.
 pub async fn stop_all(started: Vec<Started>) {
     for mut service in started.into_iter().rev() {
-        terminate(&mut service.child, libc::SIGTERM).await;
+        service
+            .terminate(libc::SIGTERM, Duration::from_secs(10))
+            .await;
     }
 }
