@@ -141,3 +141,31 @@ async fn three_when_a_configured_database_or_redis_refuses_before_any_scenario()
         assert!(!ran(&key).await, "an iteration ran");
     }
 }
+
+#[tokio::test]
+async fn three_when_a_profiles_websocket_server_refuses_before_any_scenario() {
+    let key = format!("engine-exit-test:{}", fresh());
+    let port = free_port();
+    let suite = Suite::new(
+        &format!("ws://127.0.0.1:{port}"),
+        "profiles:\n  default:\n    url: \"{{ env.WS_URL }}/ws\"\n  private:\n    url: \"ws://127.0.0.1:{{ vars.port }}/ws\"\n",
+    );
+    marking_spec(&suite, &key);
+    let (code, stdout, stderr) = engine(&["run", &suite.path().display().to_string()]).await;
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "WebSocket server of profile `default` at ws://127.0.0.1:{port}/ws refuses"
+        )),
+        "{stderr}"
+    );
+    // A profile built from a scenario's values is the scenario's to check.
+    assert!(!stderr.contains("`private`"), "{stderr}");
+    assert!(!ran(&key).await, "a scenario ran");
+    // Once the server listens, the same suite runs.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let (code, stdout, stderr) = engine(&["run", &suite.path().display().to_string()]).await;
+    drop(listener);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(ran(&key).await);
+}
