@@ -416,6 +416,58 @@ async fn a_second_signal_stops_at_once_and_still_kills_every_process() {
     clean_up(&users, &fixture.mark).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_mode_stops_the_same_way_a_second_signal_kills_every_process() {
+    let fixture = Fixture::new(true).await;
+    let spec = fixture.dir.path().join("holds_0.yaml");
+    let out = fixture.dir.path().join("load.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_engine"))
+        .arg("load")
+        .arg(&spec)
+        .args(["--vus", "2", "--duration", "5m", "--json"])
+        .arg(&out)
+        .env("CI", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn engine");
+    wait_until(
+        "both VUs hold their state",
+        Duration::from_secs(60),
+        || async { fixture.holding().await.len() == 2 },
+    )
+    .await;
+    let users = fixture.holding().await;
+    signal(&child, libc::SIGINT);
+    let pool = sqlx::PgPool::connect(DATABASE_URL).await.unwrap();
+    wait_until("teardown closes the connections", Duration::from_secs(20), || async {
+        let (closed,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM agentchat.connections WHERE user_id = ANY($1) AND closed_at IS NOT NULL",
+        )
+        .bind(&users)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        closed == 2
+    })
+    .await;
+    assert!(!fixture.processes().is_empty(), "still waiting for them");
+    signal(&child, libc::SIGINT);
+    let code = exit_code(child, Duration::from_secs(15)).await;
+    assert_eq!(code, 128 + libc::SIGINT);
+    wait_until("every process is gone", Duration::from_secs(5), || async {
+        fixture.processes().is_empty()
+    })
+    .await;
+    for folder in fixture.folders() {
+        assert!(!folder.exists(), "{} left", folder.display());
+    }
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(result["interrupted"], true);
+    clean_up(&users, &fixture.mark).await;
+}
+
 /// Without any signal: a teardown that outlives `timeouts.teardown` is cut short, and
 /// every report names the scenario as not torn down.
 #[tokio::test]

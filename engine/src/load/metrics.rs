@@ -219,7 +219,7 @@ pub struct LoadResult {
     pub executor: serde_json::Value,
     /// The segments this result covers (`["1/1"]` for a whole run).
     pub segments: Vec<String>,
-    /// Whether Ctrl-C ended the run early.
+    /// Whether a stop request (Ctrl-C, SIGTERM) ended the run early.
     pub interrupted: bool,
     pub duration_s: f64,
     pub iterations: IterationCounts,

@@ -67,12 +67,16 @@ pub fn summary(result: &LoadResult) -> String {
         }
     ));
     out.push_str(&format!(
-        "  iterations   {} ({:.1}/s), failed {} ({:.2}%), dropped {}\n",
+        "  iterations   {} ({:.1}/s), failed {} ({:.2}%), dropped {}{}\n",
         result.iterations.count,
         result.iterations.rate,
         result.failures.count,
         result.failures.rate * 100.0,
-        result.iterations.dropped
+        result.iterations.dropped,
+        match result.iterations.interrupted {
+            0 => String::new(),
+            n => format!(", interrupted {n}"),
+        }
     ));
     out.push_str(&format!(
         "  frames       sent {} ({:.1}/s), received {} ({:.1}/s)\n",
