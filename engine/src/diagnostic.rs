@@ -157,9 +157,11 @@ fn excerpt(
     span: Span,
     (red, blue, reset): (&str, &str, &str),
 ) {
-    let Some(text) = source.line(span.line) else {
+    let Some(line) = source.line(span.line) else {
         return;
     };
+    let (text, col) = window(line, span.col);
+    let span = Span { col, ..span };
     let number = span.line.to_string();
     let pad = " ".repeat(number.len());
     let _ = writeln!(out, "  {pad} {blue}|{reset}");
@@ -181,6 +183,28 @@ impl From<String> for Diagnostic {
 impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.render(false))
+    }
+}
+
+/// Longest source line shown whole; longer ones (a 40 KB one-line document) are cut
+/// to a window around the column.
+const MAX_EXCERPT: usize = 160;
+
+/// The part of `line` to show, and the column within it.
+fn window(line: &str, col: usize) -> (String, usize) {
+    let len = line.chars().count();
+    if len <= MAX_EXCERPT {
+        return (line.to_string(), col);
+    }
+    let start = col
+        .saturating_sub(MAX_EXCERPT / 2)
+        .min(len - MAX_EXCERPT / 2);
+    let window: String = line.chars().skip(start).take(MAX_EXCERPT).collect();
+    let tail = if start + MAX_EXCERPT < len { "…" } else { "" };
+    if start == 0 {
+        (format!("{window}{tail}"), col)
+    } else {
+        (format!("…{window}{tail}"), col - start + 1)
     }
 }
 
@@ -209,6 +233,20 @@ mod tests {
         assert!(text.contains("3 |   - sned: {}"), "{text}");
         assert!(text.contains("|     ^"), "{text}");
         assert!(text.contains("hint: did you mean `send`?"), "{text}");
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_caret() {
+        let line = format!("a: {}x{}", "[".repeat(5000), "]".repeat(5000));
+        let source = SourceFile::new("a.yaml", line);
+        let text = Diagnostic::new("deep")
+            .at(&source, Span { line: 1, col: 5004 })
+            .render(false);
+        assert!(text.len() < 600, "{text}");
+        let source_line = text.lines().nth(3).unwrap();
+        let caret_line = text.lines().nth(4).unwrap();
+        let caret = caret_line.chars().count() - 1;
+        assert_eq!(source_line.chars().nth(caret), Some('x'), "{text}");
     }
 
     #[test]

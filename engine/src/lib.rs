@@ -13,6 +13,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod discover;
 pub mod ids;
+pub mod json_path;
 pub mod lifecycle;
 pub mod load;
 pub mod matcher;

@@ -42,6 +42,10 @@ pub struct StageBlock {
 /// Most iterations in flight for the arrival-rate executor when `max_vus` is not set.
 pub const DEFAULT_MAX_VUS: u64 = 1000;
 
+/// Most VUs any setting may ask for: each VU is a task with its own connections, and
+/// counts beyond this only exhaust memory (or overflow a semaphore) before anything runs.
+pub const VU_LIMIT: u64 = 1_000_000;
+
 impl LoadBlock {
     /// Read the raw `load:` block of a scenario.
     pub fn from_spec(raw: Option<&serde_json::Value>) -> Result<LoadBlock, String> {
@@ -63,6 +67,7 @@ impl LoadBlock {
     }
 
     pub fn executor(&self) -> Result<Executor, String> {
+        self.vus_within_limit()?;
         let kind = match (&self.executor, &self.stages, self.rate) {
             (Some(kind), _, _) => kind.as_str(),
             (None, Some(_), _) => "ramping-vus",
@@ -130,6 +135,30 @@ impl LoadBlock {
         }
     }
 
+    fn vus_within_limit(&self) -> Result<(), String> {
+        let stages = self
+            .stages
+            .iter()
+            .flatten()
+            .map(|s| ("stage `target`", Some(s.target)));
+        for (name, value) in [
+            ("`vus`", self.vus),
+            ("`start_vus`", self.start_vus),
+            ("`max_vus`", self.max_vus),
+        ]
+        .into_iter()
+        .chain(stages)
+        {
+            if value.is_some_and(|v| v > VU_LIMIT) {
+                return Err(format!(
+                    "{name} is at most {VU_LIMIT}, got {}",
+                    value.unwrap_or_default()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The thresholds, each checked for a known metric and a readable condition.
     pub fn thresholds(&self) -> Result<Vec<Threshold>, String> {
         self.thresholds
@@ -179,6 +208,14 @@ mod tests {
             .executor()
             .is_err());
         assert!(LoadBlock::from_spec(Some(&json!({"vsu": 3}))).is_err());
+        let huge = LoadBlock::from_spec(Some(
+            &json!({"rate": 1, "duration": "1s", "max_vus": u64::MAX}),
+        ));
+        assert!(huge
+            .unwrap()
+            .executor()
+            .unwrap_err()
+            .contains("at most 1000000"));
     }
 
     #[test]

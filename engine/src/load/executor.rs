@@ -185,7 +185,10 @@ impl Executor {
                 let mut stop = stop.clone();
                 let mut tasks = tokio::task::JoinSet::new();
                 for number in segment.numbers_from_zero() {
-                    let at = Duration::from_secs_f64(number as f64 * interval);
+                    // A tiny `rate` puts later starts past any duration (and past
+                    // what a `Duration` holds): those are simply after the end.
+                    let at = Duration::try_from_secs_f64(number as f64 * interval)
+                        .unwrap_or(Duration::MAX);
                     if at >= *duration {
                         break;
                     }

@@ -273,7 +273,7 @@ impl ScenarioContext {
 pub fn json_path(path: &str, value: &Value) -> Result<Option<Value>, Failure> {
     static PATHS: crate::memo::Memo<serde_json_path::JsonPath> = crate::memo::Memo::new();
     let parsed = PATHS
-        .get_or_try_insert(path, || serde_json_path::JsonPath::parse(path))
-        .map_err(|e| Failure::new(format!("bad JSONPath `{path}`: {e}")))?;
+        .get_or_try_insert(path, || crate::json_path::parse(path))
+        .map_err(Failure::new)?;
     Ok(parsed.query(value).first().cloned())
 }

@@ -2,8 +2,14 @@
 
 use std::time::Duration;
 
+/// The longest duration a spec, config or flag may give: a year. Deadlines are computed
+/// as `Instant::now() + duration` and JWT expiries as seconds in an `i64`; a bound far
+/// below where those overflow keeps every such sum safe, and no test waits a year.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Parse a duration written with units. A leading `-` is refused here; callers that
-/// accept negative offsets (JWT expiry) strip it themselves.
+/// accept negative offsets (JWT expiry) strip it themselves. Durations over
+/// [`MAX_DURATION`] are errors.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
@@ -34,7 +40,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             return Err(format!("`{text}` has an unknown unit; use ms, s, m or h"));
         };
         rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(number * seconds);
+        total = Duration::try_from_secs_f64(number * seconds)
+            .ok()
+            .and_then(|part| total.checked_add(part))
+            .filter(|sum| *sum <= MAX_DURATION)
+            .ok_or_else(|| format!("`{text}` is too long: durations go up to 8760h (a year)"))?;
     }
     Ok(total)
 }
@@ -84,5 +94,22 @@ mod tests {
         assert!(parse_duration("5").unwrap_err().contains("without a unit"));
         assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn overflowing_durations_are_errors_not_panics() {
+        let huge = format!("{}s", "9".repeat(400));
+        for text in [
+            "99999999999999999999999h",
+            "18446744073709551616s",
+            "8761h",
+            "8760h1ms",
+            "5000000000000000000h5000000000000000000h",
+            &huge,
+        ] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains("too long"), "{text}: {err}");
+        }
+        assert_eq!(parse_duration("8760h").unwrap(), MAX_DURATION);
     }
 }

@@ -94,11 +94,7 @@ pub fn load_file(
 
 /// YAML text → JSON value and the position of every value.
 pub fn parse_yaml(source: &Arc<SourceFile>) -> Result<(Value, SpanIndex), Vec<Diagnostic>> {
-    let node = yaml::parse(&source.text).map_err(|e| {
-        vec![Diagnostic::new(format!("invalid YAML: {}", e.message))
-            .at(source, e.span)
-            .hint("check indentation and quoting near this position")]
-    })?;
+    let node = yaml::parse(&source.text).map_err(|e| vec![e.diagnostic(source)])?;
     Ok(yaml::to_json(&node))
 }
 
@@ -509,6 +505,9 @@ impl<'a> Checker<'a> {
         if let Some(first) = cases.first() {
             self.case_keys = Some(first.values.keys().cloned().collect());
         }
+        for (pointer, problem) in super::checks::scenario(value) {
+            self.problem(&pointer, problem);
+        }
         for (name, kind) in &scenario.ids {
             self.ids.insert(name.clone());
             if !self.config.ids.contains_key(kind) {
@@ -614,6 +613,9 @@ impl<'a> Checker<'a> {
         locals.extend(outer.iter().map(String::as_str));
         let locals = locals.as_slice();
         self.templates(&step.body, pointer.clone(), locals);
+        for (at, problem) in super::checks::step(step.kind, &step.body, &pointer) {
+            self.problem(&at, problem);
+        }
         if step.kind.uses_connection() && self.library_params.is_none() {
             self.connection_ref(step.body.get("on").and_then(Value::as_str), &pointer);
         }

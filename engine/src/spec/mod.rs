@@ -2,6 +2,7 @@
 //! model the runner executes. No network, no services: only reading files.
 
 pub mod cases;
+pub mod checks;
 pub mod config;
 pub mod duration;
 pub mod library;

@@ -6,11 +6,12 @@
 //! it to `serde_json::Value` plus a pointer → position index.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
 use serde_json::{Map, Number, Value};
 
-use crate::diagnostic::Span;
+use crate::diagnostic::{Diagnostic, SourceFile, Span};
 
 /// A YAML value with the position of its first character.
 #[derive(Debug, Clone)]
@@ -36,10 +37,44 @@ pub enum NodeKind {
 pub struct YamlError {
     pub message: String,
     pub span: Span,
+    /// What to do about it, when we know better than "check indentation".
+    pub hint: Option<String>,
+}
+
+impl YamlError {
+    fn new(message: impl Into<String>, span: Span) -> Self {
+        Self {
+            message: message.into(),
+            span,
+            hint: None,
+        }
+    }
+
+    fn with_hint(mut self, hint: String) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+
+    /// The user-facing form, located in `source`.
+    pub fn diagnostic(&self, source: &Arc<SourceFile>) -> Diagnostic {
+        Diagnostic::new(format!("invalid YAML: {}", self.message))
+            .at(source, self.span)
+            .hint(
+                self.hint
+                    .as_deref()
+                    .unwrap_or("check indentation and quoting near this position"),
+            )
+    }
 }
 
 /// Aliases can multiply a document ("billion laughs"); past this many nodes we refuse.
 const MAX_NODES: usize = 200_000;
+
+/// Deepest nesting of lists and maps a document may have. Everything downstream (JSON
+/// conversion, schema validation, templating, matching, serde, drop) walks values
+/// recursively, on 2 MiB runtime threads; a bound here bounds them all. Hand-written
+/// specs and payloads stay far below it.
+pub const MAX_DEPTH: usize = 64;
 
 /// Parse one YAML document. An empty document is `Null`.
 pub fn parse(text: &str) -> Result<Node, YamlError> {
@@ -50,13 +85,17 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             None => break,
             Some(Err(error)) => {
                 let mark = error.marker();
-                return Err(YamlError {
-                    message: error.info().to_string(),
-                    span: Span {
-                        line: mark.line(),
-                        col: mark.col() + 1,
-                    },
-                });
+                let at = Span {
+                    line: mark.line(),
+                    col: mark.col() + 1,
+                };
+                if error.info() == "recursion limit exceeded" {
+                    // saphyr's own bound on `[`/`{` nesting, reached before ours.
+                    return Err(too_deep(at));
+                }
+                return Err(builder
+                    .unclosed_flow(text, at)
+                    .unwrap_or_else(|| YamlError::new(error.info().to_string(), at)));
             }
             Some(Ok((event, span))) => {
                 let at = Span {
@@ -78,7 +117,8 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
 #[derive(Default)]
 struct Builder {
     stack: Vec<(Node, usize)>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their nesting depth (an alias adds that much depth).
+    anchors: HashMap<usize, (Node, usize)>,
     root: Option<Node>,
     documents: usize,
     nodes: usize,
@@ -91,31 +131,24 @@ impl Builder {
             Event::DocumentStart(_) => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    return Err(YamlError {
-                        message: "a spec file holds one YAML document; found a second `---`".into(),
-                        span: at,
-                    });
+                    return Err(YamlError::new(
+                        "a spec file holds one YAML document; found a second `---`",
+                        at,
+                    ));
                 }
             }
             Event::StreamEnd => return Ok(true),
             Event::Scalar(text, style, anchor, tag) => {
-                let kind = resolve_scalar(&text, style, tag.as_deref().map(|t| t.suffix.as_str()));
+                let kind = resolve_scalar(&text, style, tag.as_deref().map(|t| t.suffix.as_str()))
+                    .map_err(|message| YamlError::new(message, at))?;
                 self.push(Node { span: at, kind }, anchor)?;
             }
-            Event::SequenceStart(anchor, _) => self.stack.push((
-                Node {
-                    span: at,
-                    kind: NodeKind::Seq(Vec::new()),
-                },
-                anchor,
-            )),
-            Event::MappingStart(anchor, _) => self.stack.push((
-                Node {
-                    span: at,
-                    kind: NodeKind::Map(Vec::new()),
-                },
-                anchor,
-            )),
+            Event::SequenceStart(anchor, _) => {
+                self.open(NodeKind::Seq(Vec::new()), anchor, at)?;
+            }
+            Event::MappingStart(anchor, _) => {
+                self.open(NodeKind::Map(Vec::new()), anchor, at)?;
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((node, anchor)) = self.stack.pop() {
                     if let NodeKind::Map(entries) = &node.kind {
@@ -127,10 +160,14 @@ impl Builder {
                 }
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| YamlError {
-                    message: "alias refers to an unknown anchor".into(),
-                    span: at,
-                })?;
+                let (node, depth) = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| YamlError::new("alias refers to an unknown anchor", at))?;
+                if self.stack.len() + depth > MAX_DEPTH {
+                    return Err(too_deep(at));
+                }
                 self.nodes += count_nodes(&node);
                 self.push(Node { span: at, ..node }, 0)?;
             }
@@ -139,18 +176,51 @@ impl Builder {
         Ok(false)
     }
 
+    /// Start a list or map, refusing to nest deeper than [`MAX_DEPTH`].
+    fn open(&mut self, kind: NodeKind, anchor: usize, at: Span) -> Result<(), YamlError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(too_deep(at));
+        }
+        self.stack.push((Node { span: at, kind }, anchor));
+        Ok(())
+    }
+
+    /// A syntax error inside a flow collection (`{…}`, `[…]`) that reaches past its
+    /// line almost always means the closing bracket is missing: point at the opening
+    /// one instead of at the next line, where the parser noticed.
+    fn unclosed_flow(&self, text: &str, error_at: Span) -> Option<YamlError> {
+        let (node, _) = self.stack.last()?;
+        let (open, close, what) = match char_at(text, node.span)? {
+            '{' => ('{', '}', "flow mapping"),
+            '[' => ('[', ']', "flow sequence"),
+            _ => return None,
+        };
+        if error_at.line <= node.span.line {
+            return None;
+        }
+        Some(
+            YamlError::new(
+                format!("unclosed `{open}`: this {what} has no matching `{close}`"),
+                node.span,
+            )
+            .with_hint(format!(
+                "add the missing `{close}`; the parser reached line {} still inside the {what}",
+                error_at.line
+            )),
+        )
+    }
+
     fn push(&mut self, node: Node, anchor: usize) -> Result<(), YamlError> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
-            return Err(YamlError {
-                message: format!(
-                    "document too large (over {MAX_NODES} values after expanding aliases)"
-                ),
-                span: node.span,
-            });
+            return Err(YamlError::new(
+                format!("document too large (over {MAX_NODES} values after expanding aliases)"),
+                node.span,
+            ));
         }
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            let depth = depth_of(&node);
+            self.anchors.insert(anchor, (node.clone(), depth));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
@@ -180,6 +250,35 @@ impl Builder {
     }
 }
 
+fn too_deep(at: Span) -> YamlError {
+    YamlError::new(
+        format!("nested too deeply: more than {MAX_DEPTH} levels of lists and maps"),
+        at,
+    )
+    .with_hint("flatten the structure; no spec needs this much nesting".to_string())
+}
+
+/// The character at a 1-based line and column, if there is one.
+fn char_at(text: &str, span: Span) -> Option<char> {
+    let line = text.lines().nth(span.line.checked_sub(1)?)?;
+    line.chars().nth(span.col.checked_sub(1)?)
+}
+
+/// Levels of lists and maps in `node` (a scalar is 0). Bounded by [`MAX_DEPTH`].
+fn depth_of(node: &Node) -> usize {
+    match &node.kind {
+        NodeKind::Seq(items) => 1 + items.iter().map(depth_of).max().unwrap_or(0),
+        NodeKind::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| depth_of(k).max(depth_of(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
 fn count_nodes(node: &Node) -> usize {
     match &node.kind {
         NodeKind::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
@@ -198,13 +297,13 @@ fn duplicate_key(entries: &[(Node, Node)]) -> Option<YamlError> {
     for (key, _) in entries {
         let name = key_text(key);
         if let Some(first) = seen.insert(name.clone(), key.span) {
-            return Some(YamlError {
-                message: format!(
+            return Some(YamlError::new(
+                format!(
                     "duplicate key `{name}` (first defined at line {})",
                     first.line
                 ),
-                span: key.span,
-            });
+                key.span,
+            ));
         }
     }
     None
@@ -222,23 +321,34 @@ pub fn key_text(key: &Node) -> String {
     }
 }
 
-/// YAML 1.2 core schema resolution for plain scalars; quoted ones are strings.
-fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> NodeKind {
+/// YAML 1.2 core schema resolution for plain scalars; quoted ones are strings. A number
+/// that does not fit (an integer beyond 64 bits, a float beyond `f64`) is an error, not
+/// a silently rounded or null value.
+fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<NodeKind, String> {
     if style != ScalarStyle::Plain || tag == Some("str") {
-        return NodeKind::Str(text.to_string());
+        return Ok(NodeKind::Str(text.to_string()));
     }
     match text {
-        "" | "~" | "null" | "Null" | "NULL" => return NodeKind::Null,
-        "true" | "True" | "TRUE" => return NodeKind::Bool(true),
-        "false" | "False" | "FALSE" => return NodeKind::Bool(false),
+        "" | "~" | "null" | "Null" | "NULL" => return Ok(NodeKind::Null),
+        "true" | "True" | "TRUE" => return Ok(NodeKind::Bool(true)),
+        "false" | "False" | "FALSE" => return Ok(NodeKind::Bool(false)),
         _ => {}
     }
-    if let Ok(i) = text.parse::<i64>() {
-        return NodeKind::Int(i);
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<i64>().map(NodeKind::Int).map_err(|_| {
+            format!(
+                "integer `{text}` does not fit in 64 bits (from {} to {}); quote it to use it as text",
+                i64::MIN,
+                i64::MAX
+            )
+        });
     }
     if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return NodeKind::Int(i);
+        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return i64::from_str_radix(hex, 16)
+                .map(NodeKind::Int)
+                .map_err(|_| format!("integer `{text}` does not fit in 64 bits"));
         }
     }
     let looks_numeric = text
@@ -247,10 +357,15 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> NodeKind
         && text.chars().any(|c| c.is_ascii_digit());
     if looks_numeric {
         if let Ok(f) = text.parse::<f64>() {
-            return NodeKind::Float(f);
+            if !f.is_finite() {
+                return Err(format!(
+                    "number `{text}` is out of range; quote it to use it as text"
+                ));
+            }
+            return Ok(NodeKind::Float(f));
         }
     }
-    NodeKind::Str(text.to_string())
+    Ok(NodeKind::Str(text.to_string()))
 }
 
 /// Positions of every value in a document, by JSON pointer (`/steps/3/expect`).
@@ -375,5 +490,96 @@ mod tests {
             bomb.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
         }
         assert!(parse(&bomb).unwrap_err().message.contains("too large"));
+    }
+
+    /// Every way YAML can nest, far past the limit: a located error, never a crash.
+    fn deep_documents(depth: usize) -> Vec<(&'static str, String)> {
+        let block_map: String = (0..depth)
+            .map(|i| format!("{}k:\n", " ".repeat(i)))
+            .collect();
+        let block_seq: String = (0..depth)
+            .map(|i| format!("{}-\n", " ".repeat(i * 2)))
+            .collect();
+        vec![
+            ("compact", format!("{}x\n", "- ".repeat(depth))),
+            ("block map", format!("vars:\n{block_map}")),
+            ("block seq", block_seq),
+            (
+                "flow seq",
+                format!("a: {}{}\n", "[".repeat(depth), "]".repeat(depth)),
+            ),
+            (
+                "flow map",
+                format!("a: {}1{}\n", "{k: ".repeat(depth), "}".repeat(depth)),
+            ),
+            (
+                "mixed",
+                format!(
+                    "a: {}1{}\n",
+                    "[{k: ".repeat(depth / 2),
+                    "}]".repeat(depth / 2)
+                ),
+            ),
+        ]
+    }
+
+    #[test]
+    fn any_nesting_past_the_limit_is_a_located_error() {
+        for depth in [MAX_DEPTH + 1, 300, 20_000] {
+            for (form, text) in deep_documents(depth) {
+                let err = parse(&text).unwrap_err();
+                assert!(
+                    err.message.contains("nested too deeply"),
+                    "{form} at {depth}: {err:?}"
+                );
+                assert!(err.span.line >= 1 && err.span.col >= 1, "{form}: {err:?}");
+            }
+        }
+        for (form, text) in deep_documents(MAX_DEPTH - 2) {
+            assert!(parse(&text).is_ok(), "{form} within the limit");
+        }
+    }
+
+    #[test]
+    fn aliases_count_towards_depth() {
+        let half = MAX_DEPTH / 2 + 2;
+        let text = format!(
+            "a: &x {}1{}\nb: {}*x{}\n",
+            "[".repeat(half),
+            "]".repeat(half),
+            "[".repeat(half),
+            "]".repeat(half)
+        );
+        let err = parse(&text).unwrap_err();
+        assert!(err.message.contains("nested too deeply"), "{err:?}");
+        assert_eq!(err.span.line, 2);
+    }
+
+    #[test]
+    fn numbers_that_do_not_fit_are_errors() {
+        let err = parse("a: 99999999999999999999999\n").unwrap_err();
+        assert!(err.message.contains("does not fit in 64 bits"), "{err:?}");
+        assert_eq!((err.span.line, err.span.col), (1, 4));
+        let err = parse("a:\n  - 1e999\n").unwrap_err();
+        assert!(err.message.contains("out of range"), "{err:?}");
+        assert_eq!(err.span.line, 2);
+        assert!(parse("a: 0xFFFFFFFFFFFFFFFFFF\n").is_err());
+        let (v, _) =
+            to_json(&parse("a: '99999999999999999999999'\nb: -9223372036854775808\n").unwrap());
+        assert_eq!(v["a"], "99999999999999999999999");
+        assert_eq!(v["b"], i64::MIN);
+    }
+
+    #[test]
+    fn an_unclosed_brace_is_reported_where_it_opens() {
+        let err = parse("name: x\nsteps:\n  - send: {json: {a: 1}\n  - sleep: 1s\n").unwrap_err();
+        assert!(err.message.starts_with("unclosed `{`"), "{err:?}");
+        assert_eq!((err.span.line, err.span.col), (3, 11));
+        assert!(err.hint.unwrap().contains("add the missing `}`"));
+        let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(err.message.starts_with("unclosed `[`"), "{err:?}");
+        assert_eq!((err.span.line, err.span.col), (1, 4));
+        // A flow mapping may span lines when it is closed.
+        assert!(parse("a: {b: 1,\n  c: 2}\nd: 3\n").is_ok());
     }
 }
