@@ -224,6 +224,98 @@ pub fn placeholder_problem(pattern: &str) -> Option<String> {
     Regex::new(rest).err().map(|e| e.to_string())
 }
 
+/// Every placeholder, and whether it takes an argument (`#gte 1`) or none (`#string`).
+pub const PLACEHOLDERS: &[(&str, bool)] = &[
+    ("ignore", false),
+    ("present", false),
+    ("absent", false),
+    ("null", false),
+    ("notnull", false),
+    ("string", false),
+    ("number", false),
+    ("integer", false),
+    ("boolean", false),
+    ("array", false),
+    ("object", false),
+    ("uuid", false),
+    ("regex", true),
+    ("contains", true),
+    ("gt", true),
+    ("gte", true),
+    ("lt", true),
+    ("lte", true),
+];
+
+/// A string in an expectation that starts with `#` but is no placeholder the matcher
+/// knows, or one used without its argument: it would be compared as literal text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlaceholderMisuse {
+    pub message: String,
+    pub hint: String,
+}
+
+/// Check a string in an expectation (for `engine check`). `##…` is a literal.
+pub fn placeholder_misuse(pattern: &str) -> Option<PlaceholderMisuse> {
+    let rest = pattern.strip_prefix('#')?;
+    if rest.starts_with('#') {
+        return None;
+    }
+    let (name, arg) = match rest.split_once(' ') {
+        Some((n, a)) => (n, Some(a)),
+        None => (rest, None),
+    };
+    if crate::template::is_template(name) {
+        return None; // `#{{ vars.kind }}`: known once rendered
+    }
+    let misuse = |message: String, hint: String| Some(PlaceholderMisuse { message, hint });
+    let Some(&(_, takes_arg)) = PLACEHOLDERS.iter().find(|(known, _)| *known == name) else {
+        let names = PLACEHOLDERS.iter().map(|(n, _)| *n);
+        let hint = match crate::diagnostic::did_you_mean(name, names) {
+            Some(_) => {
+                let nearest = PLACEHOLDERS
+                    .iter()
+                    .min_by_key(|(n, _)| strsim::damerau_levenshtein(name, n))
+                    .map_or("", |(n, _)| *n);
+                format!("did you mean `#{nearest}`? (write `##{rest}` for literal text)")
+            }
+            None => format!(
+                "placeholders: {}; write `##{rest}` for literal text starting with `#`",
+                PLACEHOLDERS
+                    .iter()
+                    .map(|(n, _)| format!("#{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        return misuse(format!("unknown placeholder `#{name}`"), hint);
+    };
+    match (takes_arg, arg.map(str::trim)) {
+        (true, None | Some("")) => misuse(
+            format!("`#{name}` needs an argument"),
+            match name {
+                "regex" => "e.g. `#regex ^run_`".into(),
+                "contains" => "e.g. `#contains error`".into(),
+                _ => format!("e.g. `#{name} 1`"),
+            },
+        ),
+        (false, Some(arg)) => misuse(
+            format!("`#{name}` takes no argument, so `{pattern}` would be compared as text"),
+            format!("write `#{name}` alone, or `##{rest}` for literal text (`{arg}` is extra)"),
+        ),
+        (true, Some(bound))
+            if matches!(name, "gt" | "gte" | "lt" | "lte")
+                && !crate::template::is_template(bound)
+                && bound.parse::<f64>().is_err() =>
+        {
+            misuse(
+                format!("`#{name} {bound}`: the bound must be a number"),
+                format!("e.g. `#{name} 1`"),
+            )
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +362,53 @@ mod tests {
         ));
         let diff = compare(&json!([1, 2]), Some(&json!([1])), false);
         assert!(diff[0].expected.contains("2 items"));
+    }
+
+    #[test]
+    fn misspelt_and_malformed_placeholders_are_named() {
+        let misuse = placeholder_misuse("#interger").unwrap();
+        assert_eq!(misuse.message, "unknown placeholder `#interger`");
+        assert!(
+            misuse.hint.starts_with("did you mean `#integer`?"),
+            "{misuse:?}"
+        );
+        let misuse = placeholder_misuse("#general").unwrap();
+        assert!(misuse.hint.contains("##general"), "{misuse:?}");
+        assert!(placeholder_misuse("#gte")
+            .unwrap()
+            .message
+            .contains("needs an argument"));
+        assert!(placeholder_misuse("#gte abc")
+            .unwrap()
+            .message
+            .contains("must be a number"));
+        assert!(placeholder_misuse("#uuid x")
+            .unwrap()
+            .message
+            .contains("takes no argument"));
+        for fine in [
+            "#integer",
+            "#gte 1",
+            "#regex ^a",
+            "##interger",
+            "plain",
+            "#lt {{ vars.n }}",
+        ] {
+            assert_eq!(placeholder_misuse(fine), None, "{fine}");
+        }
+        // Every placeholder the check knows, the matcher knows (and the other way round).
+        for (name, takes_arg) in PLACEHOLDERS {
+            let pattern = if *takes_arg {
+                format!("#{name} 1")
+            } else {
+                format!("#{name}")
+            };
+            assert!(
+                placeholder(&pattern, Some(&json!(1))).is_some(),
+                "{pattern}"
+            );
+        }
+        assert!(placeholder("#interger", Some(&json!(1))).is_none());
     }
 
     #[test]

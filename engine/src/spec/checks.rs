@@ -1,5 +1,6 @@
 //! Checks of spec contents that the schema cannot express and that need another
-//! module's knowledge: durations in range, JSONPaths of captures. The checker in `load.rs` calls these and
+//! module's knowledge: durations in range, JSONPaths of captures, placeholders the
+//! matcher knows in the fields it matches, `assert_db` queries that only read. The checker in `load.rs` calls these and
 //! locates each problem by the JSON pointer returned with it.
 
 use serde_json::Value;
@@ -31,7 +32,99 @@ pub fn step(kind: StepKind, body: &Value, pointer: &str) -> Vec<Located> {
         }
     }
     captures(body, pointer, &mut out);
+    for field in expectation_fields(kind) {
+        for (at, value) in fields(body, pointer, field) {
+            placeholders(value, at, &mut out);
+        }
+    }
+    if kind == StepKind::AssertDb {
+        if let Some(query) = body.get("query").and_then(Value::as_str) {
+            if let Some(why) = super::sql::not_a_read(query) {
+                out.push((
+                    format!("{pointer}/query"),
+                    Diagnostic::new(format!("`assert_db` only reads, and this query does not: {why}"))
+                        .hint("change data in a `sql` step; `assert_db` runs its query again while it waits (`eventually`)"),
+                ));
+            }
+        }
+    }
     out
+}
+
+/// Fields of a step body that the matcher compares (so placeholders are meaningful),
+/// as paths; `*` is every item of a list.
+fn expectation_fields(kind: StepKind) -> &'static [&'static str] {
+    match kind {
+        StepKind::Expect => &["match", "sequence/*/match", "unordered/*/match"],
+        StepKind::ExpectNone => &["match"],
+        StepKind::ExpectClose => &["reason"],
+        StepKind::AssertDb => &["rows", "row", "row_count"],
+        StepKind::AssertRedis => &[
+            "string",
+            "hash",
+            "hash_exact",
+            "set",
+            "set_contains",
+            "set_excludes",
+            "list",
+            "zset",
+            "stream/entries",
+            "stream/last",
+            "stream/length",
+            "length",
+        ],
+        StepKind::Http => &["response"],
+        _ => &[],
+    }
+}
+
+/// The values at `path` under `value`, each with its pointer.
+fn fields<'v>(value: &'v Value, pointer: &str, path: &str) -> Vec<(String, &'v Value)> {
+    let Some((head, rest)) = path.split_once('/').or(Some((path, ""))) else {
+        return Vec::new();
+    };
+    let children: Vec<(String, &Value)> = match (head, value) {
+        ("*", Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (format!("{pointer}/{i}"), item))
+            .collect(),
+        (key, Value::Object(map)) => map
+            .get(key)
+            .map(|item| (format!("{pointer}/{}", pointer_escape(key)), item))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    };
+    if rest.is_empty() {
+        return children;
+    }
+    children
+        .into_iter()
+        .flat_map(|(at, child)| fields(child, &at, rest))
+        .collect()
+}
+
+/// A string starting with `#` in an expectation must be a placeholder (or `##`).
+fn placeholders(value: &Value, pointer: String, out: &mut Vec<Located>) {
+    match value {
+        Value::String(text) => {
+            if let Some(misuse) = crate::matcher::placeholder_misuse(text) {
+                out.push((pointer, Diagnostic::new(misuse.message).hint(misuse.hint)));
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                placeholders(item, format!("{pointer}/{i}"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                placeholders(item, format!("{pointer}/{}", pointer_escape(key)), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Every `capture:` path must parse, as it will at run time.

@@ -830,8 +830,14 @@ impl<'a> Checker<'a> {
                     ),
                 ),
                 Ok(names) => {
-                    for name in names {
-                        self.name_in_scope(&name, &pointer, locals);
+                    // Unknown filters and functions; a called name is reported there.
+                    let calls = super::template_calls::calls(s).unwrap_or_default();
+                    let defined = |n: &str| !names.iter().any(|x| x == n) || locals.contains(&n);
+                    for problem in super::template_calls::problems(&calls, &defined) {
+                        self.problem(&pointer, problem);
+                    }
+                    for name in names.iter().filter(|n| !calls.functions.contains(*n)) {
+                        self.name_in_scope(name, &pointer, locals);
                     }
                 }
             },

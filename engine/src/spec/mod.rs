@@ -9,4 +9,6 @@ pub mod library;
 pub mod load;
 pub mod model;
 pub mod profile;
+pub mod sql;
+pub mod template_calls;
 pub mod yaml;

@@ -140,7 +140,10 @@ impl Builder {
             Event::StreamEnd => return Ok(true),
             Event::Scalar(text, style, anchor, tag) => {
                 let kind = resolve_scalar(&text, style, tag.as_deref().map(|t| t.suffix.as_str()))
-                    .map_err(|message| YamlError::new(message, at))?;
+                    .map_err(|message| {
+                        YamlError::new(message, at)
+                            .with_hint("quote it to use it as text: '…'".to_string())
+                    })?;
                 self.push(Node { span: at, kind }, anchor)?;
             }
             Event::SequenceStart(anchor, _) => {
@@ -338,7 +341,7 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<N
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse::<i64>().map(NodeKind::Int).map_err(|_| {
             format!(
-                "integer `{text}` does not fit in 64 bits (from {} to {}); quote it to use it as text",
+                "integer `{text}` does not fit in 64 bits (from {} to {})",
                 i64::MIN,
                 i64::MAX
             )
@@ -358,9 +361,7 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<N
     if looks_numeric {
         if let Ok(f) = text.parse::<f64>() {
             if !f.is_finite() {
-                return Err(format!(
-                    "number `{text}` is out of range; quote it to use it as text"
-                ));
+                return Err(format!("number `{text}` is out of range"));
             }
             return Ok(NodeKind::Float(f));
         }
