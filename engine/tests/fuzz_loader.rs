@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use engine::diagnostic::SourceFile;
 use engine::spec::config::SuiteConfig;
+use engine::spec::library::Library;
 use engine::spec::load::load_str;
 use engine::spec::model::{self, Scenario, Step, StepKind};
 use engine::{matcher, template};
@@ -90,13 +91,32 @@ fn suite_config() -> &'static Arc<SuiteConfig> {
     })
 }
 
+/// The suite's library steps, which the real specs call.
+fn suite_library() -> &'static Library {
+    static LIBRARY: OnceLock<Library> = OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let (library, problems) = Library::load(suite_config());
+        assert!(
+            problems.is_empty(),
+            "the suite's library loads: {problems:?}"
+        );
+        library
+    })
+}
+
 /// Every spec in `specs/`: its path (files it names resolve from there) and text.
 fn real_specs() -> &'static Vec<(PathBuf, String)> {
     static SPECS: OnceLock<Vec<(PathBuf, String)>> = OnceLock::new();
     SPECS.get_or_init(|| {
         let files = engine::discover::spec_files(&[repo().join("specs")]).expect("specs/ lists");
+        // Library steps are not specs; they are loaded with the suite's library.
+        let library: Vec<PathBuf> = Library::files(suite_config())
+            .iter()
+            .filter_map(|f| std::fs::canonicalize(f).ok())
+            .collect();
         let specs: Vec<(PathBuf, String)> = files
             .into_iter()
+            .filter(|f| std::fs::canonicalize(f).map_or(true, |f| !library.contains(&f)))
             .filter_map(|f| std::fs::read_to_string(&f).ok().map(|t| (f, t)))
             .collect();
         assert!(specs.len() > 20, "the real specs are found");
@@ -130,21 +150,28 @@ fn real_config_text() -> &'static str {
 
 /// Load and check a spec; when it passes, do what `run` does with it before any I/O.
 fn exercise_spec(text: &str) {
-    exercise_spec_at(&random_spec_path(), text, plain_config());
+    exercise_spec_at(
+        &random_spec_path(),
+        text,
+        plain_config(),
+        &Library::default(),
+    );
 }
 
 /// The same, for an edited real spec (at its own path, so the files it names exist).
 fn exercise_mutated_spec(input: &str) {
     let (path, text) = input.split_once('\n').unwrap_or_default();
-    exercise_spec_at(Path::new(path), text, suite_config());
+    exercise_spec_at(Path::new(path), text, suite_config(), suite_library());
 }
 
-fn exercise_spec_at(path: &Path, text: &str, config: &Arc<SuiteConfig>) {
+fn exercise_spec_at(path: &Path, text: &str, config: &Arc<SuiteConfig>, library: &Library) {
     let source = SourceFile::new(path, text);
-    match load_str(source, config) {
-        Ok(scenario) => {
+    match load_str(source, config, library) {
+        Ok(scenarios) => {
             ACCEPTED.with(|a| a.set(a.get() + 1));
-            exercise_run(&scenario, config)
+            for scenario in &scenarios {
+                exercise_run(scenario, config);
+            }
         }
         Err(problems) => {
             assert!(!problems.is_empty(), "a failed load names its problems");
@@ -162,8 +189,9 @@ fn exercise_config(text: &str) {
         Ok(config) => {
             let _ = config.env_values();
             let config = Arc::new(config);
+            let (library, _) = Library::load(&config);
             let (path, spec) = &real_specs()[text.len() % real_specs().len()];
-            exercise_spec_at(path, spec, &config);
+            exercise_spec_at(path, spec, &config, &library);
         }
         Err(problem) => {
             let _ = problem.render(false);
@@ -225,7 +253,9 @@ fn exercise_body(kind: StepKind, body: &Value) {
         StepKind::StartProcess => typed::<model::StartProcessStep>(body),
         StepKind::StopProcess => typed::<model::StopProcessStep>(body),
         StepKind::Each => typed::<model::EachStep>(body),
-        StepKind::Sleep => {}
+        StepKind::Assert => typed::<model::AssertStep>(body),
+        // A library step's own steps are loaded (and fuzzed) with the library.
+        StepKind::Sleep | StepKind::Call => {}
     }
     // Every string as a duration, every value as an expectation against itself and
     // against nothing, every capture path parsed and queried.
@@ -956,8 +986,8 @@ fn the_real_specs_reach_the_run_time_part() {
     let config = suite_config();
     for (path, text) in real_specs() {
         let source = SourceFile::new(path, text.as_str());
-        match load_str(source, config) {
-            Ok(scenario) => exercise_run(&scenario, config),
+        match load_str(source, config, suite_library()) {
+            Ok(scenarios) => scenarios.iter().for_each(|s| exercise_run(s, config)),
             Err(problems) => panic!("{}: {}", path.display(), problems[0]),
         }
     }

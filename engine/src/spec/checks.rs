@@ -74,6 +74,7 @@ fn expectation_fields(kind: StepKind) -> &'static [&'static str] {
             "length",
         ],
         StepKind::Http => &["response"],
+        StepKind::Assert => &["match"],
         _ => &[],
     }
 }
