@@ -102,6 +102,10 @@ pub struct RunArgs {
     /// and last 100 of each connection with a count of the rest; `all` keeps every frame.
     #[arg(long, value_name = "WHICH", value_parser = ["failed", "all"], default_value = "failed")]
     pub report_frames: String,
+    /// Write a self-contained HTML report: filters, and per scenario a timeline of its
+    /// steps and of the frames on each connection.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// Run the command; the process's exit code.
@@ -367,6 +371,9 @@ fn listeners(args: &RunArgs) -> Vec<Box<dyn Listener>> {
     }
     if let Some(path) = &args.json {
         listeners.push(Box::new(crate::report::json::JsonReport::new(path.clone())));
+    }
+    if let Some(path) = &args.html {
+        listeners.push(Box::new(crate::report::html::HtmlReport::new(path.clone())));
     }
     if std::env::var_os("GITHUB_ACTIONS").is_some() {
         listeners.push(Box::new(crate::report::github::GithubAnnotations {

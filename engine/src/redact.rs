@@ -133,7 +133,25 @@ impl Redactor {
         }
     }
 
-    /// Everything an attempt holds as text: failures, frames, minted IDs.
+    /// Every string in a JSON value, keys included.
+    pub fn value(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => self.redact_in_place(text),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut item) in entries {
+                    self.value(&mut item);
+                    map.insert(self.redact(&key).into_owned(), item);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    /// Everything an attempt holds as text: failures, frames, step labels and what
+    /// state assertions saw, minted IDs.
     pub fn attempt(&self, attempt: &mut Attempt) {
         if let Some(failure) = &mut attempt.failure {
             self.diagnostic(failure);
@@ -145,6 +163,17 @@ impl Redactor {
         for frame in &mut attempt.frames {
             self.redact_in_place(&mut frame.data);
             self.redact_in_place(&mut frame.connection);
+            if let Some(violation) = &mut frame.schema_violation {
+                self.redact_in_place(violation);
+            }
+        }
+        for step in &mut attempt.steps {
+            self.redact_in_place(&mut step.label);
+            for seen in &mut step.observations {
+                self.redact_in_place(&mut seen.target);
+                self.value(&mut seen.expected);
+                self.value(&mut seen.actual);
+            }
         }
         for (connection, count) in std::mem::take(&mut attempt.frames_omitted) {
             *attempt

@@ -96,22 +96,33 @@ impl From<&Attempt> for AttemptEntry {
     }
 }
 
-pub struct JsonReport {
-    path: PathBuf,
+/// The report's content as the run goes: the JSON report writes it as it is, the HTML
+/// report embeds it.
+pub struct Entries {
     started_at: String,
     scenarios: Vec<ScenarioEntry>,
 }
 
-impl JsonReport {
-    pub fn new(path: PathBuf) -> Self {
+impl Default for Entries {
+    fn default() -> Self {
         Self {
-            path,
             started_at: chrono::Utc::now().to_rfc3339(),
             scenarios: Vec::new(),
         }
     }
+}
 
-    fn write(&self, summary: Option<&Summary>) {
+impl Entries {
+    pub fn push(&mut self, report: &ScenarioReport) {
+        self.scenarios.push(Self::entry(report));
+    }
+
+    pub fn started_at(&self) -> &str {
+        &self.started_at
+    }
+
+    /// The document; `summary` once the run finished.
+    pub fn to_json(&self, summary: Option<&Summary>) -> serde_json::Result<String> {
         let document = Document {
             format: FORMAT,
             version: VERSION,
@@ -120,19 +131,7 @@ impl JsonReport {
             summary,
             scenarios: &self.scenarios,
         };
-        let text = match serde_json::to_string(&document) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot serialize the JSON report: {e}");
-                return;
-            }
-        };
-        if let Err(e) = write_atomically(&self.path, text.as_bytes()) {
-            eprintln!(
-                "error: cannot write JSON report {}: {e}",
-                self.path.display()
-            );
-        }
+        serde_json::to_string(&document)
     }
 
     fn entry(report: &ScenarioReport) -> ScenarioEntry {
@@ -153,12 +152,42 @@ impl JsonReport {
     }
 }
 
+pub struct JsonReport {
+    path: PathBuf,
+    entries: Entries,
+}
+
+impl JsonReport {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            entries: Entries::default(),
+        }
+    }
+
+    fn write(&self, summary: Option<&Summary>) {
+        let text = match self.entries.to_json(summary) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot serialize the JSON report: {e}");
+                return;
+            }
+        };
+        if let Err(e) = write_atomically(&self.path, text.as_bytes()) {
+            eprintln!(
+                "error: cannot write JSON report {}: {e}",
+                self.path.display()
+            );
+        }
+    }
+}
+
 impl Listener for JsonReport {
     fn on_event(&mut self, event: &RunEvent<'_>) {
         match event {
             RunEvent::Started { .. } => self.write(None),
             RunEvent::ScenarioFinished(report) => {
-                self.scenarios.push(Self::entry(report));
+                self.entries.push(report);
                 self.write(None);
             }
             RunEvent::Finished(summary) => self.write(Some(summary)),

@@ -1,12 +1,14 @@
-//! Listeners on the runner's events: the console, JUnit XML, the JSON report and
-//! GitHub Actions annotations. File reports are rewritten whole (to a temporary file,
-//! then renamed) after every finished scenario, so an interrupted run still leaves a
-//! valid report of what finished.
+//! Listeners on the runner's events: the console, JUnit XML, the JSON report, the HTML
+//! report and GitHub Actions annotations. File reports are rewritten whole (to a
+//! temporary file, then renamed) as scenarios finish, so an interrupted run still leaves
+//! a valid report of what finished. [`page`] is the look every HTML page shares.
 
 pub mod console;
 pub mod github;
+pub mod html;
 pub mod json;
 pub mod junit;
+pub mod page;
 
 use std::path::Path;
 

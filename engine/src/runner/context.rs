@@ -76,6 +76,8 @@ pub struct ScenarioContext {
     pub stop: super::stop::RunStop,
     /// Set when a stop request, not a failure, ended the steps.
     pub interrupted: bool,
+    /// What the running step's state assertions saw; moved to its record when it ends.
+    pub observations: Vec<super::observed::Observation>,
 }
 
 /// The scope of a library call in progress: its parameters and its own variables.
@@ -148,9 +150,7 @@ impl ScenarioContext {
         body: &Value,
         locals: &[(&str, Value)],
     ) -> Result<T, Failure> {
-        let rendered = self.render_value(body, locals)?;
-        serde_json::from_value(rendered)
-            .map_err(|e| Failure::new(format!("invalid step after templating: {e}")))
+        typed(self.render_value(body, locals)?)
     }
 
     pub fn connection(&self, on: Option<&str>) -> Result<Arc<Connection>, Failure> {
@@ -244,6 +244,13 @@ impl ScenarioContext {
         self.service_url(&self.config.redis, name, "REDIS_URL", "Redis server")
     }
 
+    /// Keep what a state assertion saw, for the step's record (a bounded number).
+    pub fn observed(&mut self, observation: super::observed::Observation) {
+        if self.observations.len() < super::observed::KEPT_PER_STEP {
+            self.observations.push(observation);
+        }
+    }
+
     /// Store captures from a value: name → JSONPath.
     pub fn capture(
         &mut self,
@@ -267,6 +274,12 @@ impl ScenarioContext {
         }
         Ok(())
     }
+}
+
+/// A rendered step body read as its typed form.
+pub fn typed<T: DeserializeOwned>(rendered: Value) -> Result<T, Failure> {
+    serde_json::from_value(rendered)
+        .map_err(|e| Failure::new(format!("invalid step after templating: {e}")))
 }
 
 /// First value a JSONPath finds.

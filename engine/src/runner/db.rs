@@ -10,7 +10,8 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::Postgres;
 
-use super::context::{Failure, ScenarioContext, StepResult};
+use super::context::{typed, Failure, ScenarioContext, StepResult};
+use super::observed::{Observation, Store};
 use super::poll::poll;
 use crate::matcher::compare;
 use crate::spec::model::{AssertDbStep, SqlStep};
@@ -235,14 +236,28 @@ pub fn mismatch_failure(message: &str, mismatches: &[crate::matcher::Mismatch]) 
 }
 
 pub async fn assert_db(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: AssertDbStep = ctx.render(body, &[])?;
+    let rendered = ctx.render_value(body, &[])?;
+    let step: AssertDbStep = typed(rendered.clone())?;
     let deadline = step.eventually.unwrap_or(Duration::ZERO);
-    let rows = poll(deadline, || async {
+    // The last rows read, shown in reports whether the check passed or not.
+    let seen = std::sync::Mutex::new(Value::Null);
+    let outcome = poll(deadline, || async {
+        *seen.lock().unwrap_or_else(|p| p.into_inner()) = Value::Null;
         let rows = rows(ctx, &step).await?;
+        *seen.lock().unwrap_or_else(|p| p.into_inner()) = Value::Array(rows.clone());
         check(&step, &rows)?;
         Ok(rows)
     })
-    .await?;
+    .await;
+    let actual = seen.into_inner().unwrap_or_else(|p| p.into_inner());
+    ctx.observed(Observation::new(
+        Store::Postgres,
+        &step.query,
+        &rendered,
+        actual,
+        outcome.is_ok(),
+    ));
+    let rows = outcome?;
     if !step.capture.is_empty() {
         ctx.capture(&step.capture, &Value::Array(rows))?;
     }

@@ -403,6 +403,7 @@ fn between_failure(
     );
     match between {
         Between::Frame(frame, mismatches) => {
+            ctx.transcript.failed(&connection.name, frame.number);
             let lines: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
             Failure::new(head).note(format!(
                 "frame #{} arrived instead: {}\n{}",
@@ -412,6 +413,7 @@ fn between_failure(
             ))
         }
         Between::Taken(number) => {
+            ctx.transcript.failed(&connection.name, *number);
             let text = ctx
                 .transcript
                 .received_on(&connection.name)
@@ -437,7 +439,9 @@ fn take(
     if let (Some(meter), Some(latency)) = (ctx.transcript.meter(), frame.since_last_sent) {
         meter.event_latency(latency);
     }
+    ctx.transcript.taken(&connection.name, frame.number);
     if let Some(violation) = &frame.schema_violation {
+        ctx.transcript.failed(&connection.name, frame.number);
         // Reported here, precisely; don't report it again at the step boundary.
         let mut state = connection
             .inbox
@@ -498,6 +502,7 @@ fn timeout_failure(
             (!same_type, m.len())
         });
     if let Some((frame, mismatches)) = nearest {
+        ctx.transcript.failed(&connection.name, frame.number);
         let lines: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
         failure = failure.note(format!(
             "nearest candidate (frame #{}): {}\n{}",
@@ -568,12 +573,15 @@ pub async fn expect_none(ctx: &mut ScenarioContext, body: &Value) -> StepResult 
     })
     .await;
     match found {
-        Ok(frame) => Err(Failure::new(format!(
-            "{} arrived on `{}`, and none should have",
-            describe(&pattern),
-            connection.name
-        ))
-        .note(format!("event: {}", frame.text))),
+        Ok(frame) => {
+            ctx.transcript.failed(&connection.name, frame.number);
+            Err(Failure::new(format!(
+                "{} arrived on `{}`, and none should have",
+                describe(&pattern),
+                connection.name
+            ))
+            .note(format!("event: {}", frame.text)))
+        }
         // Closed: nothing more can arrive, so nothing matching did.
         Err(_) => Ok(()),
     }

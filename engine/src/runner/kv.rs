@@ -6,8 +6,9 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use serde_json::{json, Map, Value};
 
-use super::context::{Failure, ScenarioContext, StepResult};
+use super::context::{typed, Failure, ScenarioContext, StepResult};
 use super::db::mismatch_failure;
+use super::observed::{Observation, Store};
 use super::poll::poll;
 use crate::matcher::compare;
 use crate::spec::model::{AssertRedisStep, RedisStep};
@@ -262,7 +263,12 @@ fn is_empty_value(value: &Value) -> bool {
 }
 
 /// Check a key once; returns the value as JSON (for captures).
-async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Result<Value, Failure> {
+/// `seen` gets the value read, for reports.
+async fn check_key(
+    conn: &mut ConnectionManager,
+    step: &AssertRedisStep,
+    seen: &std::sync::Mutex<Value>,
+) -> Result<Value, Failure> {
     let key = Value::String(step.key.clone());
     // One round trip where the expectation implies the type: read the value with that
     // type's command (Redis keeps no empty collections, so empty means absent); only a
@@ -321,6 +327,7 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
         Some(value) => value,
         None => fetch(conn, &key_type, &key).await?,
     };
+    *seen.lock().unwrap_or_else(|p| p.into_inner()) = value.clone();
     if let Some(expected) = &step.string {
         expect_match(
             &format!("string `{}` does not match", step.key),
@@ -491,15 +498,30 @@ async fn check_key(conn: &mut ConnectionManager, step: &AssertRedisStep) -> Resu
 }
 
 pub async fn assert_redis(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: AssertRedisStep = ctx.render(body, &[])?;
+    let rendered = ctx.render_value(body, &[])?;
+    let step: AssertRedisStep = typed(rendered.clone())?;
     let conn = connection(ctx, step.server.as_deref()).await?;
     let window = step.eventually.unwrap_or(Duration::ZERO);
-    let value = poll(window, || {
+    let seen = std::sync::Mutex::new(Value::Null);
+    let outcome = poll(window, || {
         let mut conn = conn.clone();
         let step = &step;
-        async move { check_key(&mut conn, step).await }
+        let seen = &seen;
+        async move {
+            *seen.lock().unwrap_or_else(|p| p.into_inner()) = Value::Null;
+            check_key(&mut conn, step, seen).await
+        }
     })
-    .await?;
+    .await;
+    let actual = seen.into_inner().unwrap_or_else(|p| p.into_inner());
+    ctx.observed(Observation::new(
+        Store::Redis,
+        &step.key,
+        &rendered,
+        actual,
+        outcome.is_ok(),
+    ));
+    let value = outcome?;
     if !step.capture.is_empty() {
         ctx.capture(&step.capture, &value)?;
     }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod jwt;
 pub mod kv;
 pub mod meter;
+pub mod observed;
 pub mod poll;
 pub mod process_group;
 pub mod resources;

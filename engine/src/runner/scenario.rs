@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::context::{Failure, RunEnv, ScenarioContext, StepResult};
 use super::meter::SharedMeter;
+use super::observed::Observation;
 use super::resources::Resources;
 use super::stop::RunStop;
 use super::transcript::{FrameRecord, Keep, Transcript};
@@ -38,8 +39,49 @@ pub struct StepRecord {
     pub index: usize,
     pub kind: StepKind,
     pub line: usize,
+    /// The step as written, on one line and cut short (redacted like everything else).
+    pub label: String,
     pub status: Status,
+    /// When the step started, in milliseconds since the attempt started: the clock of
+    /// its frames' `at_ms`.
+    pub at_ms: f64,
     pub duration_ms: f64,
+    /// What its state assertions expected and found.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub observations: Vec<Observation>,
+}
+
+impl StepRecord {
+    fn new(index: usize, step: &Step, status: Status, at_ms: f64, duration_ms: f64) -> Self {
+        Self {
+            index,
+            kind: step.kind,
+            line: step.span.line,
+            label: label(step),
+            status,
+            at_ms,
+            duration_ms,
+            observations: Vec::new(),
+        }
+    }
+}
+
+/// A step as one short line: its kind (a library step's name) and its body.
+fn label(step: &Step) -> String {
+    const MAX: usize = 160;
+    let name = match (&step.call, step.kind) {
+        (Some(library), _) => library.name.clone(),
+        (None, kind) => serde_json::to_value(kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+    };
+    let body = match &step.body {
+        Value::Null => String::new(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    crate::text::truncate(format!("{name} {body}").trim_end(), MAX)
 }
 
 /// The result of one attempt at a scenario, already redacted (see [`crate::redact`]).
@@ -136,6 +178,8 @@ impl ScenarioRun {
         let mut ctx = self.context(ids.clone());
         let mut records = Vec::new();
         let failure = self.run_steps(&mut ctx, &mut records).await;
+        // Frames from here on (closing, teardown) belong to no step.
+        ctx.transcript.step_ended();
         let teardown = self.teardown(&mut ctx).await;
         let status = if ctx.interrupted {
             Status::Interrupted
@@ -161,7 +205,8 @@ impl ScenarioRun {
         // mode) skips building a matcher for them.
         let holds_text = attempt.failure.is_some()
             || !attempt.teardown_failures.is_empty()
-            || !attempt.frames.is_empty();
+            || !attempt.frames.is_empty()
+            || attempt.steps.iter().any(|s| !s.observations.is_empty());
         let redactor = if holds_text {
             self.run_env.redactor.with(&ctx.presented)
         } else {
@@ -193,6 +238,7 @@ impl ScenarioRun {
             cleanups: Vec::new(),
             stop: self.stop.clone(),
             interrupted: false,
+            observations: Vec::new(),
         }
     }
 
@@ -212,15 +258,13 @@ impl ScenarioRun {
             Ok(Err(failure)) => Some(failure),
             Err(_) => {
                 let span = current.map(|(_, s)| s).unwrap_or(Span { line: 1, col: 1 });
-                if let Some((index, span)) = current {
+                if let Some((index, _)) = current {
                     if let Some(step) = self.scenario.steps.get(index) {
-                        records.push(StepRecord {
-                            index,
-                            kind: step.kind,
-                            line: span.line,
-                            status: Status::Failed,
-                            duration_ms: 0.0,
-                        });
+                        let at_ms = records.last().map_or(0.0, |r| r.at_ms + r.duration_ms);
+                        let took = ctx.transcript.elapsed_ms() - at_ms;
+                        let mut record = StepRecord::new(index, step, Status::Failed, at_ms, took);
+                        record.observations = std::mem::take(&mut ctx.observations);
+                        records.push(record);
                     }
                 }
                 let failure = Failure::new(format!(
@@ -363,19 +407,18 @@ async fn run_body(
             return Err(interrupted(ctx, step.span));
         }
         *current = Some((index, step.span));
-        let started = Instant::now();
+        ctx.transcript.step_started(index);
+        let at_ms = ctx.transcript.elapsed_ms();
         let result = run_step(ctx, step).await;
-        records.push(StepRecord {
-            index,
-            kind: step.kind,
-            line: step.span.line,
-            status: match &result {
-                Ok(()) => Status::Passed,
-                Err(_) if ctx.interrupted => Status::Interrupted,
-                Err(_) => Status::Failed,
-            },
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        });
+        let status = match &result {
+            Ok(()) => Status::Passed,
+            Err(_) if ctx.interrupted => Status::Interrupted,
+            Err(_) => Status::Failed,
+        };
+        let duration_ms = ctx.transcript.elapsed_ms() - at_ms;
+        let mut record = StepRecord::new(index, step, status, at_ms, duration_ms);
+        record.observations = std::mem::take(&mut ctx.observations);
+        records.push(record);
         result?;
     }
     *current = None;

@@ -3,8 +3,13 @@
 //! connection keeps its first and last frames and counts the ones in between, so a
 //! flood costs neither memory nor report size. It also feeds the run's [`Meter`] (load
 //! mode), since every frame passes through it.
+//!
+//! For timelines it knows which step is running (a frame sent belongs to it), and
+//! steps mark received frames by their arrival number: the step that took a frame, the
+//! frame that failed an expectation. Marks on frames not kept are dropped with them.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,7 +33,25 @@ pub struct FrameRecord {
     /// Milliseconds since the scenario started.
     pub at_ms: f64,
     pub data: String,
+    /// The step (top-level index) that sent this frame, or that took it from the inbox;
+    /// `None` for frames no step took, and for frames outside the steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// Why this received event breaks its JSON Schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_violation: Option<String>,
+    /// This frame failed an expectation: the nearest candidate of one that timed out,
+    /// one that broke a strict sequence, one `expect_none` forbade, one whose schema
+    /// failed the step that took it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+    /// Arrival order among the connection's received frames, from 0.
+    #[serde(skip)]
+    pub number: Option<usize>,
 }
+
+/// No step is running.
+const NO_STEP: usize = usize::MAX;
 
 /// How many frames a transcript keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +76,8 @@ pub struct Kept {
 #[derive(Default)]
 struct ConnectionLog {
     head: Vec<(u64, FrameRecord)>,
+    /// Where received frame `n` is in `head`, for the first received frames.
+    head_received: Vec<usize>,
     tail: VecDeque<(u64, FrameRecord)>,
     omitted: u64,
     /// Received and closed frames seen, kept or not.
@@ -72,6 +97,8 @@ pub struct Transcript {
     log: Arc<Mutex<Log>>,
     keep: Keep,
     meter: Option<SharedMeter>,
+    /// The top-level step running ([`NO_STEP`] outside the steps).
+    step: Arc<AtomicUsize>,
 }
 
 impl Transcript {
@@ -81,6 +108,56 @@ impl Transcript {
             log: Arc::default(),
             keep,
             meter: None,
+            step: Arc::new(AtomicUsize::new(NO_STEP)),
+        }
+    }
+
+    /// Milliseconds since the attempt started: the clock of every `at_ms`.
+    pub fn elapsed_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Top-level step `index` is running: frames sent from now on are its own.
+    pub fn step_started(&self, index: usize) {
+        self.step.store(index, Ordering::Relaxed);
+    }
+
+    /// No step is running any more (teardown).
+    pub fn step_ended(&self) {
+        self.step.store(NO_STEP, Ordering::Relaxed);
+    }
+
+    fn current_step(&self) -> Option<usize> {
+        Some(self.step.load(Ordering::Relaxed)).filter(|s| *s != NO_STEP)
+    }
+
+    /// The running step took received frame `number` of `connection` from its inbox.
+    pub fn taken(&self, connection: &str, number: usize) {
+        let step = self.current_step();
+        self.mark(connection, number, |f| f.step = step);
+    }
+
+    /// Received frame `number` of `connection` failed an expectation.
+    pub fn failed(&self, connection: &str, number: usize) {
+        self.mark(connection, number, |f| f.failed = true);
+    }
+
+    /// Change received frame `number` of `connection`, if it is kept.
+    fn mark(&self, connection: &str, number: usize, change: impl FnOnce(&mut FrameRecord)) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = log.connections.get_mut(connection) else {
+            return;
+        };
+        let frame = match entry.head_received.get(number) {
+            Some(&at) => entry.head.get_mut(at).map(|(_, f)| f),
+            None => entry
+                .tail
+                .iter_mut()
+                .map(|(_, f)| f)
+                .find(|f| f.number == Some(number)),
+        };
+        if let Some(frame) = frame {
+            change(frame);
         }
     }
 
@@ -95,7 +172,42 @@ impl Transcript {
         self.meter.as_ref()
     }
 
+    /// A frame sent (by the running step) or a close.
     pub fn record(&self, connection: &str, direction: Direction, data: &str) {
+        let step = match direction {
+            Direction::Sent => self.current_step(),
+            Direction::Received | Direction::Closed => None,
+        };
+        self.push(connection, direction, data, step, None, None);
+    }
+
+    /// Received frame `number` of `connection` (arrival order, from 0).
+    pub fn record_received(
+        &self,
+        connection: &str,
+        number: usize,
+        data: &str,
+        schema_violation: Option<&str>,
+    ) {
+        self.push(
+            connection,
+            Direction::Received,
+            data,
+            None,
+            schema_violation,
+            Some(number),
+        );
+    }
+
+    fn push(
+        &self,
+        connection: &str,
+        direction: Direction,
+        data: &str,
+        step: Option<usize>,
+        schema_violation: Option<&str>,
+        number: Option<usize>,
+    ) {
         if let Some(meter) = &self.meter {
             match direction {
                 Direction::Sent => meter.frame_sent(),
@@ -111,8 +223,12 @@ impl Transcript {
         let record = FrameRecord {
             connection: connection.to_string(),
             direction,
-            at_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            at_ms: self.elapsed_ms(),
             data: data.to_string(),
+            step,
+            schema_violation: schema_violation.map(str::to_string),
+            failed: false,
+            number,
         };
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         let seq = log.next;
@@ -128,6 +244,9 @@ impl Transcript {
             entry.received += 1;
         }
         if entry.head.len() < each_end {
+            if number == Some(entry.head_received.len()) {
+                entry.head_received.push(entry.head.len());
+            }
             entry.head.push((seq, record));
             return;
         }
@@ -205,6 +324,29 @@ mod tests {
         assert_eq!(t.received_count("b"), 0);
         let received: Vec<String> = t.received_on("a").into_iter().map(|f| f.data).collect();
         assert_eq!(received, ["a0", "a1", "a8", "a9"]);
+    }
+
+    #[test]
+    fn marks_reach_kept_frames_by_arrival_number_and_sent_frames_know_their_step() {
+        let t = Transcript::new(Keep::Ends(2));
+        t.step_started(3);
+        t.record("a", Direction::Sent, "s");
+        for n in 0..6 {
+            t.record_received("a", n, &format!("r{n}"), (n == 5).then_some("bad"));
+        }
+        t.taken("a", 1);
+        t.failed("a", 5);
+        t.taken("a", 2); // not kept: no effect
+        t.step_ended();
+        t.record("a", Direction::Sent, "late");
+        let kept = t.kept();
+        let by_data = |d: &str| kept.frames.iter().find(|f| f.data == d).unwrap().clone();
+        assert_eq!(by_data("s").step, Some(3));
+        assert_eq!(by_data("r1").step, Some(3));
+        assert_eq!(by_data("r0").step, None);
+        assert!(by_data("r5").failed && by_data("r5").schema_violation.as_deref() == Some("bad"));
+        assert_eq!(by_data("late").step, None);
+        assert!(kept.frames.iter().all(|f| f.data != "r2"));
     }
 
     #[test]

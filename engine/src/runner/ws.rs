@@ -308,6 +308,7 @@ async fn read_frames(
     name: String,
     last_sent: Arc<AtomicU64>,
 ) {
+    let mut received = 0;
     let closed = loop {
         let (text, binary) = match stream.next().await {
             Some(Ok(Message::Text(text))) => (text.to_string(), false),
@@ -344,7 +345,6 @@ async fn read_frames(
                 nanos_since_origin(arrived).saturating_sub(sent),
             )),
         };
-        transcript.record(&name, Direction::Received, &text);
         let json: Option<Value> = if binary {
             None
         } else {
@@ -359,10 +359,13 @@ async fn read_frames(
             (Some(schemas), Some(t), Some(j)) => schemas.violation(t, j, rules.require_schemas),
             _ => None,
         };
+        // The reader alone counts arrivals: its count is the inbox's.
+        let number = received;
+        received += 1;
+        transcript.record_received(&name, number, &text, schema_violation.as_deref());
         {
             let mut state = inbox.state.lock().unwrap_or_else(|p| p.into_inner());
-            let number = state.received;
-            state.received += 1;
+            state.received = received;
             if let Some(v) = &schema_violation {
                 state.violations.push(v.clone());
             }
