@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Everything CI checks, on a fresh Debian machine or a developer's:
 #   1. Postgres (127.0.0.1:5432, trust, database `test`) and Redis (127.0.0.1:6379)
-#      answer; where they don't, install (apt-get) and start them.
+#      answer; where they don't, install (apt-get) and start them; headless Chromium
+#      (the HTML report's browser test) is installed where missing.
 #   2. formatting and clippy;
 #   3. the Rust tests (engine and reference backend, against the real services);
 #   4. `engine check specs/` and `engine run specs/` against the reference backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
+bash scripts/browser.sh
 
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check

@@ -310,6 +310,10 @@ mod tests {
                 direction: Direction::Received,
                 at_ms: 1.5,
                 data: r#"{"n":1}"#.into(),
+                step: None,
+                schema_violation: None,
+                failed: false,
+                number: Some(0),
             }],
             frames_omitted: [("c".to_string(), 11)].into_iter().collect(),
         };
@@ -320,6 +324,16 @@ mod tests {
         assert_eq!(attempt.failure.unwrap().message, "got ***");
         assert_eq!(attempt.teardown_failures[0].message, "teardown ***");
         assert_eq!(attempt.frames_omitted["c"], 11);
+    }
+
+    #[test]
+    fn json_values_lose_secrets_in_strings_and_keys_only() {
+        let mut value = serde_json::json!({"k3y": ["a k3y", 1, true, null, {"n": "k3y"}]});
+        Redactor::new(["k3y"]).value(&mut value);
+        assert_eq!(
+            value,
+            serde_json::json!({"***": ["a ***", 1, true, null, {"n": "***"}]})
+        );
     }
 
     #[test]

@@ -141,7 +141,7 @@ async fn the_html_report_shows_the_failure_first_with_its_failing_frame_in_chrom
         .expect("the failing frame scrolled into view");
     browser.eval("scrollTo(0, 0)").await.unwrap();
     browser
-        .screenshot(&screenshots().join("failure-first.png"))
+        .screenshot(&screenshots().join("failure-first.png"), true)
         .await
         .unwrap();
 
@@ -178,7 +178,7 @@ async fn the_html_report_shows_the_failure_first_with_its_failing_frame_in_chrom
         .await
         .unwrap();
     browser
-        .screenshot(&screenshots().join("flaky-side-by-side.png"))
+        .screenshot(&screenshots().join("flaky-side-by-side.png"), true)
         .await
         .unwrap();
 

@@ -1,7 +1,7 @@
 //! Nothing secret in anything the engine writes: scenarios present tokens every way
 //! (header, query, subprotocol, message, HTTP bearer), servers echo them back in frames,
-//! HTTP bodies and error text, and every output — stdout, stderr, GitHub annotations,
-//! JUnit, JSON — is searched for the raw values.
+//! HTTP bodies, error text and stored state, and every output — stdout, stderr, GitHub
+//! annotations, JUnit, JSON, HTML — is searched for the raw values.
 
 mod common;
 
@@ -97,8 +97,9 @@ fn write_suite(ws: &str, http: &str, closed: u16, s: &Secrets) -> Suite {
     suite.spec(
         "engine.yaml",
         &format!(
-            "env:\n  WS_URL: {ws}\n  HTTP_ECHO: {http}\n  CLOSED: \"{closed}\"\n  DATABASE_URL: \"{db_url}\"\n  SIGNING: {signing}\n  SHORT: {short}\n  OPAQUE: {opaque}\n  URL_PASSWORD: {url_password}\nsecrets: [SIGNING, SHORT, EXTRA]\nauth:\n  jwt: {{ secret: \"{{{{ env.SIGNING }}}}\" }}\ndatabases:\n  default: \"{{{{ env.DATABASE_URL }}}}\"\ntimeouts: {{ step: 2s, scenario: 20s }}\n",
+            "env:\n  WS_URL: {ws}\n  HTTP_ECHO: {http}\n  CLOSED: \"{closed}\"\n  DATABASE_URL: \"{db_url}\"\n  REDIS_URL: {redis_url}\n  SIGNING: {signing}\n  SHORT: {short}\n  OPAQUE: {opaque}\n  URL_PASSWORD: {url_password}\nsecrets: [SIGNING, SHORT, EXTRA]\nauth:\n  jwt: {{ secret: \"{{{{ env.SIGNING }}}}\" }}\ndatabases:\n  default: \"{{{{ env.DATABASE_URL }}}}\"\ntimeouts: {{ step: 2s, scenario: 20s }}\n",
             signing = s.signing,
+            redis_url = common::REDIS_URL,
             short = s.short,
             opaque = s.opaque,
             url_password = s.url_password,
@@ -140,6 +141,11 @@ fn write_suite(ws: &str, http: &str, closed: u16, s: &Secrets) -> Suite {
         "g_sql_error.yaml",
         "name: a server error quotes a secret\nsteps:\n  - sql: { query: 'SELECT * FROM \"no_such_table_{{ env.SIGNING }}_{{ env.SHORT }}\"' }\n",
     );
+    // A state assertion reads a secret back from Redis: what it found is reported.
+    suite.spec(
+        "h_redis_holds_a_secret.yaml",
+        &format!("name: redis holds a secret\nsteps:\n  - redis: {{ command: [SET, \"redaction:{key}\", \"{{{{ env.SIGNING }}}}\"] }}\n  - assert_redis: {{ key: \"redaction:{key}\", string: \"{{{{ env.SIGNING }}}}\" }}\nteardown:\n  - redis: [DEL, \"redaction:{key}\"]\n", key = fresh()),
+    );
     suite
 }
 
@@ -153,6 +159,7 @@ async fn no_output_holds_a_secret_or_a_token() {
     let out = tempfile::tempdir().unwrap();
     let junit = out.path().join("junit.xml");
     let json = out.path().join("report.json");
+    let html = out.path().join("report.html");
     let (code, stdout, stderr) = run_engine_async(
         vec![
             "run".into(),
@@ -161,6 +168,8 @@ async fn no_output_holds_a_secret_or_a_token() {
             junit.display().to_string(),
             "--json".into(),
             json.display().to_string(),
+            "--html".into(),
+            html.display().to_string(),
             // Passing scenarios' frames too.
             "--report-frames".into(),
             "all".into(),
@@ -171,11 +180,12 @@ async fn no_output_holds_a_secret_or_a_token() {
         ],
     )
     .await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
     let junit = std::fs::read_to_string(&junit).unwrap();
     let json = std::fs::read_to_string(&json).unwrap();
-    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let html = std::fs::read_to_string(&html).unwrap();
     // The scenarios did what they are for: the secrets reached the outputs' sources.
-    assert!(stdout.contains("1 passed, 6 failed"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("2 passed, 6 failed"), "{stdout}\n{stderr}");
     for expected in [
         "relation \"no_such_table_***_***\" does not exist",
         "HTTP 401",
@@ -211,12 +221,29 @@ async fn no_output_holds_a_secret_or_a_token() {
             .any(|f| f.contains("*** *** *** postgres://postgres:***@")),
         "the echoed secrets were not recorded: {frames:?}"
     );
+    let seen = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "redis holds a secret")
+        .map(|s| s["attempts"][0]["steps"][1]["observations"][0].clone())
+        .unwrap();
+    assert_eq!(
+        (&seen["expected"]["string"], &seen["actual"]),
+        (&serde_json::json!("***"), &serde_json::json!("***")),
+        "what the assertion saw is reported, redacted: {seen}"
+    );
+    assert!(
+        html.contains(r#""observations":[{"store":"redis""#),
+        "the HTML report embeds the same data"
+    );
     for (what, value) in secrets.all() {
         for (output, text) in [
             ("stdout", &stdout),
             ("stderr", &stderr),
             ("JUnit", &junit),
             ("JSON", &json),
+            ("HTML", &html),
         ] {
             assert!(
                 !text.contains(value),

@@ -85,6 +85,17 @@ async fn junit_and_json_reports_parse_back_with_the_documented_schema() {
     assert!(frames
         .iter()
         .any(|f| f["direction"] == "received" && f["data"].as_str().unwrap().contains("hello")));
+    // The timeline's material: which step sent a frame, the frame that failed the
+    // expectation (the nearest candidate), when each step started.
+    let say = frames.iter().find(|f| f["direction"] == "sent").unwrap();
+    assert_eq!(say["step"], 1, "{say}");
+    let nearest: Vec<_> = frames.iter().filter(|f| f["failed"] == true).collect();
+    assert_eq!(nearest.len(), 1, "{frames:?}");
+    assert!(nearest[0]["data"].as_str().unwrap().contains("\"echo\""));
+    assert!(nearest[0].get("step").is_none(), "no step took it");
+    let steps = fail["attempts"][0]["steps"].as_array().unwrap();
+    assert!(steps[2]["label"].as_str().unwrap().starts_with("expect {"));
+    assert!(steps[2]["at_ms"].as_f64().unwrap() >= steps[1]["at_ms"].as_f64().unwrap());
     let failure = &fail["attempts"][0]["failure"];
     assert_eq!(failure["line"], 5);
     assert!(failure["file"].as_str().unwrap().ends_with("b/fail.yaml"));

@@ -1,9 +1,11 @@
 //! `--plot FILE.svg|FILE.html`: event-latency percentiles and throughput over time, as
-//! a self-contained SVG (no scripts, fonts or network), or an HTML page holding it.
+//! a self-contained SVG (no scripts, fonts or network), or an HTML page holding it in
+//! the look of the run report (`crate::report::page`).
 
 use std::fmt::Write as _;
 
 use super::metrics::{LoadResult, SecondPoint};
+use crate::report::page::palette;
 
 const WIDTH: f64 = 960.0;
 const PANEL_HEIGHT: f64 = 220.0;
@@ -61,14 +63,16 @@ fn panel(svg: &mut String, top: f64, title: &str, unit: &str, seconds: f64, line
     );
     let _ = writeln!(
         svg,
-        r##"<rect x="{LEFT}" y="{top}" width="{plot_width}" height="{PANEL_HEIGHT}" fill="none" stroke="#888"/>"##
+        r##"<rect x="{LEFT}" y="{top}" width="{plot_width}" height="{PANEL_HEIGHT}" fill="none" stroke="{}"/>"##,
+        palette::MUTED
     );
     let mut tick = 0.0;
     while tick <= y_max + step / 2.0 {
         let _ = writeln!(
             svg,
-            r##"<line x1="{LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{} {unit}</text>"##,
+            r##"<line x1="{LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="{}"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{} {unit}</text>"##,
             LEFT + plot_width,
+            palette::LINE,
             LEFT - 6.0,
             y(tick) + 4.0,
             format_number(tick),
@@ -148,7 +152,7 @@ pub fn svg(result: &LoadResult) -> String {
     let seconds = points.last().map_or(result.duration_s, |p| p.second as f64);
     let height = TOP + 3.0 * PANEL_HEIGHT + 2.0 * GAP + 40.0;
     let mut svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif">
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif" fill="{ink}">
 <rect width="100%" height="100%" fill="white"/>
 <text x="{LEFT}" y="20" font-size="15">{}</text>
 "##,
@@ -159,7 +163,8 @@ pub fn svg(result: &LoadResult) -> String {
             result.iterations.rate,
             result.failures.count,
             result.event_latency.p99_ms
-        ))
+        )),
+        ink = palette::INK,
     );
     let latency = |pick: fn(&SecondPoint) -> f64| {
         series_of(points, move |p| {
@@ -175,7 +180,7 @@ pub fn svg(result: &LoadResult) -> String {
         &[
             Line {
                 label: "p50",
-                color: "#1b9e77",
+                color: palette::PASS,
                 points: latency(|p| p.event_latency.p50_ms),
             },
             Line {
@@ -204,12 +209,12 @@ pub fn svg(result: &LoadResult) -> String {
         &[
             Line {
                 label: "iterations/s",
-                color: "#1f78b4",
+                color: palette::SENT,
                 points: series_of(points, |p| Some(p.iterations as f64)),
             },
             Line {
                 label: "failures/s",
-                color: "#e31a1c",
+                color: palette::FAIL,
                 points: series_of(points, |p| Some(p.failures as f64)),
             },
         ],
@@ -223,12 +228,12 @@ pub fn svg(result: &LoadResult) -> String {
         &[
             Line {
                 label: "sent/s",
-                color: "#33a02c",
+                color: palette::SENT,
                 points: series_of(points, |p| Some(p.frames_sent as f64)),
             },
             Line {
                 label: "received/s",
-                color: "#6a3d9a",
+                color: palette::RECEIVED,
                 points: series_of(points, |p| Some(p.frames_received as f64)),
             },
         ],
@@ -237,14 +242,59 @@ pub fn svg(result: &LoadResult) -> String {
     svg
 }
 
-/// An HTML page with the SVG inline and the summary below it.
+/// An HTML page in the run report's look ([`crate::report::page`]): the counts that
+/// matter as chips, the SVG inline, the summary below it.
 pub fn html(result: &LoadResult, summary: &str) -> String {
-    format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body style=\"font-family: sans-serif\">\n{}<pre>{}</pre>\n</body></html>\n",
-        escape(&result.scenario),
+    use crate::report::page::{escape as html_escape, Chip, Page};
+    let broken = result.thresholds.iter().filter(|t| !t.passed).count();
+    let mut chips = vec![
+        Chip::text(format!(
+            "{} iterations, {:.1}/s",
+            result.iterations.count, result.iterations.rate
+        )),
+        Chip::count("failed", result.failures.count as usize, "failed"),
+        Chip::text(format!(
+            "event latency p99 {:.1} ms",
+            result.event_latency.p99_ms
+        )),
+    ];
+    if !result.thresholds.is_empty() {
+        let (class, count, what) = match broken {
+            0 => ("passed", result.thresholds.len(), "held"),
+            n => ("failed", n, "broken"),
+        };
+        let plural = if count == 1 { "" } else { "s" };
+        chips.push(Chip {
+            class,
+            text: format!("{count} threshold{plural} {what}"),
+            zero: false,
+        });
+    }
+    let meta = format!(
+        "engine load · {} · {:.1} s{}",
+        result.file,
+        result.duration_s,
+        if result.interrupted {
+            " · interrupted"
+        } else {
+            ""
+        }
+    );
+    let body = format!(
+        "<div class=\"panel\"><figure class=\"plot\">{}</figure></div>\n\
+         <div class=\"panel\"><h2>Summary</h2><pre>{}</pre></div>\n",
         svg(result),
-        escape(summary)
-    )
+        html_escape(summary)
+    );
+    Page {
+        title: &result.scenario,
+        meta: &meta,
+        chips,
+        extra_style: "",
+        body: &body,
+        script: "",
+    }
+    .render()
 }
 
 /// The plot for `path`: HTML for `.html`/`.htm`, SVG otherwise.
@@ -298,9 +348,12 @@ mod tests {
     }
 
     #[test]
-    fn html_embeds_the_svg() {
-        let page = render_for(std::path::Path::new("x.html"), &result(), "summary");
-        assert!(page.contains("<svg") && page.contains("<pre>summary</pre>"));
+    fn html_embeds_the_svg_in_the_run_reports_look() {
+        let page = render_for(std::path::Path::new("x.html"), &result(), "a < b");
+        assert!(page.contains("<svg") && page.contains("<pre>a &lt; b</pre>"));
+        assert!(page.contains(crate::report::page::STYLE));
+        assert!(page.contains("<header class=\"bar\"><h1>a &lt;b&gt; &amp; c</h1>"));
+        assert!(page.contains("<span class=\"chip failed zero\">0 failed</span>"));
         assert!(!page.contains("<script"));
     }
 

@@ -8,6 +8,18 @@ use std::fmt::Write as _;
 /// The stylesheet every page carries.
 pub const STYLE: &str = include_str!("assets/style.css");
 
+/// The colours of [`STYLE`]'s variables, for drawings that cannot use CSS (the load
+/// plot's SVG, which is also written alone).
+pub mod palette {
+    pub const PASS: &str = "#1b9e55";
+    pub const FAIL: &str = "#d62c2c";
+    pub const SENT: &str = "#2f6fd6";
+    pub const RECEIVED: &str = "#6a3d9a";
+    pub const MUTED: &str = "#687385";
+    pub const LINE: &str = "#dde1e7";
+    pub const INK: &str = "#1d2430";
+}
+
 /// Text as HTML (element content or a quoted attribute value).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -125,6 +137,21 @@ mod tests {
         assert!(page.contains("<p>body</p>"));
         for external in ["<link", "src=", "@import", "url(", "http://", "https://"] {
             assert!(!page.contains(external), "{external} in {page}");
+        }
+    }
+
+    #[test]
+    fn the_palette_is_the_stylesheets() {
+        for (name, colour) in [
+            ("--pass", palette::PASS),
+            ("--fail", palette::FAIL),
+            ("--sent", palette::SENT),
+            ("--received", palette::RECEIVED),
+            ("--muted", palette::MUTED),
+            ("--line", palette::LINE),
+            ("--ink", palette::INK),
+        ] {
+            assert!(STYLE.contains(&format!("{name}: {colour};")), "{name}");
         }
     }
 

@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn marks_reach_kept_frames_by_arrival_number_and_sent_frames_know_their_step() {
-        let t = Transcript::new(Keep::Ends(2));
+        let t = Transcript::new(Keep::Ends(3));
         t.step_started(3);
         t.record("a", Direction::Sent, "s");
         for n in 0..6 {

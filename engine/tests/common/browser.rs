@@ -119,6 +119,15 @@ impl Browser {
 
     /// Send a command; its result, or the error it answered.
     pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
+        self.call_within(method, params, COMMAND_DEADLINE).await
+    }
+
+    async fn call_within(
+        &mut self,
+        method: &str,
+        params: Value,
+        within: Duration,
+    ) -> Result<Value, String> {
         self.next_id += 1;
         let id = self.next_id;
         let command = json!({"id": id, "method": method, "params": params});
@@ -126,7 +135,7 @@ impl Browser {
             .send(Message::text(command.to_string()))
             .await
             .map_err(|e| format!("{method}: {e}"))?;
-        let deadline = tokio::time::Instant::now() + COMMAND_DEADLINE;
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let message = self.next_message(deadline, method).await?;
             if message["id"] == json!(id) {
@@ -197,10 +206,15 @@ impl Browser {
 
     /// Evaluate `expression` in the page (promises awaited); its value.
     pub async fn eval(&mut self, expression: &str) -> Result<Value, String> {
+        self.eval_within(expression, COMMAND_DEADLINE).await
+    }
+
+    async fn eval_within(&mut self, expression: &str, within: Duration) -> Result<Value, String> {
         let answer = self
-            .call(
+            .call_within(
                 "Runtime.evaluate",
                 json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+                within,
             )
             .await?;
         if let Some(details) = answer.get("exceptionDetails") {
@@ -219,18 +233,19 @@ impl Browser {
              else requestAnimationFrame(check); }})(); }})",
             ms = within.as_millis()
         );
-        match self.eval(&script).await? {
+        // The page gives up at `within`; this side a little later.
+        match self.eval_within(&script, within + COMMAND_DEADLINE).await? {
             Value::Null => Err(format!("`{condition}` not true within {within:?}")),
             value => Ok(value),
         }
     }
 
-    /// A PNG of the whole page (beyond the viewport) at `path`.
-    pub async fn screenshot(&mut self, path: &Path) -> Result<(), String> {
+    /// A PNG at `path` of the viewport, or of the whole page.
+    pub async fn screenshot(&mut self, path: &Path, whole_page: bool) -> Result<(), String> {
         let shot = self
             .call(
                 "Page.captureScreenshot",
-                json!({"format": "png", "captureBeyondViewport": true}),
+                json!({"format": "png", "captureBeyondViewport": whole_page}),
             )
             .await?;
         let data = shot["data"].as_str().ok_or("no screenshot data")?;
