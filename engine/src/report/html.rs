@@ -71,6 +71,7 @@ pub fn render(json: &str, started_at: &str, summary: Option<&Summary>) -> String
             Chip::count("flaky", s.flaky, "flaky"),
             Chip::count("passed", s.passed, "passed"),
             Chip::count("skipped", s.skipped, "skipped"),
+            Chip::count("not_run", s.interrupted, "interrupted"),
             Chip::count("not_run", s.not_run, "not run"),
             Chip::text(format!("{} total", s.total)),
         ],

@@ -4,7 +4,8 @@
 "use strict";
 (function () {
   var data = JSON.parse(document.getElementById("report-data").textContent);
-  var ORDER = { failed: 0, flaky: 1, passed: 2, skipped: 3 };
+  var ORDER = { failed: 0, interrupted: 1, flaky: 2, passed: 3, skipped: 4 };
+  var VERDICTS = ["failed", "interrupted", "flaky", "passed", "skipped"];
   // Failed scenarios drawn open at the start (the rest open on a click).
   var OPEN_AT_START = 3;
 
@@ -31,10 +32,11 @@
     return JSON.stringify(value, null, 2);
   }
 
-  // Failed first, then flaky, passed, skipped; in file order within each.
+  // Failed first, then interrupted, flaky, passed, skipped; in file order within each.
+  function rank(s) { return s.verdict in ORDER ? ORDER[s.verdict] : VERDICTS.length; }
   var scenarios = data.scenarios.map(function (s, i) { s.key = i; return s; });
   scenarios.sort(function (a, b) {
-    return (ORDER[a.verdict] - ORDER[b.verdict]) || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0) || (a.iteration - b.iteration);
+    return (rank(a) - rank(b)) || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0) || (a.iteration - b.iteration);
   });
 
   // ---- filters
@@ -46,7 +48,9 @@
   search.id = "search";
   filters.appendChild(search);
   var verdicts = {};
-  ["failed", "flaky", "passed", "skipped"].forEach(function (v) {
+  VERDICTS.forEach(function (v) {
+    var n = scenarios.filter(function (s) { return s.verdict === v; }).length;
+    if (!n && v === "interrupted") return;
     var label = el("label", "toggle");
     var box = el("input");
     box.type = "checkbox";
@@ -54,7 +58,6 @@
     box.id = "show-" + v;
     verdicts[v] = box;
     label.appendChild(box);
-    var n = scenarios.filter(function (s) { return s.verdict === v; }).length;
     label.appendChild(el("span", "chip " + v + (n ? "" : " zero"), v + " " + n));
     filters.appendChild(label);
   });
@@ -113,7 +116,7 @@
     var shown = 0;
     rows.forEach(function (row) {
       var s = row.scenario;
-      var visible = verdicts[s.verdict].checked &&
+      var visible = (!verdicts[s.verdict] || verdicts[s.verdict].checked) &&
         (!folders.value || folder(s.file) === folders.value) &&
         (!tags.value || s.tags.indexOf(tags.value) >= 0) &&
         (!text || row.haystack.indexOf(text) >= 0);
