@@ -168,10 +168,10 @@ pub async fn run(
     run_until(plan, options, resources, listeners, &RunStop::default()).await
 }
 
-/// [`run`], until `stop` asks otherwise. A graceful stop starts nothing new and cancels
-/// running scenarios at their next wait (they tear down and are reported interrupted).
-/// An immediate stop returns at once, reporting the scenarios still running as stopped
-/// with their teardown unfinished.
+/// [`run`], until `stop` asks otherwise. A graceful stop starts nothing new and ends
+/// running scenarios at their next step or wait (they tear down and are reported
+/// interrupted). An immediate stop returns at once, reporting the scenarios still
+/// running as stopped with their teardown unfinished.
 pub async fn run_until(
     plan: Vec<Planned>,
     options: RunOptions,
@@ -180,79 +180,113 @@ pub async fn run_until(
     stop: &RunStop,
 ) -> Summary {
     let started = Instant::now();
-    let total = plan.len();
     let jobs = options.jobs.max(1);
-    emit(listeners, &RunEvent::Started { total, jobs });
-    let plan = Arc::new(plan);
+    emit(
+        listeners,
+        &RunEvent::Started {
+            total: plan.len(),
+            jobs,
+        },
+    );
+    let mut progress = Progress::new(Arc::new(plan));
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    let launcher = tokio::spawn(launch(plan.clone(), options, resources, stop.clone(), tx));
-    let mut summary = Summary {
-        total,
-        ..Summary::default()
-    };
-    let mut running: BTreeMap<usize, Running> = BTreeMap::new();
-    let mut finished = 0;
+    let launcher = tokio::spawn(launch(
+        progress.plan.clone(),
+        options,
+        resources,
+        stop.clone(),
+        tx,
+    ));
     loop {
-        let message = tokio::select! {
+        tokio::select! {
             biased;
             () = stop.immediate() => break,
             message = rx.recv() => match message {
-                Some(message) => message,
+                Some(message) => progress.handle(message, listeners),
                 None => break,
             },
-        };
-        match message {
-            Message::Started(index) => {
-                running.insert(
-                    index,
-                    Running {
-                        since: Instant::now(),
-                        ids: Map::new(),
-                    },
-                );
-                emit(
-                    listeners,
-                    &RunEvent::ScenarioStarted {
-                        index,
-                        planned: &plan[index],
-                    },
-                )
-            }
-            Message::Attempting(index, ids) => {
-                if let Some(entry) = running.get_mut(&index) {
-                    entry.ids = ids;
-                }
-            }
-            Message::Finished(report) => {
-                running.remove(&report.index);
-                finished += 1;
-                summary.tally(&report);
-                emit(listeners, &RunEvent::ScenarioFinished(&report));
-            }
         }
     }
     if stop.is_immediate() {
         // Dropping the tasks drops their processes (each kills its group) and folders.
         launcher.abort();
-        for (index, entry) in running {
-            let attempt = Attempt::stopped_at_once(entry.ids, entry.since.elapsed(), &stop.cause());
-            let report = ScenarioReport {
-                index,
-                planned: plan[index].clone(),
-                verdict: Verdict::Interrupted,
-                attempts: vec![attempt],
-            };
-            finished += 1;
-            summary.tally(&report);
-            emit(listeners, &RunEvent::ScenarioFinished(&report));
+        // What finished before the stop is reported as it was.
+        while let Ok(message) = rx.try_recv() {
+            progress.handle(message, listeners);
         }
+        progress.stopped_at_once(&stop.cause(), listeners);
     } else {
         let _ = launcher.await;
     }
-    summary.not_run = total - finished;
+    let mut summary = progress.summary;
+    summary.not_run = summary.total - progress.finished;
     summary.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     emit(listeners, &RunEvent::Finished(&summary));
     summary
+}
+
+/// What the run's messages have told so far.
+struct Progress {
+    plan: Arc<Vec<Planned>>,
+    summary: Summary,
+    running: BTreeMap<usize, Running>,
+    finished: usize,
+}
+
+impl Progress {
+    fn new(plan: Arc<Vec<Planned>>) -> Self {
+        Progress {
+            summary: Summary {
+                total: plan.len(),
+                ..Summary::default()
+            },
+            plan,
+            running: BTreeMap::new(),
+            finished: 0,
+        }
+    }
+
+    fn handle(&mut self, message: Message, listeners: &mut [Box<dyn Listener>]) {
+        match message {
+            Message::Started(index) => {
+                let since = Instant::now();
+                let ids = Map::new();
+                self.running.insert(index, Running { since, ids });
+                let planned = &self.plan[index];
+                emit(listeners, &RunEvent::ScenarioStarted { index, planned });
+            }
+            Message::Attempting(index, ids) => {
+                if let Some(entry) = self.running.get_mut(&index) {
+                    entry.ids = ids;
+                }
+            }
+            Message::Finished(report) => self.finish(&report, listeners),
+        }
+    }
+
+    fn finish(&mut self, report: &ScenarioReport, listeners: &mut [Box<dyn Listener>]) {
+        self.running.remove(&report.index);
+        self.finished += 1;
+        self.summary.tally(report);
+        emit(listeners, &RunEvent::ScenarioFinished(report));
+    }
+
+    /// Report every scenario still running as stopped, its teardown not done.
+    fn stopped_at_once(&mut self, cause: &str, listeners: &mut [Box<dyn Listener>]) {
+        for (index, entry) in std::mem::take(&mut self.running) {
+            let report = ScenarioReport {
+                index,
+                planned: self.plan[index].clone(),
+                verdict: Verdict::Interrupted,
+                attempts: vec![Attempt::stopped_at_once(
+                    entry.ids,
+                    entry.since.elapsed(),
+                    cause,
+                )],
+            };
+            self.finish(&report, listeners);
+        }
+    }
 }
 
 /// Start planned scenarios as permits free up, until the plan is done, `--fail-fast`
