@@ -354,3 +354,26 @@ steps:
     );
     assert!(errors.contains("bad_credentials.yaml:4:"), "{errors}");
 }
+
+#[tokio::test]
+async fn a_value_that_fails_after_rendering_is_reported_at_its_field() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "field.yaml",
+        r#"
+name: field
+vars: { method: sideways }
+steps:
+  - connect:
+      url: "{{ env.WS_URL }}/echo"
+      authenticate:
+        token: abc
+        as: "{{ vars.method }}"
+"#,
+    );
+    let outcomes = suite.run().await;
+    let failure = &outcomes[0].failure;
+    assert!(failure.contains("`authenticate.as`"), "{failure}");
+    assert!(failure.contains("field.yaml:9:13"), "{failure}");
+}

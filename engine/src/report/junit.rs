@@ -234,6 +234,7 @@ mod tests {
             steps: Vec::new(),
             teardown: Vec::new(),
             load: None,
+            index: Default::default(),
             case: None,
         })
     }

@@ -21,6 +21,7 @@ pub async fn call(ctx: &mut ScenarioContext, step: &Step) -> Located {
         .clone()
         .ok_or_else(|| Failure::new("a library call without its library step"))?;
     let caller = ctx.source().clone();
+    ctx.step_at = Some(step.pointer.clone());
     let (params, keep_as) =
         bind(ctx, &library, &step.body).map_err(|f| f.at_if_unlocated(&caller, step.span))?;
     let cleanup = ctx.cleanups.len();

@@ -70,6 +70,9 @@ pub struct ScenarioContext {
     pub presented: Vec<String>,
     /// Library calls in progress, innermost last: each has its own scope.
     pub frames: Vec<Frame>,
+    /// The JSON pointer of the step running now, in its own file: a value that fails
+    /// after rendering is reported at its field.
+    pub step_at: Option<String>,
     /// Cleanup registered by library calls, run in reverse order at teardown.
     pub cleanups: Vec<Cleanup>,
     /// A requested stop ends the steps at their next boundary or wait.
@@ -139,18 +142,51 @@ impl ScenarioContext {
         }
         let ctx = self.template_context(locals);
         template::render_value(body, &ctx).map_err(|e| {
-            Failure::new(format!("template error at `{}`: {}", e.pointer, e.message))
-                .hint("check the names used: ids.<name>, vars.<name>, env.<NAME>")
+            let failure = Failure::new(format!("template error at `{}`: {}", e.pointer, e.message))
+                .hint("check the names used: ids.<name>, vars.<name>, env.<NAME>");
+            self.at_field(failure, &e.pointer)
         })
     }
 
-    /// Render a step body and read it as its typed form.
+    /// Render a step body and read it as its typed form; a field that does not fit is
+    /// reported at its own position.
     pub fn render<T: DeserializeOwned>(
         &self,
         body: &Value,
         locals: &[(&str, Value)],
     ) -> Result<T, Failure> {
-        typed(self.render_value(body, locals)?)
+        self.typed(self.render_value(body, locals)?)
+    }
+
+    /// A rendered step body read as its typed form; a field that does not fit is
+    /// reported at its own position.
+    pub fn typed<T: DeserializeOwned>(&self, rendered: Value) -> Result<T, Failure> {
+        serde_path_to_error::deserialize(rendered).map_err(|e| {
+            let field = field_pointer(e.path());
+            let failure = Failure::new(format!(
+                "invalid step after templating: {}{}",
+                if field.is_empty() {
+                    String::new()
+                } else {
+                    format!("`{}`: ", e.path())
+                },
+                e.inner()
+            ));
+            self.at_field(failure, &field)
+        })
+    }
+
+    /// Locate a failure at a field of the running step (a pointer relative to its body).
+    pub fn at_field(&self, failure: Failure, field: &str) -> Failure {
+        let Some(step) = &self.step_at else {
+            return failure;
+        };
+        let index = match self.frames.last() {
+            Some(frame) => &frame.library.index,
+            None => &self.scenario.index,
+        };
+        let span = index.lookup(&format!("{step}{field}"));
+        failure.at(self.source(), span)
     }
 
     pub fn connection(&self, on: Option<&str>) -> Result<Arc<Connection>, Failure> {
@@ -276,12 +312,6 @@ impl ScenarioContext {
     }
 }
 
-/// A rendered step body read as its typed form.
-pub fn typed<T: DeserializeOwned>(rendered: Value) -> Result<T, Failure> {
-    serde_json::from_value(rendered)
-        .map_err(|e| Failure::new(format!("invalid step after templating: {e}")))
-}
-
 /// First value a JSONPath finds.
 pub fn json_path(path: &str, value: &Value) -> Result<Option<Value>, Failure> {
     static PATHS: crate::memo::Memo<serde_json_path::JsonPath> = crate::memo::Memo::new();
@@ -289,4 +319,21 @@ pub fn json_path(path: &str, value: &Value) -> Result<Option<Value>, Failure> {
         .get_or_try_insert(path, || crate::json_path::parse(path))
         .map_err(Failure::new)?;
     Ok(parsed.query(value).first().cloned())
+}
+
+/// A serde path (`authenticate.as`, `headers[0]`) as a JSON pointer (`/authenticate/as`).
+fn field_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Map { key } => {
+                pointer.push('/');
+                pointer.push_str(&crate::spec::yaml::pointer_escape(key));
+            }
+            Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    pointer
 }

@@ -10,7 +10,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::Postgres;
 
-use super::context::{typed, Failure, ScenarioContext, StepResult};
+use super::context::{Failure, ScenarioContext, StepResult};
 use super::observed::{Observation, Store};
 use super::poll::poll;
 use crate::matcher::compare;
@@ -237,7 +237,7 @@ pub fn mismatch_failure(message: &str, mismatches: &[crate::matcher::Mismatch]) 
 
 pub async fn assert_db(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let rendered = ctx.render_value(body, &[])?;
-    let step: AssertDbStep = typed(rendered.clone())?;
+    let step: AssertDbStep = ctx.typed(rendered.clone())?;
     let deadline = step.eventually.unwrap_or(Duration::ZERO);
     // The last rows read, shown in reports whether the check passed or not.
     let seen = std::sync::Mutex::new(Value::Null);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use serde_json::{json, Map, Value};
 
-use super::context::{typed, Failure, ScenarioContext, StepResult};
+use super::context::{Failure, ScenarioContext, StepResult};
 use super::db::mismatch_failure;
 use super::observed::{Observation, Store};
 use super::poll::poll;
@@ -499,7 +499,7 @@ async fn check_key(
 
 pub async fn assert_redis(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let rendered = ctx.render_value(body, &[])?;
-    let step: AssertRedisStep = typed(rendered.clone())?;
+    let step: AssertRedisStep = ctx.typed(rendered.clone())?;
     let conn = connection(ctx, step.server.as_deref()).await?;
     let window = step.eventually.unwrap_or(Duration::ZERO);
     let seen = std::sync::Mutex::new(Value::Null);

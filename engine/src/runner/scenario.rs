@@ -235,6 +235,7 @@ impl ScenarioRun {
             processes: Default::default(),
             presented: Vec::new(),
             frames: Vec::new(),
+            step_at: None,
             cleanups: Vec::new(),
             stop: self.stop.clone(),
             interrupted: false,
@@ -464,6 +465,7 @@ pub(super) fn run_step<'a>(
             StepKind::Call => return super::call::call(ctx, step).await,
             _ => {}
         }
+        ctx.step_at = Some(step.pointer.clone());
         let result = if waits(step.kind) {
             let stop = ctx.stop.clone();
             tokio::select! {
@@ -502,6 +504,7 @@ async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Located {
     if let Some(map) = head.as_object_mut() {
         map.remove("steps");
     }
+    ctx.step_at = Some(step.pointer.clone());
     let at = |ctx: &ScenarioContext, f: Failure| f.at_if_unlocated(ctx.source(), step.span);
     let head = ctx.render_value(&head, &[]).map_err(|f| at(ctx, f))?;
     let name = head
@@ -654,6 +657,8 @@ async fn stop_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 }
 
 pub(super) async fn run_action(ctx: &mut ScenarioContext, action: &Action) -> StepResult {
+    // Actions are located by their own span, not a step's fields.
+    ctx.step_at = None;
     let body: ActionBody = ctx.render(&action.body, &[])?;
     if let Some(sql) = &body.sql {
         db::execute(ctx, body.database.as_deref(), sql, &body.params).await?;

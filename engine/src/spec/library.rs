@@ -40,6 +40,8 @@ pub struct LibraryStep {
     /// Name → template, rendered in the step's own scope when its steps have run.
     pub returns: Map<String, Value>,
     pub cleanup: Vec<Action>,
+    /// Where every value of the file is, for failures in a step's fields at run time.
+    pub index: Arc<SpanIndex>,
 }
 
 impl LibraryStep {
@@ -293,6 +295,7 @@ impl Builder<'_> {
                 .cloned()
                 .unwrap_or_default(),
             cleanup,
+            index: Arc::new(raw.index.clone()),
         };
         let mut found = load::check_library_step(&step, &raw.value, &raw.index, self.config);
         let ok = found.is_empty();

@@ -207,6 +207,7 @@ fn build(
         steps,
         teardown: actions(value, "teardown", index),
         load: value.get("load").cloned(),
+        index: Arc::new(index.clone()),
         case: None,
     };
     (scenario, problems)

@@ -29,6 +29,8 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     pub teardown: Vec<Action>,
     pub load: Option<Value>,
+    /// Where every value of the file is, for failures in a step's fields at run time.
+    pub index: Arc<super::yaml::SpanIndex>,
     /// The case this scenario runs (one row of the spec's `cases:` table), as
     /// `{{ case.<name> }}`; `None` for a spec without cases.
     pub case: Option<Case>,
