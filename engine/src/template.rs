@@ -8,6 +8,11 @@ use std::sync::OnceLock;
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
 
+/// Instructions one rendering may run. Rendering is synchronous on a runtime worker,
+/// so a runaway loop (`{% for %}` over 10^10) must stop on its own, quickly; real spec
+/// templates use a few thousand at most.
+pub const TEMPLATE_FUEL: u64 = 1_000_000;
+
 /// The process-wide template environment (compiling is per call; the environment
 /// itself holds only settings and filters).
 pub fn environment() -> &'static Environment<'static> {
@@ -15,6 +20,7 @@ pub fn environment() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.add_function("uuid", || uuid::Uuid::new_v4().to_string());
         env.add_function("now_ms", || chrono::Utc::now().timestamp_millis());
         // A TCP port free right now on 127.0.0.1, for processes a scenario starts.
@@ -174,6 +180,12 @@ pub fn referenced_names(text: &str) -> Result<Vec<String>, String> {
 }
 
 fn describe(error: minijinja::Error) -> String {
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "the template did too much work and was stopped (over {TEMPLATE_FUEL} steps); \
+             look for a loop over a huge range"
+        );
+    }
     let mut text = error.kind().to_string();
     if let Some(detail) = error.detail() {
         text.push_str(": ");
@@ -212,6 +224,22 @@ mod tests {
         assert!(err.contains("undefined"), "{err}");
         let err = render_value(&json!({"a": ["{{ ids.bob }}x"]}), &ctx()).unwrap_err();
         assert_eq!(err.pointer, "/a/0");
+    }
+
+    #[test]
+    fn a_runaway_loop_runs_out_of_fuel_quickly() {
+        let started = std::time::Instant::now();
+        let err = render_str(
+            "{% for i in range(100000) * 100000 %}{{ i }}{% endfor %}",
+            &ctx(),
+        )
+        .unwrap_err();
+        assert!(err.contains("the template did too much work"), "{err}");
+        // Generous: a debug build on a busy machine; the point is seconds, not hours.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        // Ordinary loops are far below the limit.
+        let fine = render_str("{% for i in range(2000) %}{{ i }},{% endfor %}", &ctx()).unwrap();
+        assert!(fine.as_str().unwrap().ends_with("1999,"));
     }
 
     #[test]

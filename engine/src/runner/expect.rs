@@ -9,6 +9,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::context::{Failure, ScenarioContext, StepResult};
+use super::inbox::{Pending, Scan};
+use super::waiter::{find_first, take_first, Pick, WaitEnd, Waiter, SCAN_BUDGET};
 use super::ws::{Connection, Received};
 use crate::matcher::{compare, Mismatch};
 use crate::spec::model::*;
@@ -49,6 +51,7 @@ fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
     (!problems.is_empty()).then_some(problems)
 }
 
+/// The expected event as a noun phrase: "`hello`", "an event matching {…}".
 fn describe(pattern: &EventPattern) -> String {
     let event = pattern.event.as_ref().filter(|e| *e != ANY_FRAME);
     match (event, &pattern.matches) {
@@ -59,38 +62,14 @@ fn describe(pattern: &EventPattern) -> String {
     }
 }
 
-/// Wait until `pick` finds something in the inbox, the connection closes, or the deadline.
-async fn wait_for<T>(
-    connection: &Connection,
-    deadline: Instant,
-    mut pick: impl FnMut(&mut Vec<Received>) -> Option<T>,
-) -> Result<T, WaitEnd> {
-    let mut changes = connection.inbox.changed.subscribe();
-    loop {
-        changes.borrow_and_update();
-        {
-            let mut state = connection
-                .inbox
-                .state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if let Some(found) = pick(&mut state.pending) {
-                return Ok(found);
-            }
-            if let Some(closed) = &state.closed {
-                return Err(WaitEnd::Closed(closed.to_string()));
-            }
-        }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return Err(WaitEnd::Deadline),
-        }
+/// "No" and the expected event: "no `hello`", "no event matching {…}", "no frame".
+fn describe_none(pattern: &EventPattern) -> String {
+    let event = pattern.event.as_ref().filter(|e| *e != ANY_FRAME);
+    match (event, &pattern.matches) {
+        (None, Some(m)) => format!("no event matching {m}"),
+        (None, None) => "no frame".into(),
+        _ => format!("no {}", describe(pattern)),
     }
-}
-
-enum WaitEnd {
-    Deadline,
-    Closed(String),
 }
 
 /// The patterns of a generated sequence: its item rendered once per value. The
@@ -182,7 +161,7 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let step: ExpectStep = ctx.render(&body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     let within = step.within.unwrap_or_else(|| ctx.step_timeout());
-    let deadline = Instant::now() + within;
+    let mut waiter = Waiter::new(&connection, Instant::now() + within);
     let single = EventPattern {
         event: step.event.clone(),
         matches: step.matches.clone(),
@@ -191,18 +170,22 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     };
     if let Some(sequence) = step.sequence {
         let patterns = patterns_of(ctx, sequence, item.as_ref())?;
+        // Each item matches only frames after the one the previous item took.
         let mut after: Option<usize> = None;
         for (i, pattern) in patterns.iter().enumerate() {
-            let found = wait_for(&connection, deadline, |pending| match after {
-                Some(a) if step.strict => take_next_strictly(pending, a, pattern),
-                _ => {
-                    let pos = pending.iter().position(|f| {
-                        after.is_none_or(|a| f.number > a) && fit(pattern, f).is_none()
-                    })?;
-                    Some(Ok(pending.remove(pos)))
-                }
-            })
-            .await;
+            let mut cursor = after.map_or(0, |a| a + 1);
+            let found = waiter
+                .next(|state| match after {
+                    Some(a) if step.strict => take_next_strictly(&mut state.pending, a, pattern),
+                    _ => match take_first(&mut state.pending, &mut cursor, |f| {
+                        fit(pattern, f).is_none()
+                    }) {
+                        Pick::Found(frame) => Pick::Found(Ok(frame)),
+                        Pick::Paused => Pick::Paused,
+                        Pick::Exhausted => Pick::Exhausted,
+                    },
+                })
+                .await;
             match found {
                 Ok(Ok(frame)) => {
                     after = Some(frame.number);
@@ -220,15 +203,13 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                 }
                 Err(end) => {
                     let position = format!("item {} of {} in the sequence", i + 1, patterns.len());
-                    return Err(timeout_failure(
-                        ctx,
-                        &connection,
-                        pattern,
+                    let wait = Wait {
                         within,
                         end,
-                        &position,
+                        position: &position,
                         after,
-                    ));
+                    };
+                    return Err(timeout_failure(ctx, &connection, pattern, wait));
                 }
             }
         }
@@ -237,16 +218,24 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     if let Some(items) = step.unordered {
         let patterns = patterns_of(ctx, items, item.as_ref())?;
         let mut open: Vec<usize> = (0..patterns.len()).collect();
+        // Per pattern, the arrival number up to which no frame matches it.
+        let mut cursors = vec![0; patterns.len()];
         while !open.is_empty() {
-            let found = wait_for(&connection, deadline, |pending| {
-                for (slot, &p) in open.iter().enumerate() {
-                    if let Some(pos) = pending.iter().position(|f| fit(&patterns[p], f).is_none()) {
-                        return Some((slot, pending.remove(pos)));
+            let found = waiter
+                .next(|state| {
+                    for (slot, &p) in open.iter().enumerate() {
+                        let pattern = &patterns[p];
+                        match take_first(&mut state.pending, &mut cursors[p], |f| {
+                            fit(pattern, f).is_none()
+                        }) {
+                            Pick::Found(frame) => return Pick::Found((slot, frame)),
+                            Pick::Paused => return Pick::Paused,
+                            Pick::Exhausted => {}
+                        }
                     }
-                }
-                None
-            })
-            .await;
+                    Pick::Exhausted
+                })
+                .await;
             match found {
                 Ok((slot, frame)) => {
                     let p = open.remove(slot);
@@ -255,28 +244,29 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                 Err(end) => {
                     let missing: Vec<String> =
                         open.iter().map(|&p| describe(&patterns[p])).collect();
-                    return Err(timeout_failure(
-                        ctx,
-                        &connection,
-                        &patterns[open[0]],
+                    let wait = Wait {
                         within,
                         end,
-                        "the unordered set",
-                        None,
-                    )
-                    .note(format!("still missing: {}", missing.join(", "))));
+                        position: "the unordered set",
+                        after: None,
+                    };
+                    let failure = timeout_failure(ctx, &connection, &patterns[open[0]], wait);
+                    return Err(failure.note(format!("still missing: {}", missing.join(", "))));
                 }
             }
         }
         return Ok(());
     }
     let count = step.count.unwrap_or(1);
+    let mut cursor = 0;
     for n in 0..count {
-        let found = wait_for(&connection, deadline, |pending| {
-            let pos = pending.iter().position(|f| fit(&single, f).is_none())?;
-            Some(pending.remove(pos))
-        })
-        .await;
+        let found = waiter
+            .next(|state| {
+                take_first(&mut state.pending, &mut cursor, |f| {
+                    fit(&single, f).is_none()
+                })
+            })
+            .await;
         match found {
             Ok(frame) => take(ctx, &connection, &single, &frame)?,
             Err(end) => {
@@ -285,15 +275,13 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                 } else {
                     String::new()
                 };
-                return Err(timeout_failure(
-                    ctx,
-                    &connection,
-                    &single,
+                let wait = Wait {
                     within,
                     end,
-                    &position,
-                    None,
-                ));
+                    position: &position,
+                    after: None,
+                };
+                return Err(timeout_failure(ctx, &connection, &single, wait));
             }
         }
     }
@@ -309,24 +297,25 @@ pub async fn await_ready(
     within: Duration,
 ) -> Result<serde_json::Map<String, Value>, Failure> {
     let connection = ctx.connection(Some(name))?;
-    let deadline = Instant::now() + within;
-    let found = wait_for(&connection, deadline, |pending| {
-        let pos = pending.iter().position(|f| fit(pattern, f).is_none())?;
-        Some(pending.remove(pos))
-    })
-    .await;
+    let mut waiter = Waiter::new(&connection, Instant::now() + within);
+    let mut cursor = 0;
+    let found = waiter
+        .next(|state| {
+            take_first(&mut state.pending, &mut cursor, |f| {
+                fit(pattern, f).is_none()
+            })
+        })
+        .await;
     let frame = match found {
         Ok(frame) => frame,
         Err(end) => {
-            return Err(timeout_failure(
-                ctx,
-                &connection,
-                pattern,
+            let wait = Wait {
                 within,
                 end,
-                "the connection's ready event",
-                None,
-            ))
+                position: "the connection's ready event",
+                after: None,
+            };
+            return Err(timeout_failure(ctx, &connection, pattern, wait));
         }
     };
     let bare = EventPattern {
@@ -362,20 +351,27 @@ pub async fn await_ready(
 /// when it fits; `Err` with what arrived in between when it doesn't (a frame that
 /// doesn't fit, or one an earlier step already took); `None` while it hasn't arrived.
 fn take_next_strictly(
-    pending: &mut Vec<Received>,
+    pending: &mut Pending,
     after: usize,
     pattern: &EventPattern,
-) -> Option<Result<Received, Between>> {
-    let next = pending.iter().position(|f| f.number > after)?;
-    if pending[next].number != after + 1 {
-        return Some(Err(Between::Taken(after + 1)));
+) -> Pick<Result<Received, Between>> {
+    let mut cursor = after + 1;
+    let next = match pending.scan(&mut cursor, SCAN_BUDGET, |_| true) {
+        Scan::Found(index) => index,
+        Scan::Paused => return Pick::Paused,
+        Scan::Exhausted => return Pick::Exhausted,
+    };
+    let Some(frame) = pending.get(next) else {
+        return Pick::Paused;
+    };
+    if frame.number != after + 1 {
+        return Pick::Found(Err(Between::Taken(after + 1)));
     }
-    match fit(pattern, &pending[next]) {
-        None => Some(Ok(pending.remove(next))),
-        Some(mismatches) => Some(Err(Between::Frame(
-            Box::new(pending[next].clone()),
-            mismatches,
-        ))),
+    match fit(pattern, frame) {
+        None => pending
+            .take(next)
+            .map_or(Pick::Paused, |f| Pick::Found(Ok(f))),
+        Some(mismatches) => Pick::Found(Err(Between::Frame(Box::new(frame.clone()), mismatches))),
     }
 }
 
@@ -443,11 +439,7 @@ fn take(
     if let Some(violation) = &frame.schema_violation {
         ctx.transcript.failed(&connection.name, frame.number);
         // Reported here, precisely; don't report it again at the step boundary.
-        let mut state = connection
-            .inbox
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut state = connection.inbox.lock();
         state.violations.retain(|v| v != violation);
         return Err(Failure::new(violation.clone()).note(format!("event: {}", frame.text)));
     }
@@ -461,45 +453,72 @@ fn take(
     Ok(())
 }
 
+/// How a wait for one pattern ended, for its failure message.
+struct Wait<'a> {
+    within: Duration,
+    end: WaitEnd,
+    /// Which item of the step it was ("event 3 of 10"), or empty.
+    position: &'a str,
+    /// Only frames after this arrival number could match (in a sequence).
+    after: Option<usize>,
+}
+
+/// Frames still waiting that a failure report diffs against the expectation; more
+/// would hold the worker for little gain.
+const NEAREST_LIMIT: usize = 1000;
+
 fn timeout_failure(
     ctx: &ScenarioContext,
     connection: &Connection,
     pattern: &EventPattern,
-    within: Duration,
-    end: WaitEnd,
-    position: &str,
-    after: Option<usize>,
+    wait: Wait<'_>,
 ) -> Failure {
-    let what = describe(pattern);
-    let place = if position.is_empty() {
+    let place = if wait.position.is_empty() {
         String::new()
     } else {
-        format!(" ({position})")
+        format!(" ({})", wait.position)
     };
-    let mut failure = Failure::new(match &end {
+    let mut failure = Failure::new(match &wait.end {
         WaitEnd::Deadline => format!(
-            "no {what} on `{}` within {within:?}{place}",
-            connection.name
+            "{} on `{}` within {:?}{place}",
+            describe_none(pattern),
+            connection.name,
+            wait.within
         ),
         WaitEnd::Closed(how) => format!(
-            "connection `{}` {how} before {what} arrived{place}",
-            connection.name
+            "connection `{}` {how} before {} arrived{place}",
+            connection.name,
+            describe(pattern)
         ),
     });
-    let state = connection
-        .inbox
-        .state
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    // Nearest candidate among frames still waiting: fewest mismatches, same type first.
+    let state = connection.inbox.lock();
+    // The expected type never arrived: the closest type that did (taken or not) is
+    // most likely what was meant.
+    let closest = pattern
+        .event
+        .as_deref()
+        .filter(|event| *event != ANY_FRAME && state.seen_types.first_of(event).is_none())
+        .and_then(|event| closest_type(event, state.seen_types.names()));
+    if let Some(closest) = closest {
+        let first = state.seen_types.first_of(closest).unwrap_or_default();
+        failure = failure.hint(format!(
+            "did you mean `{closest}`? it arrived on `{}` (first as frame #{})",
+            connection.name,
+            first + 1
+        ));
+    }
+    // Nearest candidate among frames still waiting: the same type, else the closest
+    // type, then the fewest mismatches.
     let nearest = state
         .pending
         .iter()
-        .filter(|f| after.is_none_or(|a| f.number > a))
+        .filter(|f| wait.after.is_none_or(|a| f.number > a))
+        .take(NEAREST_LIMIT)
         .filter_map(|f| fit(pattern, f).map(|m| (f, m)))
         .min_by_key(|(f, m)| {
             let same_type = pattern.event.is_some() && f.event_type == pattern.event;
-            (!same_type, m.len())
+            let closest_type = closest.is_some() && f.event_type.as_deref() == closest;
+            (!same_type, !closest_type, m.len())
         });
     if let Some((frame, mismatches)) = nearest {
         ctx.transcript.failed(&connection.name, frame.number);
@@ -511,52 +530,50 @@ fn timeout_failure(
             lines.join("\n")
         ));
     }
-    // A type that never arrived at all is often a typo: suggest the nearest one that did.
-    if let Some(event) = &pattern.event {
-        let seen: std::collections::BTreeSet<&str> = state
-            .pending
-            .iter()
-            .filter_map(|f| f.event_type.as_deref())
-            .collect();
-        if !seen.contains(event.as_str()) {
-            if let Some(hint) = crate::diagnostic::did_you_mean(event, seen.iter().copied()) {
-                failure = failure.hint(hint);
-            }
-        }
-    }
     drop(state);
+    received_note(ctx, connection, failure)
+}
+
+/// The event type among `seen` most like `wanted`, if any is alike enough. Looser
+/// than a typo check: the candidates are only what arrived, so `member_left` is a
+/// fair suggestion for `member_leaves`.
+fn closest_type<'a>(wanted: &str, seen: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    seen.map(|t| (strsim::jaro_winkler(wanted, t), t))
+        .filter(|(similarity, _)| *similarity >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, t)| t)
+}
+
+/// Add the last frames the connection received to a failure.
+fn received_note(ctx: &ScenarioContext, connection: &Connection, failure: Failure) -> Failure {
+    const SHOWN: usize = 30;
     let received = ctx.transcript.received_on(&connection.name);
     if received.is_empty() {
-        failure = failure.note(format!("`{}` received nothing", connection.name));
-    } else {
-        let shown: Vec<String> = received
-            .iter()
-            .rev()
-            .take(30)
-            .rev()
-            .map(|f| {
-                format!(
-                    "  +{:>7.1}ms  {}",
-                    f.at_ms,
-                    crate::text::truncate(&f.data, 300)
-                )
-            })
-            .collect();
-        // The transcript may keep only a connection's first and last frames.
-        let count = ctx.transcript.received_count(&connection.name);
-        failure = failure.note(format!(
-            "received on `{}` ({} frames{}):\n{}",
-            connection.name,
-            count,
-            if count > shown.len() {
-                format!(", last {} shown", shown.len())
-            } else {
-                String::new()
-            },
-            shown.join("\n")
-        ));
+        return failure.note(format!("`{}` received nothing", connection.name));
     }
-    failure
+    let shown: Vec<String> = received
+        .iter()
+        .skip(received.len().saturating_sub(SHOWN))
+        .map(|f| {
+            format!(
+                "  +{:>7.1}ms  {}",
+                f.at_ms,
+                crate::text::truncate(&f.data, 300)
+            )
+        })
+        .collect();
+    // The transcript may keep only a connection's first and last frames.
+    let count = ctx.transcript.received_count(&connection.name);
+    failure.note(format!(
+        "received on `{}` ({count} frames{}):\n{}",
+        connection.name,
+        if count > shown.len() {
+            format!(", last {} shown", shown.len())
+        } else {
+            String::new()
+        },
+        shown.join("\n")
+    ))
 }
 
 pub async fn expect_none(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
@@ -567,11 +584,11 @@ pub async fn expect_none(ctx: &mut ScenarioContext, body: &Value) -> StepResult 
         matches: step.matches.clone(),
         ..EventPattern::default()
     };
-    let deadline = Instant::now() + step.during;
-    let found = wait_for(&connection, deadline, |pending| {
-        pending.iter().find(|f| fit(&pattern, f).is_none()).cloned()
-    })
-    .await;
+    let mut waiter = Waiter::new(&connection, Instant::now() + step.during);
+    let mut cursor = 0;
+    let found = waiter
+        .next(|state| find_first(&state.pending, &mut cursor, |f| fit(&pattern, f).is_none()))
+        .await;
     match found {
         Ok(frame) => {
             ctx.transcript.failed(&connection.name, frame.number);
@@ -591,30 +608,16 @@ pub async fn expect_close(ctx: &mut ScenarioContext, body: &Value) -> StepResult
     let step: ExpectCloseStep = ctx.render(body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     let within = step.within.unwrap_or_else(|| ctx.step_timeout());
-    let deadline = Instant::now() + within;
-    let mut changes = connection.inbox.changed.subscribe();
-    let closed = loop {
-        changes.borrow_and_update();
-        if let Some(closed) = connection
-            .inbox
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .closed
-            .clone()
-        {
-            break closed;
-        }
-        if tokio::time::timeout_at(deadline, changes.changed())
-            .await
-            .is_err()
-        {
-            return Err(Failure::new(format!(
+    let mut waiter = Waiter::new(&connection, Instant::now() + within);
+    let closed = waiter
+        .next(|state| state.closed.clone().map_or(Pick::Exhausted, Pick::Found))
+        .await
+        .map_err(|_| {
+            Failure::new(format!(
                 "connection `{}` was not closed within {within:?}",
                 connection.name
-            )));
-        }
-    };
+            ))
+        })?;
     if let Some(code) = step.code {
         if closed.code != Some(code) {
             return Err(Failure::new(format!(

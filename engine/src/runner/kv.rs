@@ -486,15 +486,24 @@ async fn check_key(
                 || ttl.max.is_some_and(|max| remaining > max)
             {
                 return Err(Failure::new(format!(
-                    "key `{}` TTL is {remaining:?}, expected between {:?} and {:?}",
+                    "key `{}` TTL is {remaining:?}, expected {}",
                     step.key,
-                    ttl.min.unwrap_or_default(),
-                    ttl.max
+                    ttl_range(ttl.min, ttl.max)
                 )));
             }
         }
     }
     Ok(value)
+}
+
+/// A TTL range in words: "between 26s and 28.5s", "at least 26s", "at most 28.5s".
+fn ttl_range(min: Option<Duration>, max: Option<Duration>) -> String {
+    match (min, max) {
+        (Some(min), Some(max)) => format!("between {min:?} and {max:?}"),
+        (Some(min), None) => format!("at least {min:?}"),
+        (None, Some(max)) => format!("at most {max:?}"),
+        (None, None) => "any TTL".into(),
+    }
 }
 
 pub async fn assert_redis(ctx: &mut ScenarioContext, body: &Value) -> StepResult {

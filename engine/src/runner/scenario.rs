@@ -429,11 +429,7 @@ async fn run_body(
 /// Events that arrived during the step and broke their schema fail the step.
 fn schema_violations(ctx: &ScenarioContext) -> StepResult {
     for connection in ctx.connections.values() {
-        let mut state = connection
-            .inbox
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut state = connection.inbox.lock();
         if let Some(first) = state.violations.first().cloned() {
             let more = state.violations.len() - 1;
             state.violations.clear();

@@ -1,27 +1,23 @@
-//! WebSocket connections of a scenario. Each connection has an inbox fed by its own
-//! reader task from the first frame on, so no event is lost between steps; steps take
-//! frames out of the inbox and leave the rest.
+//! WebSocket connections of a scenario: open, send, close. Each connection has an
+//! inbox fed by its own reader task ([`super::reader`]) from the first frame on, so no
+//! event is lost between steps; steps take frames out of the inbox and leave the rest.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::stream::StreamExt;
 use futures_util::SinkExt;
-use serde_json::Value;
-use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::resources::{field, EventSchemas};
+pub use super::inbox::{Closed, Inbox, InboxState, Received};
+use super::reader::{Reader, Writer};
+use super::resources::EventSchemas;
 use super::transcript::{Direction, Transcript};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Initial read buffer of a connection. tungstenite's default (128 KiB) is zero-filled
 /// on the first read, which would cost 128 KiB of memory per idle connection in load
@@ -29,7 +25,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Nanoseconds since a process-wide origin (0 = never), so an instant fits an atomic.
-fn nanos_since_origin(at: Instant) -> u64 {
+pub(super) fn nanos_since_origin(at: Instant) -> u64 {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
     let origin = *ORIGIN.get_or_init(Instant::now);
     u64::try_from(at.saturating_duration_since(origin).as_nanos())
@@ -37,72 +33,11 @@ fn nanos_since_origin(at: Instant) -> u64 {
         .max(1)
 }
 
-/// One frame received on a connection.
-#[derive(Debug, Clone)]
-pub struct Received {
-    /// Arrival order on this connection, from 0.
-    pub number: usize,
-    pub at: Instant,
-    pub text: String,
-    /// Parsed JSON, when the frame was JSON.
-    pub json: Option<Value>,
-    pub binary: bool,
-    /// The event type read from the configured type field.
-    pub event_type: Option<String>,
-    pub schema_violation: Option<String>,
-    /// Time from the last frame sent on this connection to this frame's arrival
-    /// (`None` when nothing was sent before it): the event latency load mode reports.
-    pub since_last_sent: Option<Duration>,
-}
-
-/// How a connection ended, as seen by the reader.
-#[derive(Debug, Clone)]
-pub struct Closed {
-    pub code: Option<u16>,
-    pub reason: String,
-    /// Transport error, or a close without a close frame.
-    pub error: Option<String>,
-}
-
-impl std::fmt::Display for Closed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.code, &self.error) {
-            (Some(code), _) if self.reason.is_empty() => write!(f, "closed with code {code}"),
-            (Some(code), _) => write!(f, "closed with code {code} ({})", self.reason),
-            (None, Some(error)) => write!(f, "dropped: {error}"),
-            (None, None) => write!(f, "closed without a close frame"),
-        }
-    }
-}
-
-#[derive(Default)]
-pub struct InboxState {
-    /// Frames not yet taken by a step, in arrival order.
-    pub pending: Vec<Received>,
-    /// Every frame ever received (for failure reports).
-    pub received: usize,
-    pub closed: Option<Closed>,
-    /// Schema violations not yet reported.
-    pub violations: Vec<String>,
-}
-
-/// The inbox plus a counter that changes whenever something arrives.
-pub struct Inbox {
-    pub state: Mutex<InboxState>,
-    pub changed: watch::Sender<u64>,
-}
-
-impl Inbox {
-    fn bump(&self) {
-        self.changed.send_modify(|n| *n = n.wrapping_add(1));
-    }
-}
-
 /// An open (or closed) connection of a scenario.
 pub struct Connection {
     pub name: String,
     pub inbox: Arc<Inbox>,
-    writer: tokio::sync::Mutex<Option<SplitSink<Socket, Message>>>,
+    writer: Writer,
     reader: tokio::task::JoinHandle<()>,
     transcript: Transcript,
     /// When the last frame was sent ([`nanos_since_origin`]), shared with the reader.
@@ -194,24 +129,26 @@ impl Connection {
             Ok(Ok((socket, _response))) => socket,
         };
         let (sink, stream) = socket.split();
-        let (changed, _) = watch::channel(0);
-        let inbox = Arc::new(Inbox {
-            state: Mutex::default(),
-            changed,
-        });
+        let inbox = Arc::new(Inbox::new());
         let last_sent = Arc::new(AtomicU64::new(0));
-        let reader = tokio::spawn(read_frames(
-            stream,
-            inbox.clone(),
-            rules,
-            transcript.clone(),
-            name.to_string(),
-            last_sent.clone(),
-        ));
+        let writer: Writer = Arc::new(tokio::sync::Mutex::new(Some(sink)));
+        let reader = tokio::spawn(
+            Reader {
+                stream,
+                writer: writer.clone(),
+                inbox: inbox.clone(),
+                rules,
+                transcript: transcript.clone(),
+                name: name.to_string(),
+                last_sent: last_sent.clone(),
+                received: 0,
+            }
+            .run(),
+        );
         Ok(Connection {
             name: name.to_string(),
             inbox,
-            writer: tokio::sync::Mutex::new(Some(sink)),
+            writer,
             reader,
             transcript,
             last_sent,
@@ -234,12 +171,15 @@ impl Connection {
 
     async fn send(&self, message: Message, timeout: Duration) -> Result<(), String> {
         let mut writer = self.writer.lock().await;
-        let sink = writer.as_mut().ok_or_else(|| {
-            format!(
-                "connection `{}` is already closed by this scenario",
-                self.name
-            )
-        })?;
+        let Some(sink) = writer.as_mut() else {
+            return Err(match &self.inbox.lock().closed {
+                Some(closed) => format!("cannot send on `{}`: the connection {closed}", self.name),
+                None => format!(
+                    "connection `{}` is already closed by this scenario",
+                    self.name
+                ),
+            });
+        };
         // Before sending: an answer can arrive before `send` returns.
         self.last_sent
             .store(nanos_since_origin(Instant::now()), Ordering::Relaxed);
@@ -269,13 +209,7 @@ impl Connection {
 
     /// Still usable: not closed by this scenario and not closed by the server.
     pub async fn is_open(&self) -> bool {
-        let closed = self
-            .inbox
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .closed
-            .is_some();
+        let closed = self.inbox.lock().closed.is_some();
         !closed && self.writer.lock().await.is_some()
     }
 
@@ -283,13 +217,12 @@ impl Connection {
     pub async fn drop_transport(&self) {
         self.writer.lock().await.take();
         self.reader.abort();
-        let mut state = self.inbox.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.closed.get_or_insert(Closed {
+        self.inbox.lock().closed.get_or_insert(Closed {
             code: None,
             reason: String::new(),
             error: Some("dropped by the scenario".into()),
+            by_engine: false,
         });
-        drop(state);
         self.inbox.bump();
     }
 }
@@ -298,98 +231,6 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.reader.abort();
     }
-}
-
-async fn read_frames(
-    mut stream: futures_util::stream::SplitStream<Socket>,
-    inbox: Arc<Inbox>,
-    rules: FrameRules,
-    transcript: Transcript,
-    name: String,
-    last_sent: Arc<AtomicU64>,
-) {
-    let mut received = 0;
-    let closed = loop {
-        let (text, binary) = match stream.next().await {
-            Some(Ok(Message::Text(text))) => (text.to_string(), false),
-            Some(Ok(Message::Binary(bytes))) => {
-                (String::from_utf8_lossy(&bytes).into_owned(), true)
-            }
-            Some(Ok(Message::Close(frame))) => {
-                break Closed {
-                    code: frame.as_ref().map(|f| u16::from(f.code)),
-                    reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
-                    error: None,
-                }
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                break Closed {
-                    code: None,
-                    reason: String::new(),
-                    error: Some(e.to_string()),
-                }
-            }
-            None => {
-                break Closed {
-                    code: None,
-                    reason: String::new(),
-                    error: None,
-                }
-            }
-        };
-        let arrived = Instant::now();
-        let since_last_sent = match last_sent.load(Ordering::Relaxed) {
-            0 => None,
-            sent => Some(Duration::from_nanos(
-                nanos_since_origin(arrived).saturating_sub(sent),
-            )),
-        };
-        let json: Option<Value> = if binary {
-            None
-        } else {
-            serde_json::from_str(&text).ok()
-        };
-        let event_type = json
-            .as_ref()
-            .and_then(|j| field(j, &rules.type_field))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let schema_violation = match (&rules.schemas, &event_type, &json) {
-            (Some(schemas), Some(t), Some(j)) => schemas.violation(t, j, rules.require_schemas),
-            _ => None,
-        };
-        // The reader alone counts arrivals: its count is the inbox's.
-        let number = received;
-        received += 1;
-        transcript.record_received(&name, number, &text, schema_violation.as_deref());
-        {
-            let mut state = inbox.state.lock().unwrap_or_else(|p| p.into_inner());
-            state.received = received;
-            if let Some(v) = &schema_violation {
-                state.violations.push(v.clone());
-            }
-            state.pending.push(Received {
-                number,
-                at: arrived,
-                text,
-                json,
-                binary,
-                event_type,
-                schema_violation,
-                since_last_sent,
-            });
-        }
-        inbox.bump();
-    };
-    transcript.record(&name, Direction::Closed, &closed.to_string());
-    inbox
-        .state
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .closed
-        .get_or_insert(closed);
-    inbox.bump();
 }
 
 /// A rustls client config with the system's roots, plus an extra CA when given.

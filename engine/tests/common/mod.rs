@@ -25,11 +25,12 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 ///
 /// Routes: `/echo` greets with `{"type":"hello","n":1}` and answers every JSON frame
 /// with `{"type":"echo","body":…}` (a `{"type":"burst","count":N}` frame gets N
-/// `tick` events); `/close-early` closes with 4001 at once; `/garbage` sends non-JSON
+/// `tick` events, and `{"type":"emit","events":[…]}` gets those events as they are); `/close-early` closes with 4001 at once; `/garbage` sends non-JSON
 /// text and a binary frame; `/silent` never sends; `/refuse` answers HTTP 403;
 /// `/bad-schema` greets with a `hello` whose `n` is a string; `/drop` drops TCP;
 /// `/nested` sends an event typed by `meta.kind`; `/subprotocols` selects the first
-/// subprotocol offered and reports the whole list in its `hello`.
+/// subprotocol offered and reports the whole list in its `hello`; `/flood/N` sends N
+/// `tick` events (`i` from 0) at once, as fast as the socket takes them.
 pub async fn start_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().expect("local addr");
@@ -113,6 +114,11 @@ where
         return;
     };
     let route = path.lock().unwrap().clone();
+    if let Some(count) = route.strip_prefix("/flood/") {
+        flood(&mut ws, count.parse().unwrap_or(0)).await;
+        while ws.next().await.is_some() {}
+        return;
+    }
     match route.as_str() {
         "/close-early" => {
             let _ = ws
@@ -156,6 +162,12 @@ where
                     Ok(v) => v,
                     Err(_) => serde_json::json!(text.to_string()),
                 };
+                if body["type"] == "emit" {
+                    for event in body["events"].as_array().into_iter().flatten() {
+                        let _ = ws.send(Message::text(event.to_string())).await;
+                    }
+                    continue;
+                }
                 if body["type"] == "burst" {
                     for i in 0..body["count"].as_u64().unwrap_or(0) {
                         let tick = serde_json::json!({"type": "tick", "i": i});
@@ -174,6 +186,116 @@ where
     }
 }
 
+/// Send `count` `tick` events, flushing in batches (a flush per frame would make the
+/// server, not the engine, the bottleneck).
+async fn flood<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, count: u64)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    for i in 0..count {
+        let tick = format!(r#"{{"type":"tick","i":{i}}}"#);
+        if ws.feed(Message::text(tick)).await.is_err() {
+            return;
+        }
+        if i % 1000 == 999 && ws.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = ws.flush().await;
+}
+
+/// What a [`start_observing_server`] route saw of the engine's side of a close.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub route: String,
+    /// The close frame the client sent (code), and when, from the server's close
+    /// frame (or its bad frame) on.
+    pub client_close: Option<(u16, std::time::Duration)>,
+    /// When the client closed TCP, from the same start.
+    pub tcp_closed: Option<std::time::Duration>,
+}
+
+/// A server whose routes misbehave or close, and report what the client did:
+/// `/close/CODE` closes with CODE and reason `server going away`; `/invalid-utf8` sends
+/// a text frame that is not UTF-8; `/protocol-error` sends a frame with a reserved
+/// opcode. Each reports one [`Observed`] when the connection is over.
+pub async fn start_observing_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<Observed>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Some(observed) = observe(stream).await {
+                    let _ = tx.send(observed);
+                }
+            });
+        }
+    });
+    (format!("ws://{addr}"), rx)
+}
+
+async fn observe(stream: tokio::net::TcpStream) -> Option<Observed> {
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let path = Arc::new(Mutex::new(String::new()));
+    let seen = path.clone();
+    let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        *seen.lock().unwrap() = req.uri().path().to_string();
+        Ok(resp)
+    };
+    let mut ws = tokio_tungstenite::accept_hdr_async(stream, callback)
+        .await
+        .ok()?;
+    let route = path.lock().unwrap().clone();
+    let bad = |data: &[u8], opcode| {
+        Message::Frame(Frame::message(data.to_vec(), OpCode::Data(opcode), true))
+    };
+    let message = match route.as_str() {
+        "/invalid-utf8" => bad(&[b'{', 0xff, 0xfe, b'}'], Data::Text),
+        "/protocol-error" => bad(b"x", Data::Reserved(3)),
+        close => Message::Close(Some(CloseFrame {
+            code: CloseCode::from(close.strip_prefix("/close/")?.parse::<u16>().ok()?),
+            reason: "server going away".into(),
+        })),
+    };
+    let started = std::time::Instant::now();
+    ws.send(message).await.ok()?;
+    let mut observed = Observed {
+        route,
+        client_close: None,
+        tcp_closed: None,
+    };
+    let limit = std::time::Duration::from_secs(10);
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(frame) = message {
+                let code = frame.map_or(1005, |f| u16::from(f.code));
+                observed.client_close = Some((code, started.elapsed()));
+            }
+        }
+    })
+    .await;
+    // The WebSocket is over; the client closing TCP shows as end of file (or a reset).
+    let mut buf = [0u8; 64];
+    let raw = ws.get_mut();
+    let eof = tokio::time::timeout(limit, async {
+        loop {
+            match raw.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    if eof.is_ok() {
+        observed.tcp_closed = Some(started.elapsed());
+    }
+    Some(observed)
+}
+
 /// A folder with `engine.yaml` and specs.
 pub struct Suite {
     pub dir: tempfile::TempDir,
@@ -187,6 +309,21 @@ pub struct Outcome {
     /// Rendered failure (and teardown failures), empty when it passed.
     pub failure: String,
     pub ids: serde_json::Map<String, serde_json::Value>,
+    /// The steps of the last attempt, with their durations.
+    pub steps: Vec<engine::runner::scenario::StepRecord>,
+}
+
+impl Outcome {
+    /// Duration of the step at this index of the last attempt.
+    #[track_caller]
+    pub fn step_duration(&self, index: usize) -> std::time::Duration {
+        let step = self
+            .steps
+            .iter()
+            .find(|s| s.index == index)
+            .unwrap_or_else(|| panic!("{}: no step {index} ran", self.name));
+        std::time::Duration::from_secs_f64(step.duration_ms / 1000.0)
+    }
 }
 
 impl Outcome {
@@ -220,6 +357,7 @@ impl Listener for Collector {
                 verdict: report.verdict,
                 failure,
                 ids: last.ids.clone(),
+                steps: last.steps.clone(),
             });
         }
     }
@@ -251,6 +389,11 @@ impl Suite {
 
     /// Load and run every spec; panics on spec errors (use `load_errors` for those).
     pub async fn run(&self) -> Vec<Outcome> {
+        self.run_jobs(4).await
+    }
+
+    /// [`Suite::run`] with `jobs` scenarios at a time.
+    pub async fn run_jobs(&self, jobs: usize) -> Vec<Outcome> {
         let loaded = engine::discover::load_all(&[self.path()]).expect("discover");
         assert!(
             loaded.problems.is_empty(),
@@ -273,7 +416,7 @@ impl Suite {
         let outcomes = Arc::new(Mutex::new(Vec::new()));
         let mut listeners: Vec<Box<dyn Listener>> = vec![Box::new(Collector(outcomes.clone()))];
         let options = RunOptions {
-            jobs: 4,
+            jobs,
             retries: 0,
             fail_fast: false,
             flaky_fails: false,

@@ -1,0 +1,318 @@
+//! A connection's inbox: every frame received and not yet taken by a step, in arrival
+//! order, plus how the connection ended. Steps scan it from a cursor and take frames
+//! out of any position; taking is O(1) amortized whatever the backlog, and a scan can
+//! stop after a bounded number of frames so the waiter can yield to the scheduler.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+/// One frame received on a connection.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Arrival order on this connection, from 0.
+    pub number: usize,
+    pub at: Instant,
+    pub text: String,
+    /// Parsed JSON, when the frame was JSON.
+    pub json: Option<Value>,
+    pub binary: bool,
+    /// The event type read from the configured type field.
+    pub event_type: Option<String>,
+    pub schema_violation: Option<String>,
+    /// Time from the last frame sent on this connection to this frame's arrival
+    /// (`None` when nothing was sent before it): the event latency load mode reports.
+    pub since_last_sent: Option<Duration>,
+}
+
+impl Received {
+    /// How much examining this frame costs, in frames of ordinary size: large frames
+    /// count for more, so a scan over them yields sooner.
+    pub fn weight(&self) -> usize {
+        1 + self.text.len() / (16 * 1024)
+    }
+}
+
+/// How a connection ended, as seen by the reader.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    /// The code of the close frame that ended the connection.
+    pub code: Option<u16>,
+    pub reason: String,
+    /// Transport or protocol error, or a close without a close frame.
+    pub error: Option<String>,
+    /// The engine sent the close frame, failing a connection that broke the protocol
+    /// (1002, 1007, 1009); `code` and `reason` are then the engine's.
+    pub by_engine: bool,
+}
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.by_engine {
+            let code = self.code.unwrap_or_default();
+            return write!(
+                f,
+                "was closed by the engine with code {code}: {}",
+                self.reason
+            );
+        }
+        match (&self.code, &self.error) {
+            (Some(code), _) if self.reason.is_empty() => write!(f, "closed with code {code}"),
+            (Some(code), _) => write!(f, "closed with code {code} ({})", self.reason),
+            (None, Some(error)) => write!(f, "dropped: {error}"),
+            (None, None) => write!(f, "closed without a close frame"),
+        }
+    }
+}
+
+/// Frames not yet taken, in arrival order. A frame taken from the middle leaves a
+/// tombstone (so positions stay put and taking is O(1)); tombstones at the front are
+/// dropped at once, and the rest are swept out when they outnumber the live frames.
+#[derive(Default)]
+pub struct Pending {
+    /// Arrival number and frame (`None` once taken), by increasing arrival number.
+    slots: VecDeque<(usize, Option<Received>)>,
+    live: usize,
+}
+
+/// What a bounded scan found.
+pub enum Scan {
+    /// The position (for [`Pending::take`]) of the first frame that matched.
+    Found(usize),
+    /// Examined the whole inbox from the cursor on: nothing matched.
+    Exhausted,
+    /// Ran out of budget before the end: scan again (after yielding) from the cursor.
+    Paused,
+}
+
+/// Tombstones tolerated before a sweep, whatever the number of live frames.
+const TOMBSTONE_SLACK: usize = 1024;
+
+impl Pending {
+    pub fn push(&mut self, frame: Received) {
+        self.slots.push_back((frame.number, Some(frame)));
+        self.live += 1;
+    }
+
+    /// Frames waiting.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Frames waiting, in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = &Received> {
+        self.slots.iter().filter_map(|(_, frame)| frame.as_ref())
+    }
+
+    /// Look for the first frame, from arrival number `cursor` on, that `matches`;
+    /// examine frames worth at most `budget` (see [`Received::weight`]). `cursor`
+    /// moves past every frame examined, so the next scan resumes where this one ended.
+    pub fn scan(
+        &self,
+        cursor: &mut usize,
+        budget: usize,
+        mut matches: impl FnMut(&Received) -> bool,
+    ) -> Scan {
+        let start = self.slots.partition_point(|(number, _)| number < cursor);
+        let mut spent = 0;
+        for index in start..self.slots.len() {
+            let (number, frame) = &self.slots[index];
+            if spent >= budget {
+                *cursor = *number;
+                return Scan::Paused;
+            }
+            *cursor = number + 1;
+            let Some(frame) = frame else { continue };
+            spent += frame.weight();
+            if matches(frame) {
+                *cursor = *number;
+                return Scan::Found(index);
+            }
+        }
+        Scan::Exhausted
+    }
+
+    /// The frame at a position [`Pending::scan`] found, if still there.
+    pub fn get(&self, index: usize) -> Option<&Received> {
+        self.slots.get(index)?.1.as_ref()
+    }
+
+    /// Take the frame at a position [`Pending::scan`] found (under the same lock).
+    pub fn take(&mut self, index: usize) -> Option<Received> {
+        let frame = self.slots.get_mut(index)?.1.take()?;
+        self.live -= 1;
+        while matches!(self.slots.front(), Some((_, None))) {
+            self.slots.pop_front();
+        }
+        let tombstones = self.slots.len() - self.live;
+        if tombstones > TOMBSTONE_SLACK && tombstones > self.live {
+            self.slots.retain(|(_, frame)| frame.is_some());
+        }
+        Some(frame)
+    }
+}
+
+/// Each event type seen on a connection, with the arrival number of its first frame.
+/// Bounded: a server inventing a type per frame cannot grow it without limit.
+#[derive(Default)]
+pub struct SeenTypes {
+    first: BTreeMap<String, usize>,
+}
+
+const MAX_SEEN_TYPES: usize = 1000;
+
+impl SeenTypes {
+    pub fn note(&mut self, event_type: &str, number: usize) {
+        if self.first.len() < MAX_SEEN_TYPES && !self.first.contains_key(event_type) {
+            self.first.insert(event_type.to_string(), number);
+        }
+    }
+
+    /// Arrival number of the first frame of this type.
+    pub fn first_of(&self, event_type: &str) -> Option<usize> {
+        self.first.get(event_type).copied()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.first.keys().map(String::as_str)
+    }
+}
+
+#[derive(Default)]
+pub struct InboxState {
+    /// Frames not yet taken by a step, in arrival order.
+    pub pending: Pending,
+    /// Every frame ever received (for failure reports).
+    pub received: usize,
+    /// Event types of every frame received, taken or not (for "did you mean").
+    pub seen_types: SeenTypes,
+    pub closed: Option<Closed>,
+    /// Schema violations not yet reported.
+    pub violations: Vec<String>,
+}
+
+/// The inbox plus a counter that changes whenever something arrives.
+pub struct Inbox {
+    pub state: Mutex<InboxState>,
+    pub changed: watch::Sender<u64>,
+}
+
+impl Inbox {
+    pub fn new() -> Inbox {
+        Inbox {
+            state: Mutex::default(),
+            changed: watch::channel(0).0,
+        }
+    }
+
+    /// The state, even if a thread panicked while holding it (it stays consistent:
+    /// every update is a single push or field write).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+impl Default for Inbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(number: usize, event: &str) -> Received {
+        Received {
+            number,
+            at: Instant::now(),
+            text: format!("{{\"type\":\"{event}\"}}"),
+            json: None,
+            binary: false,
+            event_type: Some(event.into()),
+            schema_violation: None,
+            since_last_sent: None,
+        }
+    }
+
+    fn inbox(types: &[&str]) -> Pending {
+        let mut pending = Pending::default();
+        for (n, t) in types.iter().enumerate() {
+            pending.push(frame(n, t));
+        }
+        pending
+    }
+
+    fn find(pending: &Pending, cursor: &mut usize, event: &str) -> Option<usize> {
+        loop {
+            match pending.scan(cursor, 2, |f| f.event_type.as_deref() == Some(event)) {
+                Scan::Found(index) => return Some(index),
+                Scan::Exhausted => return None,
+                Scan::Paused => continue,
+            }
+        }
+    }
+
+    #[test]
+    fn takes_the_first_match_and_keeps_the_order_of_the_rest() {
+        let mut pending = inbox(&["a", "b", "a", "b", "c"]);
+        let mut cursor = 0;
+        let index = find(&pending, &mut cursor, "b").unwrap();
+        assert_eq!(pending.take(index).unwrap().number, 1);
+        let index = find(&pending, &mut cursor, "b").unwrap();
+        assert_eq!(pending.take(index).unwrap().number, 3);
+        assert!(find(&pending, &mut cursor, "b").is_none());
+        let left: Vec<usize> = pending.iter().map(|f| f.number).collect();
+        assert_eq!(left, vec![0, 2, 4]);
+        assert_eq!(pending.len(), 3);
+        // A fresh cursor starts from the oldest frame again.
+        let index = find(&pending, &mut 0, "a").unwrap();
+        assert_eq!(pending.take(index).unwrap().number, 0);
+    }
+
+    #[test]
+    fn a_paused_scan_resumes_where_it_stopped() {
+        let pending = inbox(&["a", "a", "a", "a", "b"]);
+        let mut cursor = 0;
+        let mut pauses = 0;
+        let found = loop {
+            match pending.scan(&mut cursor, 2, |f| f.event_type.as_deref() == Some("b")) {
+                Scan::Found(index) => break index,
+                Scan::Exhausted => panic!("b is there"),
+                Scan::Paused => pauses += 1,
+            }
+        };
+        assert_eq!(found, 4);
+        assert_eq!(pauses, 2);
+    }
+
+    #[test]
+    fn tombstones_are_swept_and_positions_stay_valid() {
+        // Every other frame taken from behind a frame that is never taken.
+        let mut types = vec!["stale"];
+        types.extend(std::iter::repeat_n(["x", "y"], 5000).flatten());
+        let mut pending = inbox(&types);
+        let mut cursor = 0;
+        let mut taken = Vec::new();
+        while let Some(index) = find(&pending, &mut cursor, "y") {
+            taken.push(pending.take(index).unwrap().number);
+        }
+        assert_eq!(taken.len(), 5000);
+        assert!(taken.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(pending.len(), 5001);
+        assert!(pending.slots.len() <= 2 * pending.len() + TOMBSTONE_SLACK + 1);
+        let index = find(&pending, &mut 0, "stale").unwrap();
+        assert_eq!(pending.take(index).unwrap().number, 0);
+    }
+}
