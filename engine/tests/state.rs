@@ -279,3 +279,45 @@ teardown:
     assert!(errors.contains("file `nowhere.sql` not found"), "{errors}");
     assert!(errors.contains("missing.yaml:3:"), "{errors}");
 }
+
+#[tokio::test]
+async fn a_ttl_out_of_range_is_reported_in_words() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "ttl.yaml",
+        r##"
+name: ttl between
+ids: { k: item }
+setup:
+  - redis: [SET, "{{ ids.k }}", "1", EX, 100]
+steps:
+  - assert_redis: { key: "{{ ids.k }}", ttl: { min: 26s, max: 28500ms } }
+teardown:
+  - redis: [DEL, "{{ ids.k }}"]
+"##,
+    );
+    suite.spec(
+        "ttl_min.yaml",
+        r##"
+name: ttl at least
+ids: { k: item }
+setup:
+  - redis: [SET, "{{ ids.k }}", "1", EX, 100]
+steps:
+  - assert_redis: { key: "{{ ids.k }}", ttl: { min: 200s } }
+teardown:
+  - redis: [DEL, "{{ ids.k }}"]
+"##,
+    );
+    let outcomes = suite.run().await;
+    let by_name = |n: &str| outcomes.iter().find(|o| o.name == n).unwrap();
+    let between = &by_name("ttl between").failure;
+    assert!(
+        between.contains("expected between 26s and 28.5s"),
+        "{between}"
+    );
+    assert!(!between.contains("Some("), "{between}");
+    let at_least = &by_name("ttl at least").failure;
+    assert!(at_least.contains("expected at least 200s"), "{at_least}");
+}
