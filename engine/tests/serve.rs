@@ -1,6 +1,7 @@
 //! `serve` entries through the binary: a service that isn't running is started (its
 //! temporary folder removed and the process stopped after the run), one that already
-//! answers is reused, and one that dies before it is ready fails the run with its output.
+//! answers is reused, one that dies before it is ready fails the run with its output,
+//! and one that takes a while says so while it starts.
 
 mod common;
 
@@ -46,6 +47,38 @@ fn a_missing_service_is_started_for_the_run_and_stopped_after() {
 }
 
 #[test]
+fn a_slow_service_says_what_it_does_while_it_starts() {
+    let port = free_port();
+    let suite = Suite::new(
+        "ws://127.0.0.1:9",
+        "redis:\n  default: \"redis://127.0.0.1:{{ env.TEST_REDIS_PORT }}\"\nserve:\n  - name: slow-redis\n    command: \"echo compiling the service; sleep 6; exec redis-server --bind 127.0.0.1 --port {{ env.TEST_REDIS_PORT }} --save '' --appendonly no --dir {{ tmpdir }}\"\n    ready: \"redis://127.0.0.1:{{ env.TEST_REDIS_PORT }}\"\n    timeout: 30s\n",
+    );
+    suite.spec(
+        "noop.yaml",
+        "name: noop\nsteps:\n  - redis: { command: [PING] }\n",
+    );
+    let (code, stdout, stderr) = run(&suite.path(), &[("TEST_REDIS_PORT", port.to_string())]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // Not a terminal: a line at once, one after five seconds with the service's last
+    // output line, one when it is ready.
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("serve:")).collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(
+        lines[0].starts_with("serve: slow-redis starting: echo compiling the service; sleep 6;"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("serve: slow-redis still starting (")
+            && lines[1].ends_with(" s): compiling the service"),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].starts_with("serve: slow-redis started ("),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_running_service_is_reused_and_a_dying_one_fails_clearly() {
     let suite = Suite::new(
         "ws://127.0.0.1:9",
@@ -75,6 +108,7 @@ fn a_running_service_is_reused_and_a_dying_one_fails_clearly() {
         "{stderr}"
     );
     assert!(stderr.contains("about to fail"), "{stderr}");
+    assert!(stderr.contains("serve: broken gave up after "), "{stderr}");
 }
 
 #[tokio::test]

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::redact::Redactor;
-use crate::runner::serve::{self, ServeStatus, Started};
+use crate::report::serve_console::ServeConsole;
+use crate::runner::serve::{self, Started};
 use crate::runner::RunStop;
 use crate::spec::config::SuiteConfig;
 pub use exit::{Exit, RunError};
@@ -66,17 +67,9 @@ impl Lifecycle {
     }
 
     async fn start_services(&mut self, configs: &[Arc<SuiteConfig>]) -> Result<(), RunError> {
+        let console = ServeConsole::stderr(redactor(configs));
         for config in configs {
-            let (started, statuses) = serve::start_all(config, &self.stop).await?;
-            for (name, status) in statuses {
-                match status {
-                    ServeStatus::Reused => eprintln!("serve: {name} already running, reused"),
-                    ServeStatus::Started(took) => eprintln!(
-                        "serve: {name} started ({})",
-                        crate::spec::duration::format_duration(took)
-                    ),
-                }
-            }
+            let started = serve::start_all(config, &self.stop, &console).await?;
             self.services.extend(started);
         }
         Ok(())

@@ -1,7 +1,8 @@
 //! Listeners on the runner's events: the console, JUnit XML, the JSON report, the HTML
 //! report and GitHub Actions annotations. File reports are rewritten whole (to a
 //! temporary file, then renamed) as scenarios finish, so an interrupted run still leaves
-//! a valid report of what finished. [`page`] is the look every HTML page shares.
+//! a valid report of what finished. [`page`] is the look every HTML page shares;
+//! [`serve_console`] shows `serve` entries coming up.
 
 pub mod console;
 pub mod github;
@@ -9,6 +10,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod page;
+pub mod serve_console;
 
 use std::path::Path;
 

@@ -617,6 +617,7 @@ async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         ready_log: ready_log.as_ref(),
         timeout: step.within.unwrap_or(Duration::from_secs(30)),
         stop: None,
+        progress: &super::serve::Silent,
     };
     let started = launch
         .start(tmpdir)

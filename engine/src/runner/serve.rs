@@ -2,6 +2,9 @@
 //! readiness check already passes is reused; otherwise its command starts (in its own
 //! process group, output to a log file), the engine waits for readiness, and stops it
 //! after the run. `{{ tmpdir }}` in a command is a fresh folder removed afterwards.
+//! While it waits it tells a [`ServeProgress`] (the console) which service, for how
+//! long, and the last line of its output: a service that compiles for minutes is not
+//! silent.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -70,45 +73,70 @@ pub enum ServeError {
     Interrupted { name: String, signal: i32 },
 }
 
-/// What happened to each entry, for the console.
-#[derive(Debug, Clone)]
-pub enum ServeStatus {
-    Reused,
-    Started(Duration),
+/// What bringing services up looks like as it happens, for the console to show
+/// ([`ServeProgress`]): nothing here prints.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServeEvent<'a> {
+    /// Its readiness check already passes: reused, not started.
+    Reused { name: &'a str },
+    /// Its command was started; waiting for readiness.
+    Starting { name: &'a str, command: &'a str },
+    /// Still waiting, about once a second: time since the command started, and the last
+    /// line of its output so far (cut short).
+    Waiting {
+        name: &'a str,
+        elapsed: Duration,
+        last_line: Option<String>,
+    },
+    /// Ready after `took`.
+    Ready { name: &'a str, took: Duration },
+    /// Given up after `took` (the error says why, with the output).
+    Failed { name: &'a str, took: Duration },
 }
 
+/// Told of every [`ServeEvent`].
+pub trait ServeProgress: Sync {
+    fn on_serve(&self, event: &ServeEvent<'_>);
+}
+
+/// Tells nobody (`start_process` steps, tests).
+pub struct Silent;
+
+impl ServeProgress for Silent {
+    fn on_serve(&self, _: &ServeEvent<'_>) {}
+}
+
+/// How often [`ServeEvent::Waiting`] is sent.
+pub const WAITING_EVERY: Duration = Duration::from_secs(1);
+
 /// Bring up every entry of the config, in order; give up (stopping what it started) on
-/// the first failure or when `stop` is requested.
+/// the first failure or when `stop` is requested. `progress` hears how it goes.
 pub async fn start_all(
     config: &SuiteConfig,
     stop: &RunStop,
-) -> Result<(Vec<Started>, Vec<(String, ServeStatus)>), ServeError> {
+    progress: &dyn ServeProgress,
+) -> Result<Vec<Started>, ServeError> {
     let mut started = Vec::new();
-    let mut statuses = Vec::new();
     let env = config.env_values();
     for spec in &config.serve {
-        let began = std::time::Instant::now();
         let outcome = if stop.is_requested() {
             Err(ServeError::Interrupted {
                 name: spec.name.clone(),
                 signal: stop.signal().unwrap_or(libc::SIGINT),
             })
         } else {
-            start_one(config, spec, &env, stop).await
+            start_one(config, spec, &env, stop, progress).await
         };
         match outcome {
-            Ok(Some(s)) => {
-                statuses.push((spec.name.clone(), ServeStatus::Started(began.elapsed())));
-                started.push(s);
-            }
-            Ok(None) => statuses.push((spec.name.clone(), ServeStatus::Reused)),
+            Ok(Some(s)) => started.push(s),
+            Ok(None) => progress.on_serve(&ServeEvent::Reused { name: &spec.name }),
             Err(e) => {
                 stop_all(started).await;
                 return Err(e);
             }
         }
     }
-    Ok((started, statuses))
+    Ok(started)
 }
 
 fn render(
@@ -135,6 +163,7 @@ async fn start_one(
     spec: &ServeSpec,
     env: &BTreeMap<String, String>,
     stop: &RunStop,
+    progress: &dyn ServeProgress,
 ) -> Result<Option<Started>, ServeError> {
     let name = spec.name.as_str();
     let tmpdir = tempfile::Builder::new()
@@ -176,6 +205,7 @@ async fn start_one(
         ready_log: None,
         timeout: spec.timeout,
         stop: Some(stop),
+        progress,
     };
     launch.start(tmpdir).await.map(Some)
 }
@@ -194,6 +224,8 @@ pub struct Launch<'a> {
     pub timeout: Duration,
     /// Give up waiting (and stop the process) when the run is asked to stop.
     pub stop: Option<&'a RunStop>,
+    /// Hears that it starts, waits, is ready or failed.
+    pub progress: &'a dyn ServeProgress,
 }
 
 impl Launch<'_> {
@@ -235,9 +267,18 @@ impl Launch<'_> {
         if self.ready.is_none() && self.ready_log.is_none() {
             return Ok(started);
         }
+        self.progress
+            .on_serve(&ServeEvent::Starting { name, command });
+        let began = Instant::now();
         match self.wait_ready(&mut started).await {
-            Ok(()) => Ok(started),
+            Ok(()) => {
+                let took = began.elapsed();
+                self.progress.on_serve(&ServeEvent::Ready { name, took });
+                Ok(started)
+            }
             Err(e) => {
+                let took = began.elapsed();
+                self.progress.on_serve(&ServeEvent::Failed { name, took });
                 started
                     .terminate(libc::SIGTERM, Duration::from_secs(10))
                     .await;
@@ -253,10 +294,20 @@ impl Launch<'_> {
             (None, Some(re)) => format!("its output matched /{re}/"),
             (None, None) => String::new(),
         };
-        let deadline = Instant::now() + self.timeout;
+        let began = Instant::now();
+        let deadline = began + self.timeout;
         let mut last_error = String::from("no matching output yet");
         let mut log_seen = self.ready_log.is_none();
+        let mut next_report = began + WAITING_EVERY;
         loop {
+            if Instant::now() >= next_report {
+                next_report += WAITING_EVERY;
+                self.progress.on_serve(&ServeEvent::Waiting {
+                    name,
+                    elapsed: began.elapsed(),
+                    last_line: last_line(&log),
+                });
+            }
             if let (false, Some(re)) = (log_seen, self.ready_log) {
                 let output = std::fs::read_to_string(&log).unwrap_or_default();
                 if let Some(found) = output.lines().find_map(|line| re.captures(line)) {
@@ -323,6 +374,25 @@ impl Started {
         self.group.wait_empty(Duration::from_secs(5)).await;
         false
     }
+}
+
+/// The last non-empty line of a log so far (of its last 4 KiB), cut short; `None`
+/// while it is empty.
+fn last_line(log: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 4096;
+    let mut file = std::fs::File::open(log).ok()?;
+    let size = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(size.saturating_sub(TAIL))).ok()?;
+    let mut tail = Vec::new();
+    file.take(TAIL).read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    // Progress bars redraw with carriage returns: the last redraw is the line.
+    let line = text
+        .lines()
+        .filter_map(|l| l.rsplit('\r').find(|part| !part.trim().is_empty()))
+        .next_back()?;
+    Some(crate::text::truncate(line.trim(), 200))
 }
 
 /// A process's output for an error message: all of it when short; else the first lines
@@ -400,5 +470,26 @@ pub async fn stop_all(started: Vec<Started>) {
         service
             .terminate(libc::SIGTERM, Duration::from_secs(10))
             .await;
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn the_last_line_is_the_last_non_empty_one_of_the_tail_after_redraws() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("output.log");
+        assert_eq!(last_line(&log), None);
+        std::fs::write(&log, "").unwrap();
+        assert_eq!(last_line(&log), None);
+        let long = "x".repeat(10_000);
+        std::fs::write(
+            &log,
+            format!("{long}\n   Compiling a v1\n  Building [=>  ] 1/9\r  Building [==> ] 2/9\n\n"),
+        )
+        .unwrap();
+        assert_eq!(last_line(&log).as_deref(), Some("Building [==> ] 2/9"));
     }
 }
