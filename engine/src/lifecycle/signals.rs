@@ -43,16 +43,16 @@ pub fn watch(stop: RunStop, work: &'static str) -> std::io::Result<()> {
                 };
                 let _ = ready_tx.send(Ok(()));
                 let first = next(&mut int, &mut term).await;
-                eprintln!(
-                    "\n{}: stopping: no new {work}; running ones are cancelled and tear down (signal again to stop at once)",
+                notice(&format!(
+                    "{}: stopping: no new {work}; running ones are cancelled and tear down (signal again to stop at once)",
                     signal_name(first)
-                );
+                ));
                 stop.request(first);
                 let second = next(&mut int, &mut term).await;
-                eprintln!(
-                    "\n{}: stopping now: killing the processes this run started",
+                notice(&format!(
+                    "{}: stopping now: killing the processes this run started",
                     signal_name(second)
-                );
+                ));
                 stop.request_now(second);
                 stop.wait_reported(REPORT_GRACE);
                 process_group::kill_all();
@@ -70,4 +70,10 @@ async fn next(int: &mut Signal, term: &mut Signal) -> i32 {
         _ = int.recv() => libc::SIGINT,
         _ = term.recv() => libc::SIGTERM,
     }
+}
+
+/// Tell the user on stderr; a closed stderr must not end signal handling.
+fn notice(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n{text}");
 }
