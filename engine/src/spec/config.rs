@@ -341,8 +341,30 @@ fn config_error(
         if let Some(hint) = did_you_mean(field, expected.iter().copied()) {
             diagnostic = diagnostic.hint(hint);
         }
+    } else if let Some(text) = message
+        .strip_prefix('`')
+        .and_then(|rest| rest.split('`').next())
+    {
+        // A value's own error ("`99999h` is too long"): point at that value.
+        if let Some(pointer) = find_string(value, text, String::new()) {
+            diagnostic = diagnostic.at(source, index.lookup(&pointer));
+        }
     }
     diagnostic
+}
+
+fn find_string(value: &serde_json::Value, text: &str, pointer: String) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if s == text => Some(pointer),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            find_string(v, text, format!("{pointer}/{}", yaml::pointer_escape(k)))
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_string(v, text, format!("{pointer}/{i}"))),
+        _ => None,
+    }
 }
 
 fn find_key(value: &serde_json::Value, key: &str, pointer: String) -> Option<String> {
@@ -388,6 +410,17 @@ mod tests {
         );
         let env = SuiteConfig::parse(&source).unwrap().env_values();
         assert_eq!(env["ENGINE_TEST_URL"], "http://127.0.0.1:80");
+    }
+
+    #[test]
+    fn durations_out_of_range_are_located() {
+        let source = SourceFile::new(
+            "engine.yaml",
+            "env: {}\ntimeouts:\n  step: 99999999999999999999h\n",
+        );
+        let err = SuiteConfig::parse(&source).unwrap_err();
+        assert!(err.message.contains("is too long"), "{err}");
+        assert_eq!(err.span.map(|s| (s.line, s.col)), Some((3, 9)), "{err}");
     }
 
     #[test]
