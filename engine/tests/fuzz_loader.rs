@@ -438,6 +438,7 @@ fn odd_scalar() -> impl Strategy<Value = String> + Clone {
             "{{ x is definedd }}",
             "{{ env.WS_URL }}",
             "{% for i in range(3) %}{{ i }}{% endfor %}",
+            "{% macro f(n) %}[{{ f(n + 1) }}]{% endmacro %}{{ f(0) }}",
             "{{ 1/0 }}",
             "{{ 'a' ~ }}",
             "{{",
