@@ -1,5 +1,5 @@
 //! The command line: `engine run`, `engine check`, `engine list`, `engine schema`,
-//! `engine load`. Exit codes come from [`crate::lifecycle::Exit`].
+//! `engine load`, `engine record`. Exit codes come from [`crate::lifecycle::Exit`].
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -50,6 +50,8 @@ pub enum Command {
     Schema,
     /// Run one scenario as many virtual users and measure it (or merge results).
     Load(crate::load::command::LoadArgs),
+    /// Proxy a real WebSocket session to the application and write it as a spec draft.
+    Record(crate::record::RecordArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -139,6 +141,7 @@ pub fn main_with_args(cli: Cli) -> i32 {
             } => list(&paths, &select, folders, &format),
             Command::Run(args) => run(args).await,
             Command::Load(args) => crate::load::command::main(args).await,
+            Command::Record(args) => crate::record::main(args).await,
         }
     });
     exit.code()

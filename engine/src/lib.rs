@@ -6,6 +6,7 @@
 //! - [`runner`]: executes scenarios and emits events.
 //! - [`report`]: listeners that print or write reports.
 //! - [`load`]: load mode, a scenario run as many virtual users.
+//! - [`record`]: a proxy that turns a real session into a spec draft.
 //! - [`lifecycle`]: services, signals and exit codes around `run` and `load`.
 //! - [`cli`]: the command line.
 
@@ -18,6 +19,7 @@ pub mod lifecycle;
 pub mod load;
 pub mod matcher;
 pub mod memo;
+pub mod record;
 pub mod redact;
 pub mod report;
 pub mod runner;
