@@ -377,3 +377,42 @@ steps:
     assert!(failure.contains("`authenticate.as`"), "{failure}");
     assert!(failure.contains("field.yaml:9:13"), "{failure}");
 }
+
+#[tokio::test]
+async fn binary_json_templated_binary_frames_and_the_negotiated_subprotocol() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "binary.yaml",
+        r#"
+name: binary frames and subprotocols
+ids: { alice: user }
+steps:
+  - connect: { name: bin, url: "{{ env.WS_URL }}/echo", binary_json: true }
+  - connect: { name: raw, url: "{{ env.WS_URL }}/echo" }
+  - send: { on: bin, binary: { json: { type: packed, who: "{{ ids.alice }}" } } }
+  - expect: { on: bin, event: packed, match: { who: "{{ ids.alice }}" } }
+  - send: { on: raw, binary: { text: "{\"type\":\"packed\"}" } }
+  - expect: { on: raw, event: hello }
+  - expect: { on: raw, event: "*" }
+  - send: { on: raw, binary: "AAE=" }
+  - expect: { on: raw, event: "*" }
+  - expect_none: { on: raw, event: packed, during: 100ms }
+  - connect: { name: gql, url: "{{ env.WS_URL }}/subprotocols", subprotocols: [graphql-transport-ws, other], expect_subprotocol: graphql-transport-ws }
+"#,
+    );
+    suite.spec(
+        "wrong_protocol.yaml",
+        "name: wrong subprotocol\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/subprotocols\", subprotocols: [a, b], expect_subprotocol: b }\n",
+    );
+    let outcomes = suite.run().await;
+    outcomes[0].assert_passed();
+    assert_eq!(outcomes[1].verdict, Verdict::Failed);
+    assert!(
+        outcomes[1]
+            .failure
+            .contains("expected the server to pick subprotocol `b`, it picked `a`"),
+        "{}",
+        outcomes[1].failure
+    );
+}

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::jwt;
-use super::ws::{tls_config, ConnectError, ConnectRequest, Connection};
+use super::ws::{tls_config, ConnectError, ConnectRequest, Connection, FrameRules};
 use crate::spec::model::*;
 use crate::spec::profile;
 use crate::text::percent_encode;
@@ -129,12 +129,27 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         timeout: step.within.unwrap_or_else(|| ctx.step_timeout()),
     };
     let connecting = std::time::Instant::now();
-    let opened = Connection::open(&name, request, ctx.rules.clone(), ctx.transcript.clone()).await;
+    let rules = FrameRules {
+        binary_json: step.binary_json,
+        ..ctx.rules.clone()
+    };
+    let opened = Connection::open(&name, request, rules, ctx.transcript.clone()).await;
     if let (Ok(_), Some(meter)) = (&opened, ctx.transcript.meter()) {
         meter.connected(connecting.elapsed());
     }
     match (opened, step.expect_status) {
         (Ok(connection), None) => {
+            if let Some(expected) = &step.expect_subprotocol {
+                if connection.subprotocol.as_deref() != Some(expected.as_str()) {
+                    return Err(Failure::new(format!(
+                        "expected the server to pick subprotocol `{expected}`, {}",
+                        match &connection.subprotocol {
+                            Some(picked) => format!("it picked `{picked}`"),
+                            None => "it picked none".to_string(),
+                        }
+                    )));
+                }
+            }
             if let Some(message) = first_message {
                 connection.send_text(message, ctx.step_timeout()).await?;
             }
@@ -242,10 +257,14 @@ pub async fn send(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         match (step.json, step.text, step.binary) {
             (Some(json), _, _) => connection.send_text(json.to_string(), timeout).await?,
             (None, Some(text), _) => connection.send_text(text, timeout).await?,
-            (None, None, Some(b64)) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(b64.trim())
-                    .map_err(|e| Failure::new(format!("`binary` is not base64: {e}")))?;
+            (None, None, Some(payload)) => {
+                let bytes = match payload {
+                    BinaryPayload::Base64(b64) => base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map_err(|e| Failure::new(format!("`binary` is not base64: {e}")))?,
+                    BinaryPayload::Text { text } => text.into_bytes(),
+                    BinaryPayload::Json { json } => json.to_string().into_bytes(),
+                };
                 connection.send_binary(bytes, timeout).await?
             }
             (None, None, None) => {

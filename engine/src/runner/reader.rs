@@ -196,7 +196,7 @@ fn classify(
     binary: bool,
     rules: &FrameRules,
 ) -> (String, Option<Value>, Option<String>, Option<String>) {
-    let json: Option<Value> = if binary {
+    let json: Option<Value> = if binary && !rules.binary_json {
         None
     } else {
         serde_json::from_str(&text).ok()

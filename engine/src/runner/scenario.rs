@@ -230,6 +230,7 @@ impl ScenarioRun {
                 type_field: self.config.events.type_field.clone(),
                 schemas: self.resources.schemas(&self.config),
                 require_schemas: self.config.events.require_schemas,
+                binary_json: false,
             },
             locals: Map::new(),
             processes: Default::default(),

@@ -42,6 +42,8 @@ pub struct Connection {
     transcript: Transcript,
     /// When the last frame was sent ([`nanos_since_origin`]), shared with the reader.
     last_sent: Arc<AtomicU64>,
+    /// The subprotocol the server picked in its handshake answer.
+    pub subprotocol: Option<String>,
 }
 
 /// What the reader needs to classify frames.
@@ -51,6 +53,8 @@ pub struct FrameRules {
     pub schemas: Option<Arc<EventSchemas>>,
     /// Every event type must have a schema (`events.require_schemas`).
     pub require_schemas: bool,
+    /// Binary frames carry JSON: read them like text frames (`connect.binary_json`).
+    pub binary_json: bool,
 }
 
 /// How to open a connection.
@@ -102,7 +106,7 @@ impl Connection {
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
         let handshake =
             tokio_tungstenite::connect_async_tls_with_config(http, Some(config), true, connector);
-        let socket = match tokio::time::timeout(request.timeout, handshake).await {
+        let (socket, response) = match tokio::time::timeout(request.timeout, handshake).await {
             Err(_) => {
                 return Err(ConnectError::Other(format!(
                     "no WebSocket handshake from {} within {:?}",
@@ -126,8 +130,13 @@ impl Connection {
                     request.url
                 )))
             }
-            Ok(Ok((socket, _response))) => socket,
+            Ok(Ok((socket, response))) => (socket, response),
         };
+        let subprotocol = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let (sink, stream) = socket.split();
         let inbox = Arc::new(Inbox::new());
         let last_sent = Arc::new(AtomicU64::new(0));
@@ -152,6 +161,7 @@ impl Connection {
             reader,
             transcript,
             last_sent,
+            subprotocol,
         })
     }
 

@@ -288,8 +288,17 @@ pub struct SendStep {
     pub on: Option<String>,
     pub json: Option<Value>,
     pub text: Option<String>,
-    pub binary: Option<String>,
+    pub binary: Option<BinaryPayload>,
     pub repeat: Option<u64>,
+}
+
+/// A binary frame's bytes: base64, or the UTF-8 of a (templated) text or JSON value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum BinaryPayload {
+    Base64(String),
+    Text { text: String },
+    Json { json: Value },
 }
 
 /// One pattern an event must match.

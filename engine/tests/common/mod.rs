@@ -157,7 +157,17 @@ where
         _ => {
             let _ = ws.send(Message::text(r#"{"type":"hello","n":1}"#)).await;
             while let Some(Ok(msg)) = ws.next().await {
-                let Message::Text(text) = msg else { continue };
+                let text = match msg {
+                    Message::Text(text) => text,
+                    // Binary frames come back as they are.
+                    Message::Binary(bytes) => {
+                        if ws.send(Message::binary(bytes)).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    _ => continue,
+                };
                 let body: serde_json::Value = match serde_json::from_str(&text) {
                     Ok(v) => v,
                     Err(_) => serde_json::json!(text.to_string()),
