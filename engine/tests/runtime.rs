@@ -403,3 +403,37 @@ steps:
         "{failure}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_frames_are_still_validated_and_matched() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "events: { schemas: schemas }\n");
+    suite.spec(
+        "schemas/hello.json",
+        r#"{"type":"object","required":["type","n"],"properties":{"n":{"type":"integer"},"blob":{"type":"string"}}}"#,
+    );
+    suite.spec(
+        "big.yaml",
+        r##"
+name: big valid
+steps:
+  - connect: { url: "{{ env.WS_URL }}/big/2000000" }
+  - expect: { event: hello, match: { n: 1, blob: "#regex ^x+$" }, within: 10s }
+"##,
+    );
+    suite.spec(
+        "big_invalid.yaml",
+        r##"
+name: big invalid
+steps:
+  - connect: { url: "{{ env.WS_URL }}/big-invalid/2000000" }
+  - expect: { event: hello, within: 10s }
+"##,
+    );
+    let outcomes = suite.run().await;
+    let by_name = |n: &str| outcomes.iter().find(|o| o.name == n).unwrap();
+    by_name("big valid").assert_passed();
+    let invalid = &by_name("big invalid").failure;
+    assert!(invalid.contains("event `hello` violates"), "{invalid}");
+    assert!(invalid.contains("at `/n`"), "{invalid}");
+}

@@ -30,7 +30,8 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// `/bad-schema` greets with a `hello` whose `n` is a string; `/drop` drops TCP;
 /// `/nested` sends an event typed by `meta.kind`; `/subprotocols` selects the first
 /// subprotocol offered and reports the whole list in its `hello`; `/flood/N` sends N
-/// `tick` events (`i` from 0) at once, as fast as the socket takes them.
+/// `tick` events (`i` from 0) at once, as fast as the socket takes them; `/big/N`
+/// greets with a `hello` carrying N more bytes (`/big-invalid/N`: with `n` a string).
 pub async fn start_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().expect("local addr");
@@ -114,6 +115,16 @@ where
         return;
     };
     let route = path.lock().unwrap().clone();
+    let big = |prefix: &str, n: serde_json::Value| {
+        let size: usize = route.strip_prefix(prefix)?.parse().ok()?;
+        let hello = serde_json::json!({"type": "hello", "n": n, "blob": "x".repeat(size)});
+        Some(hello.to_string())
+    };
+    if let Some(hello) = big("/big/", 1.into()).or_else(|| big("/big-invalid/", "one".into())) {
+        let _ = ws.send(Message::text(hello)).await;
+        while ws.next().await.is_some() {}
+        return;
+    }
     if let Some(count) = route.strip_prefix("/flood/") {
         flood(&mut ws, count.parse().unwrap_or(0)).await;
         while ws.next().await.is_some() {}
