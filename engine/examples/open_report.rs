@@ -53,6 +53,8 @@ async fn main() {
             }
             Err(e) => {
                 eprintln!("run {run}: {e}");
+                // Dropped first: `exit` runs no destructor, and the browser must go.
+                drop(browser);
                 std::process::exit(1);
             }
         }
@@ -69,6 +71,7 @@ async fn main() {
     if let Some(path) = screenshot {
         if let Err(e) = browser.screenshot(&path, false).await {
             eprintln!("screenshot: {e}");
+            drop(browser);
             std::process::exit(1);
         }
         println!("screenshot: {}", path.display());

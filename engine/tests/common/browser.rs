@@ -76,6 +76,8 @@ impl Browser {
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
                 "--no-first-run",
+                "--disable-breakpad",
+                "--disable-crash-reporter",
                 "--no-default-browser-check",
                 "--hide-scrollbars",
                 "--remote-debugging-port=0",
