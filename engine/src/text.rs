@@ -27,6 +27,35 @@ pub fn percent_encode(text: &str) -> String {
     out
 }
 
+/// Percent-decoding of a query-string part; with `plus_as_space` (HTML form
+/// encoding) a `+` is a space. A `%` not followed by two hex digits stays as it is.
+pub fn percent_decode(text: &str, plus_as_space: bool) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) if plus_as_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// A URL with its password hidden (`postgres://u:***@h/db`).
 pub fn hide_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {

@@ -55,6 +55,10 @@ pub fn watch(stop: RunStop, work: &'static str) -> std::io::Result<()> {
                 ));
                 stop.request_now(second);
                 stop.wait_reported(REPORT_GRACE);
+                // A hard stop cannot wait for the runtime to unwind (it may be stuck
+                // in the very step being abandoned), so it exits from here; `kill_all`
+                // has already done what the destructors would: every process group
+                // the run started is killed and its folder removed.
                 process_group::kill_all();
                 std::process::exit(128 + second);
             });

@@ -56,7 +56,10 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     if let Some(credentials) = step.authenticate.as_mut() {
         credentials.message = message_template;
     }
-    let name = step.name.clone().unwrap_or_else(|| "default".into());
+    let name = step
+        .name
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CONNECTION.into());
     // A closed connection's name can be reused (reconnect as the same tab).
     let taken = match ctx.connections.get(&name) {
         Some(existing) => existing.is_open().await,

@@ -622,12 +622,7 @@ impl<'a> Checker<'a> {
         }
         match step.kind {
             StepKind::Connect => {
-                let name = step
-                    .body
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("default")
-                    .to_string();
+                let name = connection_name(&step.body).to_string();
                 if let Some(file) = step.body.get("ca_file").and_then(Value::as_str) {
                     self.file_exists(file, &format!("{pointer}/ca_file"));
                 }
@@ -898,11 +893,7 @@ impl<'a> Checker<'a> {
             self.credentials(credentials, &format!("{pointer}/authenticate"));
         }
         if super::profile::captures_per_connection(&merged) {
-            let name = body
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("default");
-            self.vars.insert(name.to_string());
+            self.vars.insert(connection_name(body).to_string());
         }
     }
 
@@ -1106,12 +1097,7 @@ fn opened_connections(
     for step in steps {
         match step.kind {
             StepKind::Connect => {
-                let name = step
-                    .body
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("default");
-                names.push(resolve_name(name, args)?);
+                names.push(resolve_name(connection_name(&step.body), args)?);
             }
             StepKind::Each => names.extend(opened_connections(&step.children, args)?),
             StepKind::Call => {

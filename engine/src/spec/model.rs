@@ -209,6 +209,17 @@ pub struct ConnectStep {
     pub ready: Option<ReadyWait>,
 }
 
+/// The name a `connect` gives its connection (`default` when it gives none), read from
+/// the unrendered body.
+pub fn connection_name(body: &Value) -> &str {
+    body.get("name")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_CONNECTION)
+}
+
+/// The connection name of a `connect` without `name:`.
+pub const DEFAULT_CONNECTION: &str = "default";
+
 /// The connect fields a profile or a step may set, before profile and step are merged:
 /// `profile:` names a suite-config profile, `identity:` is what its templates call
 /// `{{ identity }}`.
