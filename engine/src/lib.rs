@@ -2,7 +2,7 @@
 //! that connect, authenticate, send, expect events, and assert Postgres rows and Redis
 //! keys, run against the real application.
 //!
-//! - [`spec`]: the model and its loader (no network).
+//! - [`spec`]: the model and its loader (no network), from the `engine-core` crate.
 //! - [`runner`]: executes scenarios and emits events.
 //! - [`report`]: listeners that print or write reports.
 //! - [`load`]: load mode, a scenario run as many virtual users.
@@ -10,19 +10,14 @@
 //! - [`lifecycle`]: services, signals and exit codes around `run` and `load`.
 //! - [`cli`]: the command line.
 
+pub use engine_core::{diagnostic, json_path, matcher, memo, spec, template, text};
+
 pub mod cli;
-pub mod diagnostic;
 pub mod discover;
 pub mod ids;
-pub mod json_path;
 pub mod lifecycle;
 pub mod load;
-pub mod matcher;
-pub mod memo;
 pub mod record;
 pub mod redact;
 pub mod report;
 pub mod runner;
-pub mod spec;
-pub mod template;
-pub mod text;
