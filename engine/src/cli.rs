@@ -46,8 +46,12 @@ pub enum Command {
         #[arg(long, value_parser = ["text", "json"], default_value = "text")]
         format: String,
     },
-    /// Print the JSON Schema of the spec format.
-    Schema,
+    /// Print the JSON Schema of the spec format (or, with `--config`, of `engine.yaml`).
+    Schema {
+        /// The suite config's schema instead of the spec format's.
+        #[arg(long)]
+        config: bool,
+    },
     /// Run one scenario as many virtual users and measure it (or merge results).
     Load(crate::load::command::LoadArgs),
     /// Proxy a real WebSocket session to the application and write it as a spec draft.
@@ -128,8 +132,13 @@ pub fn main_with_args(cli: Cli) -> i32 {
     };
     let exit = runtime.block_on(async move {
         match cli.command {
-            Command::Schema => {
-                println!("{}", crate::spec::load::SPEC_SCHEMA);
+            Command::Schema { config } => {
+                let schema = if config {
+                    crate::spec::schema::engine_schema()
+                } else {
+                    crate::spec::schema::spec_schema()
+                };
+                print!("{}", crate::spec::schema::to_file_text(&schema));
                 Exit::Passed
             }
             Command::Check { paths } => check(&paths),

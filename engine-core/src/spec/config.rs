@@ -8,50 +8,79 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::duration::serde_duration;
+use super::schema::{JwtAlgorithm, PlainDuration};
 use super::yaml;
 use crate::diagnostic::{did_you_mean, Diagnostic, SourceFile};
 
 pub const CONFIG_FILE: &str = "engine.yaml";
 
-#[derive(Debug, Clone, Deserialize)]
+/// The suite config, `engine.yaml`: found by walking up from each spec. Everything
+/// application-specific lives here or in specs: the engine knows nothing of any one
+/// backend.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuiteConfig {
-    /// Defaults for `{{ env.X }}`; the process environment wins.
+    /// Defaults for `{{ env.X }}`; the process environment wins. Values may refer to
+    /// other variables (`{{ env.PG_PORT }}`).
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"WS_URL": "ws://127.0.0.1:8787", "PG_PORT": "5432", "DATABASE_URL": "postgres://postgres@127.0.0.1:{{ env.PG_PORT }}/test"}))]
     pub env: BTreeMap<String, String>,
-    /// Names of env vars whose values never appear in output or reports.
+    /// Env vars whose values never appear in output or reports.
     #[serde(default)]
+    #[schemars(example = serde_json::json!(["JWT_SECRET", "API_TOKEN"]))]
     pub secrets: Vec<String>,
-    /// Default parallelism when `--jobs` is not given.
+    /// Default `--jobs`: scenarios run at once (else the CPU count).
+    #[schemars(range(min = 1), example = 8)]
     pub jobs: Option<usize>,
+    /// Default deadlines.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"scenario": "60s", "step": "5s", "teardown": "15s"}))]
     pub timeouts: Timeouts,
+    /// How received frames are read: where their type is, and their schemas.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"type_field": "type", "schemas": "../schemas/events", "require_schemas": true}))]
     pub events: EventsConfig,
-    /// ID kinds: name → how to mint values.
+    /// ID kinds specs declare IDs of: a prefix and a format.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"user": {"prefix": "usr_", "format": "uuid"}}))]
     pub ids: BTreeMap<String, IdKindSpec>,
+    /// How tokens are minted by default.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"jwt": {"secret": "{{ env.JWT_SECRET }}", "alg": "HS256"}}))]
     pub auth: AuthConfig,
-    /// Postgres URLs by name (templated with `env`); steps pick one with `database:`.
+    /// Postgres URLs by name (templated); steps choose with `database:`, default
+    /// `default`.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"default": "{{ env.DATABASE_URL }}"}))]
     pub databases: BTreeMap<String, String>,
-    /// Redis URLs by name (templated with `env`); steps pick one with `server:`.
+    /// Redis URLs by name (templated); steps choose with `server:`, default `default`.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"default": "{{ env.REDIS_URL }}"}))]
     pub redis: BTreeMap<String, String>,
-    /// Services to make available for the run.
+    /// Services for the run, in order: reused when `ready` already answers, else
+    /// started and stopped after the run.
     #[serde(default)]
+    #[schemars(example = serde_json::json!([{"name": "backend", "command": "cargo run -p backend", "ready": "http://127.0.0.1:8787/healthz", "timeout": "5m"}]))]
     pub serve: Vec<ServeSpec>,
-    /// Folders of reusable steps (relative to the config); their files are not specs.
+    /// Folders of reusable steps, relative to this file. Each `*.yaml` there defines one
+    /// step (`step: name`, `params`, `steps`, `returns`, `cleanup`) that specs call by
+    /// its name; these files are not scenarios.
     #[serde(default)]
+    #[schemars(example = serde_json::json!(["_lib"]))]
     pub library: Vec<PathBuf>,
     /// Connection profiles: how a connection for an identity is opened, authenticated
-    /// and awaited until ready (connect fields plus `ready`). `default` applies to a
+    /// and awaited until ready. Any `connect` field, plus `ready` (an event type or
+    /// `{event, match, capture}`); templates read `{{ identity }}`. A spec opens one
+    /// with `connect: { name: tab1, profile: user, identity: "{{ ids.alice }}" }`;
+    /// fields given in the step override the profile's. `default` applies to a
     /// `connect` with neither `url` nor `profile`.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, super::model::ConnectStep>")]
+    #[schemars(example = serde_json::json!({"default": {"url": "{{ env.WS_URL }}/ws", "authenticate": {"jwt": {"claims": {"sub": "{{ identity }}"}}}, "ready": {"event": "connection_established", "capture": {"connection_id": "$.connection_id"}}}}))]
     pub profiles: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Where this config was read from (the folder relative paths resolve against).
     #[serde(skip)]
@@ -81,17 +110,30 @@ impl Default for SuiteConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Default deadlines.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
-    /// Whole-scenario deadline when a spec gives none.
-    #[serde(default = "default_scenario_timeout", with = "serde_duration")]
+    /// Whole-scenario deadline when a spec gives none (default 60s).
+    #[serde(
+        default = "default_scenario_timeout",
+        deserialize_with = "serde_duration::deserialize"
+    )]
+    #[schemars(with = "PlainDuration", example = &"60s")]
     pub scenario: Duration,
-    /// Default `within` for waits (expect, connect, http).
-    #[serde(default = "default_step_timeout", with = "serde_duration")]
+    /// Default `within` of waits: expect, connect, http (default 5s).
+    #[serde(
+        default = "default_step_timeout",
+        deserialize_with = "serde_duration::deserialize"
+    )]
+    #[schemars(with = "PlainDuration", example = &"5s")]
     pub step: Duration,
-    /// Deadline for a scenario's teardown.
-    #[serde(default = "default_teardown_timeout", with = "serde_duration")]
+    /// Deadline for a scenario's teardown (default 15s).
+    #[serde(
+        default = "default_teardown_timeout",
+        deserialize_with = "serde_duration::deserialize"
+    )]
+    #[schemars(with = "PlainDuration", example = &"15s")]
     pub teardown: Duration,
 }
 
@@ -115,16 +157,22 @@ impl Default for Timeouts {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// How received frames are read.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventsConfig {
-    /// Dotted path of the event-type field in each JSON frame.
+    /// Dotted path of the event type in each JSON frame (default `type`).
     #[serde(default = "default_type_field")]
+    #[schemars(example = &"type")]
     pub type_field: String,
-    /// Folder of `<type>.json` schemas, relative to the config.
+    /// Folder of `<type>.json` JSON Schemas, relative to this file; every received
+    /// event of a type with a schema is validated.
+    #[schemars(example = &"../schemas/events")]
     pub schemas: Option<PathBuf>,
-    /// Fail on an event whose type has no schema in the folder (catches undocumented events).
+    /// An event whose type has no schema fails the step; an expectation naming such a
+    /// type is a spec error.
     #[serde(default)]
+    #[schemars(example = true)]
     pub require_schemas: bool,
 }
 
@@ -143,16 +191,21 @@ impl Default for EventsConfig {
 }
 
 /// How values of one ID kind look.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdKindSpec {
+    /// Text before every minted value.
     #[serde(default)]
+    #[schemars(example = &"usr_")]
     pub prefix: String,
+    /// How the value after the prefix is made (default `uuid`).
     #[serde(default)]
+    #[schemars(example = &"uuid")]
     pub format: IdFormat,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+/// The format of minted IDs.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IdFormat {
     #[default]
@@ -164,26 +217,39 @@ pub enum IdFormat {
     Int,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+/// How tokens are minted by default.
+#[derive(Debug, Clone, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
+    /// Defaults of every `jwt:` a spec mints.
+    #[schemars(example = serde_json::json!({"secret": "{{ env.JWT_SECRET }}", "alg": "HS256", "expires_in": "5m"}))]
     pub jwt: Option<JwtDefaults>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Defaults of minted JWTs.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwtDefaults {
-    /// HMAC secret, templated (`{{ env.JWT_SECRET }}`); treated as a secret.
+    /// HMAC secret, templated (`{{ env.JWT_SECRET }}`); treated as a secret, never shown.
+    #[schemars(example = &"{{ env.JWT_SECRET }}")]
     pub secret: Option<String>,
+    /// Signing algorithm (default HS256).
     #[serde(default = "default_alg")]
+    #[schemars(with = "JwtAlgorithm", example = &"HS256")]
     pub alg: String,
-    /// PEM RSA private key for RS256, relative to the config.
+    /// PEM RSA private key for RS256, relative to this file.
+    #[schemars(example = &"keys/private.pem")]
     pub private_key_file: Option<PathBuf>,
-    /// Default lifetime when a spec gives no `expires_in`.
-    #[serde(default = "default_expiry", with = "serde_duration")]
+    /// Default lifetime when a spec gives no `expires_in` (default 5m).
+    #[serde(
+        default = "default_expiry",
+        deserialize_with = "serde_duration::deserialize"
+    )]
+    #[schemars(with = "PlainDuration", example = &"5m")]
     pub expires_in: Duration,
-    /// Claims added to every minted token (spec claims win).
+    /// Claims added to every minted token (a spec's claims win).
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"iss": "spec-suite"}))]
     pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -195,20 +261,32 @@ fn default_expiry() -> Duration {
 }
 
 /// A service the run needs: reused when `ready` already answers, else started.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServeSpec {
+    /// The service's name, in progress lines and failures.
+    #[schemars(example = &"backend")]
     pub name: String,
     /// Shell command; `{{ tmpdir }}` is a fresh folder removed after the run.
+    #[schemars(example = &"cargo run -p backend")]
     pub command: String,
-    /// Readiness check: `http(s)://…` (2xx), `tcp://host:port`, `postgres://…`, `redis://…`.
+    /// Readiness check: `http(s)://…` (2xx), `tcp://host:port`, `postgres://…`,
+    /// `redis://…`.
+    #[schemars(example = &"http://127.0.0.1:8787/healthz")]
     pub ready: String,
+    /// Extra environment variables (templated).
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"BIND": "127.0.0.1:8787"}))]
     pub env: BTreeMap<String, String>,
-    /// Working folder, relative to the config.
+    /// Working folder, relative to this file.
+    #[schemars(example = &"..")]
     pub cwd: Option<PathBuf>,
-    /// How long to wait for readiness after starting.
-    #[serde(default = "default_serve_timeout", with = "serde_duration")]
+    /// Readiness deadline after starting (default 120s).
+    #[serde(
+        default = "default_serve_timeout",
+        deserialize_with = "serde_duration::deserialize"
+    )]
+    #[schemars(with = "PlainDuration", example = &"5m")]
     pub timeout: Duration,
 }
 

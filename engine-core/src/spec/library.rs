@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -61,7 +62,7 @@ pub struct Param {
 }
 
 /// What a parameter's value must be once rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamType {
     String,
@@ -99,6 +100,66 @@ impl ParamType {
             ParamType::Any => true,
         }
     }
+}
+
+/// A library file as written: the schema of library files is generated from it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    description = "A reusable step: parameters, steps, returned values, and the cleanup that \
+        undoes what it created (registered when a call runs; run in reverse order at teardown).",
+    extend("anyOf" = [{"required": ["steps"]}, {"required": ["cleanup"]}])
+)]
+pub struct LibraryDocument {
+    /// The name specs call it by, as a step kind.
+    #[schemars(regex(pattern = "^[a-z][a-z0-9_]*$"), example = &"open_tab")]
+    pub step: String,
+    /// What the step does, shown in `engine check` hints and reports.
+    #[schemars(example = &"Open a tab for a user and wait until the server says it is ready")]
+    pub description: Option<String>,
+    /// Parameters: `name: type` or `name: {type, default, description}`; types: string,
+    /// integer, number, boolean, object, array, any. Without a default, a parameter is
+    /// required. Read in templates by name: `{{ user }}`.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, ParamDeclaration>>", extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}))]
+    #[schemars(example = serde_json::json!({"name": "string", "user": {"type": "string", "description": "the user's ID"}, "client": {"type": "string", "default": "spec-suite"}}))]
+    pub params: Map<String, Value>,
+    /// The steps it runs, in order, in its own scope.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<super::document::StepEntry>>")]
+    #[schemars(example = serde_json::json!([{"connect": {"name": "{{ name }}", "identity": "{{ user }}"}}]))]
+    pub steps: Vec<Value>,
+    /// Values handed back to the caller, rendered after the steps: `vars.<name>` (or
+    /// `vars.<as>.<name>` when the call says `as:`).
+    #[serde(default)]
+    #[schemars(example = serde_json::json!({"connection_id": "{{ vars.conn }}"}))]
+    pub returns: Map<String, Value>,
+    /// Actions that undo what the step created, run at teardown in reverse order of
+    /// calls, also after failure, timeout or interruption. An action reading a value
+    /// the call never produced is skipped.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<super::model::ActionBody>>")]
+    #[schemars(example = serde_json::json!([{"redis": ["DEL", "session:{{ user }}"]}]))]
+    pub cleanup: Vec<Value>,
+}
+
+/// A parameter as declared: its type alone, or `{type, default, description}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ParamDeclaration {
+    Type(ParamType),
+    Full {
+        /// What the value must be once rendered (default `any`).
+        #[serde(default, rename = "type")]
+        #[schemars(example = &"string")]
+        kind: ParamType,
+        /// The value when the call leaves the parameter out (then it is optional).
+        #[schemars(example = &"spec-suite")]
+        default: Option<Value>,
+        /// What the parameter is, for readers and hints.
+        #[schemars(example = &"the user's ID")]
+        description: Option<String>,
+    },
 }
 
 /// Names a library step's parameters may not take: they are the template roots.

@@ -9,9 +9,11 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::SuiteConfig;
+use super::document::SpecDocument;
 use super::library::{Library, LibraryStep};
 use super::model::*;
 use super::yaml::{self, SpanIndex};
@@ -26,7 +28,7 @@ fn schema_json() -> &'static Value {
     SCHEMA.get_or_init(|| serde_json::from_str(SPEC_SCHEMA).expect("spec schema is valid JSON"))
 }
 
-/// What a YAML file holds: a scenario, or a library step (`$defs/library_file` of the
+/// What a YAML file holds: a scenario, or a library step (`$defs/LibraryDocument` of the
 /// same schema, so both share every step definition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Root {
@@ -42,7 +44,7 @@ impl Root {
         match self {
             Root::Spec => schema_json(),
             Root::Library => LIBRARY.get_or_init(|| {
-                let mut root = schema_json()["$defs"]["library_file"].clone();
+                let mut root = schema_json()["$defs"]["LibraryDocument"].clone();
                 root["$defs"] = schema_json()["$defs"].clone();
                 root
             }),
@@ -107,7 +109,7 @@ pub fn load_str(
     let (value, index) = parse_yaml(&source)?;
     let schema = schema_problems(&source, &value, &index, Root::Spec);
     let mut resolver = LibraryRef(library);
-    let (scenario, mut problems) = build(&source, &value, &index, &mut resolver);
+    let (scenario, mut problems) = build(&source, &value, &index, &mut resolver, schema.is_empty());
     if !schema.is_empty() {
         // Unknown step kinds with the schema's errors; the checks below assume a
         // well-formed spec.
@@ -170,43 +172,43 @@ fn build(
     value: &Value,
     index: &SpanIndex,
     resolver: &mut dyn StepResolver,
+    schema_ok: bool,
 ) -> (Scenario, Vec<Diagnostic>) {
-    let get_str = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
-    let (steps, problems) = build_steps(value.get("steps"), "/steps", index, source, resolver);
+    let (steps, mut problems) = build_steps(value.get("steps"), "/steps", index, source, resolver);
+    // A file the schema rejects is reported with the schema's errors; what can be read
+    // of it is still built, so unknown step kinds are reported alongside. A file the
+    // schema accepts always reads, as both come from the same types.
+    let document = match SpecDocument::deserialize(value) {
+        Ok(document) => document,
+        Err(error) => {
+            if schema_ok {
+                problems.push(
+                    Diagnostic::new(format!("cannot read the spec: {error}"))
+                        .at(source, index.lookup("")),
+                );
+            }
+            SpecDocument::default()
+        }
+    };
     let scenario = Scenario {
         source: source.clone(),
-        name: get_str("name").unwrap_or_default(),
-        description: get_str("description"),
-        tags: value
-            .get("tags")
-            .and_then(Value::as_array)
-            .map(|t| {
-                t.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        skip: get_str("skip"),
-        timeout: get_str("timeout").and_then(|t| super::duration::parse_duration(&t).ok()),
-        ids: value
-            .get("ids")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        vars: value
-            .get("vars")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
+        name: document.name,
+        description: document.description,
+        tags: document.tags,
+        skip: document.skip,
+        timeout: document
+            .timeout
+            .and_then(|t| super::duration::parse_duration(&t).ok()),
+        ids: document
+            .ids
+            .into_iter()
+            .map(|(name, kind)| (name, kind.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        vars: document.vars,
         setup: actions(value, "setup", index),
         steps,
         teardown: actions(value, "teardown", index),
-        load: value.get("load").cloned(),
+        load: document.load,
         index: Arc::new(index.clone()),
         case: None,
     };

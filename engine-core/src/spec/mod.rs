@@ -4,11 +4,14 @@
 pub mod cases;
 pub mod checks;
 pub mod config;
+pub mod document;
 pub mod duration;
 pub mod library;
 pub mod load;
+pub mod load_block;
 pub mod model;
 pub mod profile;
+pub mod schema;
 pub mod sql;
 pub mod template_calls;
 pub mod yaml;

@@ -7,10 +7,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::duration::serde_duration;
+use super::schema::{
+    CapturesMap, ConnectionRef, CountText, DurationText, HttpMethod, HttpStatus, Identifier,
+    JwtAlgorithm, QueryValue, RedisCommand, RedisKeyType, SignalName, Templated,
+};
 use crate::diagnostic::{SourceFile, Span};
 
 /// One scenario file, parsed and validated.
@@ -169,43 +174,109 @@ impl StepKind {
 /// Name → JSONPath.
 pub type Captures = BTreeMap<String, String>;
 
-#[derive(Debug, Clone, Deserialize)]
+/// A fixture action: one SQL statement, a `.sql` file, or one Redis command.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "action",
+    description = "A fixture action: one of `sql`, `sql_file`, `redis`.",
+    extend("minProperties" = 1),
+    extend("oneOf" = [
+        {"required": ["sql"], "not": {"anyOf": [{"required": ["sql_file"]}, {"required": ["redis"]}]}},
+        {"required": ["sql_file"], "not": {"anyOf": [{"required": ["sql"]}, {"required": ["redis"]}, {"required": ["params"]}]}},
+        {"required": ["redis"], "not": {"anyOf": [{"required": ["sql"]}, {"required": ["sql_file"]}, {"required": ["params"]}, {"required": ["database"]}]}}
+    ])
+)]
 pub struct ActionBody {
+    /// One SQL statement, with $1.. parameters.
+    #[schemars(example = &"INSERT INTO users (id, name) VALUES ($1, $2)")]
     pub sql: Option<String>,
+    /// A .sql file (relative to the spec), templated, run as one batch; use
+    /// `{{ ids.x }}` only where the value is not user input.
+    #[schemars(example = &"fixtures/thread.sql")]
     pub sql_file: Option<String>,
+    /// Values bound to $1, $2, ... Templates are rendered first; values never reach SQL
+    /// as text.
     #[serde(default)]
+    #[schemars(example = serde_json::json!(["{{ ids.alice }}", "Alice"]))]
     pub params: Vec<Value>,
+    /// Name of a database in the suite config `databases` (default: `default`).
+    #[schemars(example = &"default")]
     pub database: Option<String>,
+    /// A Redis command and its arguments.
+    #[schemars(with = "Option<RedisCommand>", example = serde_json::json!(["SET", "flags:{{ ids.alice }}", "beta"]))]
     pub redis: Option<Vec<Value>>,
+    /// Name of a Redis server in the suite config `redis` (default: `default`).
+    #[schemars(example = &"default")]
     pub server: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Open a WebSocket connection. Its events go to an inbox of its own from the first
+/// frame on. With `profile` (or the suite's `profiles.default`), the profile's URL,
+/// authentication and ready event apply; fields given here override it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "connect",
+    example = serde_json::json!({"name": "tab1", "profile": "user", "identity": "{{ ids.alice }}"}), transform = super::schema::url_from_profile)]
 pub struct ConnectStep {
+    /// Name for later steps' `on:` (default `default`).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
     pub name: Option<String>,
+    /// ws:// or wss:// URL (required unless a profile gives it).
+    #[schemars(example = &"{{ env.WS_URL }}/ws")]
     pub url: String,
+    /// A connection profile from the suite config (`profiles:`); default:
+    /// `profiles.default` when the step has no `url`. Taken out before the step runs.
     #[serde(default)]
+    #[schemars(example = &"user")]
+    pub profile: Option<String>,
+    /// Who connects: the profile's templates read it as `{{ identity }}` (e.g. a user
+    /// ID). Taken out before the step runs.
+    #[serde(default)]
+    #[schemars(example = &"{{ ids.alice }}")]
+    pub identity: Option<Value>,
+    /// Headers of the upgrade request.
+    #[serde(default)]
+    #[schemars(with = "Option<Templated<BTreeMap<String, String>>>")]
+    #[schemars(example = serde_json::json!({"x-client": "spec-suite"}))]
     pub headers: BTreeMap<String, String>,
+    /// Query parameters added to the URL (percent-encoded).
     #[serde(default)]
+    #[schemars(with = "Option<Templated<BTreeMap<String, QueryValue>>>")]
+    #[schemars(example = serde_json::json!({"client": "web", "v": 2}))]
     pub query: BTreeMap<String, Value>,
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`.
     #[serde(default)]
+    #[schemars(with = "Option<Templated<Vec<String>>>", example = serde_json::json!(["chat.v2"]))]
     pub subprotocols: Vec<String>,
+    /// PEM file of an extra CA to trust for wss:// (relative to the spec).
+    #[schemars(example = &"certs/ca.pem")]
     pub ca_file: Option<String>,
+    /// How to present credentials at the handshake (or as the first message).
+    #[schemars(example = serde_json::json!({"jwt": {"claims": {"sub": "{{ ids.alice }}"}}, "as": "bearer"}))]
     pub authenticate: Option<Credentials>,
-    #[serde(default, with = "serde_duration::option")]
+    /// Handshake deadline (default: the suite's step timeout).
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"5s")]
     pub within: Option<Duration>,
+    /// Expect the handshake to be refused with this HTTP status (e.g. 401).
+    #[schemars(with = "Option<Templated<HttpStatus>>", example = 401)]
     pub expect_status: Option<u16>,
     /// The subprotocol the server must pick in its handshake answer.
+    #[schemars(example = &"chat.v2")]
     pub expect_subprotocol: Option<String>,
-    /// Read JSON carried in binary frames like text frames (matching, types, schemas).
+    /// Read JSON carried in binary frames like text frames (types, matching, schemas).
     #[serde(default)]
+    #[schemars(with = "Option<Templated<bool>>", example = true)]
     pub binary_json: bool,
-    /// Captures from the ready event (see [`ReadyWait`]).
+    /// Captures from the ready event, as `vars.<name>`; a profile's ready captures land
+    /// under `vars.<connection>.<name>`.
     #[serde(default)]
+    #[schemars(with = "Option<CapturesMap>", example = serde_json::json!({"connection_id": "$.connection_id"}))]
     pub capture: Captures,
-    /// Wait after connecting until this event arrives (a profile's `ready`, overridable).
+    /// Wait after connecting until this event arrives (taken from the inbox): an event
+    /// type, `{event, match, capture}`, or `false` for no wait. Default: the profile's.
+    #[schemars(example = &"connection_established")]
     pub ready: Option<ReadyWait>,
 }
 
@@ -226,7 +297,7 @@ pub const DEFAULT_CONNECTION: &str = "default";
 pub const CONNECT_PROFILE_KEYS: [&str; 2] = ["profile", "identity"];
 
 /// The event that says a new connection is ready, taken from its inbox like `expect`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ReadyWait {
     /// `ready: false` turns a profile's wait off; `true` is an error.
@@ -250,83 +321,176 @@ impl ReadyWait {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+/// How a token is presented.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PresentAs {
+    /// `Authorization: Bearer <token>` (or `header:`).
     #[default]
     Bearer,
+    /// A query parameter (`param:`, default `token`).
     Query,
+    /// A subprotocol offered at the handshake.
     Subprotocol,
+    /// The first message after the handshake (`message:`).
     Message,
 }
 
-/// A token to present, and how.
-#[derive(Debug, Clone, Deserialize)]
+/// How to present credentials: mint a `jwt` or use a `token`, and present it `as`
+/// bearer header, query parameter, subprotocol or first message. Exactly one of `jwt`
+/// and `token` (after a connection profile is merged in: `engine check` checks the
+/// merged step).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "authenticate")]
 pub struct Credentials {
+    /// Mint a JWT with these claims (secret and algorithm from the suite config).
+    #[schemars(example = serde_json::json!({"claims": {"sub": "{{ ids.alice }}"}}))]
     pub jwt: Option<JwtSpec>,
+    /// A ready token (e.g. `{{ vars.token }}` captured from a login).
+    #[schemars(example = &"{{ vars.token }}")]
     pub token: Option<String>,
+    /// How the token is presented (default `bearer`), or a template yielding one of
+    /// them.
     #[serde(default, rename = "as")]
+    #[schemars(with = "Option<Templated<PresentAs>>", example = &"query")]
     pub present_as: PresentAs,
+    /// Query parameter name for `as: query` (default `token`).
+    #[schemars(example = &"access_token")]
     pub param: Option<String>,
+    /// Header for `as: bearer` (default `Authorization`, value `Bearer <token>`).
+    #[schemars(example = &"Authorization")]
     pub header: Option<String>,
+    /// First message for `as: message`; `{{ token }}` is the token. Default
+    /// `{type: auth, token: <token>}` (with the suite's event-type field).
+    #[schemars(example = serde_json::json!({"type": "auth", "token": "{{ token }}"}))]
     pub message: Option<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Mint a JWT. Secret and algorithm default to the suite config `auth.jwt`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "jwt")]
 pub struct JwtSpec {
+    /// Claims, templated.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"sub": "{{ ids.alice }}"}))]
     pub claims: serde_json::Map<String, Value>,
+    /// Sets `exp` relative to now; a leading `-` makes an expired token (`-1m`).
+    #[schemars(regex(pattern = r"^-?(([0-9]+(\.[0-9]+)?(ms|s|m|h))+|.*\{\{.*\}\}.*)$"))]
+    #[schemars(example = &"15m")]
     pub expires_in: Option<String>,
+    /// Signing algorithm (default: the suite config's, else HS256).
+    #[schemars(with = "Option<JwtAlgorithm>", example = &"HS256")]
     pub alg: Option<String>,
+    /// HMAC secret (prefer the suite config, which keeps it out of reports).
+    #[schemars(example = &"{{ env.JWT_SECRET }}")]
     pub secret: Option<String>,
+    /// PEM RSA key for RS256.
+    #[schemars(example = &"keys/private.pem")]
     pub private_key_file: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Present credentials on an open connection as its next message (`as: message`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "authenticate_step",
+    example = serde_json::json!({"on": "tab1", "jwt": {"claims": {"sub": "{{ ids.alice }}"}}}),
+    extend("oneOf" = [{"required": ["jwt"]}, {"required": ["token"]}])
+)]
 pub struct AuthenticateStep {
+    /// The connection (may be left out when the scenario has one).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
     pub on: Option<String>,
+    /// Mint a JWT with these claims.
+    #[schemars(example = serde_json::json!({"claims": {"sub": "{{ ids.alice }}"}}))]
     pub jwt: Option<JwtSpec>,
+    /// A ready token.
+    #[schemars(example = &"{{ vars.token }}")]
     pub token: Option<String>,
+    /// The message carrying the token; `{{ token }}` is the token. Default
+    /// `{type: auth, token: <token>}`.
+    #[schemars(example = serde_json::json!({"type": "auth", "token": "{{ token }}"}))]
     pub message: Option<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Send one frame: `json` (serialized), `text` (as is) or `binary`: base64, or
+/// `{text: …}` / `{json: …}` sent as the UTF-8 bytes of the (templated) value.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "send",
+    example = serde_json::json!({"on": "tab1", "json": {"type": "user_message", "content": "hi"}}),
+    extend("oneOf" = [{"required": ["json"]}, {"required": ["text"]}, {"required": ["binary"]}])
+)]
 pub struct SendStep {
+    /// The connection (may be left out when the scenario has one).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
     pub on: Option<String>,
+    /// Any JSON value, templated.
+    #[schemars(example = serde_json::json!({"type": "user_message", "thread_id": "{{ ids.t1 }}", "content": "hi"}))]
     pub json: Option<Value>,
+    /// A text frame, sent as is.
+    #[schemars(example = &"PING")]
     pub text: Option<String>,
+    /// Base64 bytes, or `{text: …}` / `{json: …}`: the frame carries the UTF-8 of the
+    /// templated value.
+    #[schemars(example = &"AAEC")]
     pub binary: Option<BinaryPayload>,
+    /// Send the frame this many times; `{{ index }}` counts from 0.
+    #[schemars(with = "Option<Templated<u64>>", example = 100)]
     pub repeat: Option<u64>,
 }
 
 /// A binary frame's bytes: base64, or the UTF-8 of a (templated) text or JSON value.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum BinaryPayload {
-    Base64(String),
-    Text { text: String },
-    Json { json: Value },
+    /// Base64 bytes.
+    Base64(#[schemars(extend("contentEncoding" = "base64"))] String),
+    /// The UTF-8 bytes of a text.
+    Text {
+        /// The text whose UTF-8 bytes the frame carries.
+        #[schemars(example = &"hello")]
+        text: String,
+    },
+    /// The UTF-8 bytes of a serialized JSON value.
+    Json {
+        /// The value whose serialized UTF-8 bytes the frame carries.
+        #[schemars(example = serde_json::json!({"op": "ping"}))]
+        json: Value,
+    },
 }
 
 /// One pattern an event must match.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "event_pattern")]
 pub struct EventPattern {
+    /// Event type (read from the suite's `events.type_field`); `*` is any frame at all
+    /// (JSON or not, text or binary).
+    #[schemars(example = &"message_created")]
     pub event: Option<String>,
+    /// Subset match; placeholders: #string #number #boolean #array #object #uuid
+    /// #present #absent #null #notnull #ignore `#regex <re>`.
     #[serde(rename = "match")]
+    #[schemars(example = serde_json::json!({"thread_id": "{{ ids.t1 }}", "seq": "#number"}))]
     pub matches: Option<Value>,
+    /// Compare `match` for equality instead of as a subset.
     #[serde(default)]
+    #[schemars(with = "Option<Templated<bool>>", example = false)]
     pub exact: bool,
+    /// Values to capture from the matched event.
     #[serde(default)]
+    #[schemars(with = "Option<CapturesMap>", example = serde_json::json!({"message_id": "$.message_id"}))]
     pub capture: Captures,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// An event type, or `{event, match, capture}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(title = "pattern_item")]
 pub enum PatternItem {
     Type(String),
     Pattern(EventPattern),
@@ -344,68 +508,134 @@ impl PatternItem {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Wait for events on a connection. One event (`event` and/or `match`), several in
+/// order (`sequence`), several in any order (`unordered`), or `count` of one pattern.
+/// Takes the first matching events from the inbox and leaves the rest.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "expect",
+    example = serde_json::json!({"on": "tab1", "event": "message_created", "match": {"content": "hi"}, "within": "2s"}),
+    extend("anyOf" = [{"required": ["event"]}, {"required": ["match"]}, {"required": ["sequence"]}, {"required": ["unordered"]}])
+)]
 pub struct ExpectStep {
+    /// The connection (may be left out when the scenario has one).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
     pub on: Option<String>,
+    /// Event type (from the suite's `events.type_field`); `*` is any frame.
+    #[schemars(example = &"message_created")]
     pub event: Option<String>,
+    /// Subset match with placeholders (`#uuid`, `#number`, `#regex ^a`, `#gte 3`…).
     #[serde(rename = "match")]
+    #[schemars(example = serde_json::json!({"content": "hi", "seq": "#number"}))]
     pub matches: Option<Value>,
+    /// Compare `match` for equality instead of as a subset.
     #[serde(default)]
+    #[schemars(with = "Option<Templated<bool>>", example = false)]
     pub exact: bool,
+    /// Values to capture from the matched event.
     #[serde(default)]
+    #[schemars(with = "Option<CapturesMap>", example = serde_json::json!({"message_id": "$.message_id"}))]
     pub capture: Captures,
+    /// How many events must match `event`/`match`.
+    #[schemars(with = "Option<Templated<u64>>", example = 3)]
     pub count: Option<u64>,
+    /// Events that must arrive in this order (others may come between, unless
+    /// `strict`): a list, or generated: `{for: n, range: [0, 100], item: {event: tick,
+    /// match: {seq: "{{ n }}"}}}` (`range` excludes its end; or `in: [..]`).
+    #[schemars(example = serde_json::json!(["run_started", {"event": "run_completed", "match": {"status": "completed"}}]))]
     pub sequence: Option<Sequence>,
+    /// Events that must all arrive, in any order: a list, or generated like `sequence`
+    /// (`{for, range|in, item}`).
+    #[schemars(example = serde_json::json!(["presence_joined", "message_created"]))]
     pub unordered: Option<Sequence>,
-    /// With `sequence`: its frames arrive one right after the other, nothing between.
+    /// With `sequence`: the frames arrive one right after another; any other frame
+    /// between them fails the step.
     #[serde(default)]
+    #[schemars(with = "Option<Templated<bool>>", example = true)]
     pub strict: bool,
-    #[serde(default, with = "serde_duration::option")]
+    /// Deadline (default: the suite's step timeout).
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"2s")]
     pub within: Option<Duration>,
 }
 
 /// The frames of an ordered expectation: written out, or generated from a range or list.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Sequence {
-    Items(Vec<PatternItem>),
+    Items(#[schemars(length(min = 1))] Vec<PatternItem>),
     Generated(SequenceGenerator),
 }
 
-/// `{for: n, range: [0, 100000], item: {event: tick, match: {seq: "{{ n }}"}}}`: one
-/// item per value, rendered with the value under the `for` name.
-#[derive(Debug, Clone, Deserialize)]
+/// One sequence item per value of `range` or `in`, rendered with the value as
+/// `{{ <for> }}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "sequence_generator",
+    extend("oneOf" = [{"required": ["range"]}, {"required": ["in"]}]),
+    example = serde_json::json!({"for": "n", "range": [0, 100000], "item": {"event": "tick", "match": {"seq": "{{ n }}"}}})
+)]
 pub struct SequenceGenerator {
+    /// The name the item's templates read the value by.
     #[serde(rename = "for")]
+    #[schemars(with = "Identifier", example = &"n")]
     pub name: String,
     /// `[start, end]` or `[start, end, step]`; `end` is excluded, as in Python.
+    #[schemars(length(min = 2, max = 3), example = serde_json::json!([0, 100]))]
     pub range: Option<Vec<i64>>,
+    /// A list of values, or a template yielding one.
     #[serde(rename = "in")]
+    #[schemars(with = "Option<Templated<Vec<Value>>>", example = serde_json::json!(["a", "b"]))]
     pub items: Option<Vec<Value>>,
-    /// Kept unrendered: rendered once per value (the runner takes it out first).
+    /// The item, rendered once per value (kept unrendered until then).
     #[serde(default)]
+    #[schemars(with = "PatternItem", example = serde_json::json!({"event": "tick", "match": {"seq": "{{ n }}"}}))]
     pub item: Value,
 }
 
-/// `assert`: a value compared with another, both shown on failure.
-#[derive(Debug, Clone, Deserialize)]
+/// Compare a value (a capture, an ID, a row field, a number, a time) with another; both
+/// sides are shown on failure. Numbers compare as numbers, RFC 3339 times as times.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "assert",
+    extend("minProperties" = 2),
+    example = serde_json::json!({"value": "{{ vars.seq_after }}", "gt": "{{ vars.seq_before }}"})
+)]
 pub struct AssertStep {
+    /// The value under test, usually a template: `{{ vars.after }}`.
+    #[schemars(example = &"{{ vars.after }}")]
     pub value: Value,
+    /// Equal (numbers by value: 1 equals 1.0).
+    #[schemars(example = 3)]
     pub equals: Option<Value>,
+    /// Not equal.
+    #[schemars(example = &"{{ vars.before }}")]
     pub not_equals: Option<Value>,
+    /// Greater than (numbers, times, strings).
+    #[schemars(example = &"{{ vars.before }}")]
     pub gt: Option<Value>,
+    /// Greater than or equal.
+    #[schemars(example = 1)]
     pub gte: Option<Value>,
+    /// Less than.
+    #[schemars(example = 100)]
     pub lt: Option<Value>,
+    /// Less than or equal.
+    #[schemars(example = &"{{ vars.deadline }}")]
     pub lte: Option<Value>,
-    /// A pattern as in `match:` (placeholders, subsets of objects).
+    /// Matches a pattern as in `expect.match`: subset of objects, placeholders
+    /// (`#integer`, `#regex ^a`, `#gte 3`).
     #[serde(rename = "match")]
+    #[schemars(example = &"#regex ^run_")]
     pub matches: Option<Value>,
-    /// An element of a list, a key of an object, or a substring.
+    /// A list has this element, an object this key, a string this substring.
+    #[schemars(example = &"{{ ids.alice }}")]
     pub contains: Option<Value>,
     /// What the assertion means, shown on failure.
+    #[schemars(example = &"seq grows with every message")]
     pub message: Option<String>,
 }
 
@@ -421,172 +651,373 @@ pub const ASSERT_COMPARISONS: [&str; 8] = [
     "contains",
 ];
 
-#[derive(Debug, Clone, Deserialize)]
+/// Assert that no matching event arrives during a window (and none already waits in
+/// the inbox).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "expect_none",
+    example = serde_json::json!({"on": "tab2", "event": "message_created", "during": "500ms"}))]
 pub struct ExpectNoneStep {
+    /// The connection (may be left out when the scenario has one).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab2")]
     pub on: Option<String>,
+    /// Event type; `*` is any frame.
+    #[schemars(example = &"message_created")]
     pub event: Option<String>,
+    /// Subset match with placeholders.
     #[serde(rename = "match")]
+    #[schemars(example = serde_json::json!({"thread_id": "{{ ids.t1 }}"}))]
     pub matches: Option<Value>,
-    #[serde(with = "serde_duration")]
+    /// How long to watch.
+    #[serde(deserialize_with = "serde_duration::deserialize")]
+    #[schemars(with = "DurationText", example = &"500ms")]
     pub during: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Wait for the server to close the connection, optionally with a close code.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "expect_close",
+    example = serde_json::json!({"on": "tab1", "code": 4001, "within": "5s"}))]
 pub struct ExpectCloseStep {
+    /// The connection (may be left out when the scenario has one).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
     pub on: Option<String>,
+    /// The close code the server must send.
+    #[schemars(with = "Option<Templated<u16>>", example = 4001)]
     pub code: Option<u16>,
+    /// Subset match on the close reason (placeholders allowed).
+    #[schemars(example = &"#regex expired")]
     pub reason: Option<Value>,
-    #[serde(default, with = "serde_duration::option")]
+    /// Deadline (default: the suite's step timeout).
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"5s")]
     pub within: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Run a SELECT and check its rows. Columns are compared as JSON (Postgres
+/// `row_to_json`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "assert_db",
+    example = serde_json::json!({"query": "SELECT status FROM runs WHERE id = $1", "params": ["{{ vars.run_id }}"], "row": {"status": "completed"}, "eventually": "2s"}))]
 pub struct AssertDbStep {
+    /// One read-only statement, with $1.. parameters.
+    #[schemars(example = &"SELECT status FROM runs WHERE id = $1")]
     pub query: String,
+    /// Values bound to $1, $2, ... (never spliced into the SQL text).
     #[serde(default)]
+    #[schemars(example = serde_json::json!(["{{ vars.run_id }}"]))]
     pub params: Vec<Value>,
+    /// Name of a database in the suite config `databases` (default: `default`).
+    #[schemars(example = &"default")]
     pub database: Option<String>,
+    /// Expected rows, in order; each a subset match.
+    #[schemars(with = "Option<Templated<Vec<serde_json::Map<String, Value>>>>")]
+    #[schemars(example = serde_json::json!([{"status": "completed"}]))]
     pub rows: Option<Vec<Value>>,
+    /// Exactly one row, matching this subset.
+    #[schemars(with = "Option<Templated<serde_json::Map<String, Value>>>")]
+    #[schemars(example = serde_json::json!({"status": "completed", "tokens": "#gte 1"}))]
     pub row: Option<Value>,
-    /// A number, or a comparison placeholder (`#gte 1`).
+    /// How many rows: a number or a comparison placeholder (`#gte 1`).
+    #[schemars(with = "Option<CountText>", example = 1)]
     pub row_count: Option<Value>,
+    /// JSONPath into the rows array (`$[0].id`).
     #[serde(default)]
+    #[schemars(with = "Option<CapturesMap>", example = serde_json::json!({"seq": "$[0].seq"}))]
     pub capture: Captures,
-    #[serde(default, with = "serde_duration::option")]
+    /// Poll until the assertion holds or this deadline passes.
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"2s")]
     pub eventually: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+/// A key's time to live.
+#[derive(Debug, Clone, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "ttl_range")]
 pub struct TtlRange {
-    #[serde(default, with = "serde_duration::option")]
+    /// At least this long.
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"50s")]
     pub min: Option<Duration>,
-    #[serde(default, with = "serde_duration::option")]
+    /// At most this long.
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"60s")]
     pub max: Option<Duration>,
+    /// The key exists and has no expiry.
     #[serde(default)]
+    #[schemars(with = "Option<Templated<bool>>", example = true)]
     pub none: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+/// A stream's length and/or its entries' fields (subset match, in order).
+#[derive(Debug, Clone, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamExpectation {
-    /// A number, or a comparison placeholder (`#gte 1`).
+    /// How many entries: a number or a comparison placeholder (`#gte 1`).
+    #[schemars(with = "Option<CountText>", example = &"#gte 1")]
     pub length: Option<Value>,
+    /// The entries' fields, oldest first (subset match each).
+    #[schemars(with = "Option<Templated<Vec<serde_json::Map<String, Value>>>>")]
+    #[schemars(example = serde_json::json!([{"type": "message_created"}]))]
     pub entries: Option<Vec<Value>>,
+    /// Fields of the newest entry (subset).
+    #[schemars(with = "Option<Templated<serde_json::Map<String, Value>>>")]
+    #[schemars(example = serde_json::json!({"type": "run_completed"}))]
     pub last: Option<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Check a Redis key: existence, type and value.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "assert_redis",
+    example = serde_json::json!({"key": "presence:{{ ids.t1 }}", "set_contains": ["{{ ids.alice }}"], "ttl": {"max": "60s"}}))]
 pub struct AssertRedisStep {
+    /// The key.
+    #[schemars(example = &"presence:{{ ids.t1 }}")]
     pub key: String,
+    /// Name of a Redis server in the suite config `redis` (default: `default`).
+    #[schemars(example = &"default")]
     pub server: Option<String>,
+    /// The key exists (or not).
+    #[schemars(with = "Option<Templated<bool>>", example = true)]
     pub exists: Option<bool>,
+    /// Value of a string key (placeholders allowed).
+    #[schemars(example = &"beta")]
     pub string: Option<Value>,
+    /// Subset of a hash's fields.
+    #[schemars(with = "Option<Templated<serde_json::Map<String, Value>>>")]
+    #[schemars(example = serde_json::json!({"status": "running"}))]
     pub hash: Option<Value>,
+    /// All of a hash's fields.
+    #[schemars(with = "Option<Templated<serde_json::Map<String, Value>>>")]
+    #[schemars(example = serde_json::json!({"status": "running", "owner": "{{ ids.alice }}"}))]
     pub hash_exact: Option<Value>,
+    /// Exact members of a set (any order).
+    #[schemars(with = "Option<Templated<Vec<Value>>>", example = serde_json::json!(["{{ ids.alice }}"]))]
     pub set: Option<Vec<Value>>,
+    /// Members the set must include.
+    #[schemars(with = "Option<Templated<Vec<Value>>>", example = serde_json::json!(["{{ ids.alice }}"]))]
     pub set_contains: Option<Vec<Value>>,
+    /// Members the set must not include.
+    #[schemars(with = "Option<Templated<Vec<Value>>>", example = serde_json::json!(["{{ ids.bob }}"]))]
     pub set_excludes: Option<Vec<Value>>,
+    /// Exact list, in order.
+    #[schemars(with = "Option<Templated<Vec<Value>>>", example = serde_json::json!(["a", "b"]))]
     pub list: Option<Vec<Value>>,
+    /// Exact sorted set, in score order: members or {member, score}.
+    #[schemars(with = "Option<Templated<Vec<Value>>>")]
+    #[schemars(example = serde_json::json!([{"member": "{{ ids.alice }}", "score": 1}]))]
     pub zset: Option<Vec<Value>>,
+    /// A stream's length and/or its entries' fields.
+    #[schemars(example = serde_json::json!({"length": "#gte 1"}))]
     pub stream: Option<StreamExpectation>,
-    /// A number, or a comparison placeholder (`#gte 1`).
+    /// STRLEN/HLEN/SCARD/LLEN/ZCARD/XLEN by type: a number or `#gte 1`.
+    #[schemars(with = "Option<CountText>", example = 2)]
     pub length: Option<Value>,
+    /// The key's type (`none`: it does not exist).
     #[serde(rename = "type")]
+    #[schemars(with = "Option<RedisKeyType>", example = &"hash")]
     pub key_type: Option<String>,
+    /// Its time to live.
+    #[schemars(example = serde_json::json!({"min": "50s", "max": "60s"}))]
     pub ttl: Option<TtlRange>,
+    /// JSONPath into the value (`$.field` for a hash).
     #[serde(default)]
+    #[schemars(with = "Option<CapturesMap>", example = serde_json::json!({"owner": "$.owner"}))]
     pub capture: Captures,
-    #[serde(default, with = "serde_duration::option")]
+    /// Poll until the assertion holds or this deadline passes.
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"2s")]
     pub eventually: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// An HTTP request, its expected status and JSON body subset, and captures.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "http",
+    example = serde_json::json!({"method": "POST", "url": "{{ env.HTTP_URL }}/api/threads", "json": {"title": "hi"}, "status": 201, "capture": {"thread_id": "$.id"}}))]
 pub struct HttpStep {
+    /// The method (default GET).
+    #[schemars(with = "Option<HttpMethod>", example = &"POST")]
     pub method: Option<String>,
+    /// The URL.
+    #[schemars(example = &"{{ env.HTTP_URL }}/api/threads")]
     pub url: String,
+    /// Request headers.
     #[serde(default)]
+    #[schemars(with = "Option<Templated<BTreeMap<String, String>>>")]
+    #[schemars(example = serde_json::json!({"x-request-id": "{{ ids.req }}"}))]
     pub headers: BTreeMap<String, String>,
+    /// Present a token (`jwt` or `token`) as `Authorization: Bearer`.
+    #[schemars(example = serde_json::json!({"jwt": {"claims": {"sub": "{{ ids.alice }}"}}}))]
     pub bearer: Option<Credentials>,
+    /// Request body as JSON.
+    #[schemars(example = serde_json::json!({"title": "hello"}))]
     pub json: Option<Value>,
+    /// Raw request body.
+    #[schemars(example = &"a=1&b=2")]
     pub body: Option<String>,
+    /// The expected status.
+    #[schemars(with = "Option<Templated<HttpStatus>>", example = 201)]
     pub status: Option<u16>,
+    /// Subset match on the JSON response body.
+    #[schemars(example = serde_json::json!({"id": "#uuid"}))]
     pub response: Option<Value>,
+    /// JSONPath into the response body.
     #[serde(default)]
+    #[schemars(with = "Option<CapturesMap>", example = serde_json::json!({"thread_id": "$.id"}))]
     pub capture: Captures,
-    #[serde(default, with = "serde_duration::option")]
+    /// Deadline (default: the suite's step timeout).
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"5s")]
     pub within: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Close a connection from the client side with a close frame.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "close",
+    example = serde_json::json!({"on": "tab1", "code": 1000}))]
 pub struct CloseStep {
+    /// The connection (may be left out when the scenario has one).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
     pub on: Option<String>,
+    /// The close code (default 1000).
+    #[schemars(with = "Option<Templated<u16>>", example = 1000)]
     pub code: Option<u16>,
+    /// The close reason.
+    #[schemars(example = &"bye")]
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Drop a connection without a close frame, as a network failure would.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "disconnect",
+    example = serde_json::json!({"on": "tab1"}))]
 pub struct DisconnectStep {
+    /// The connection (may be left out when the scenario has one).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
     pub on: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Execute a SQL statement mid-scenario.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "sql_step",
+    example = serde_json::json!({"query": "UPDATE runs SET status = 'cancelled' WHERE id = $1", "params": ["{{ vars.run_id }}"]}))]
 pub struct SqlStep {
+    /// One statement, with $1.. parameters.
+    #[schemars(example = &"UPDATE runs SET status = 'cancelled' WHERE id = $1")]
     pub query: String,
+    /// Values bound to $1, $2, ... (never spliced into the SQL text).
     #[serde(default)]
+    #[schemars(example = serde_json::json!(["{{ vars.run_id }}"]))]
     pub params: Vec<Value>,
+    /// Name of a database in the suite config `databases` (default: `default`).
+    #[schemars(example = &"default")]
     pub database: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Execute a Redis command mid-scenario.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "redis_step",
+    example = serde_json::json!({"command": ["HGET", "session:{{ ids.alice }}", "status"], "capture": {"status": "$"}}))]
 pub struct RedisStep {
+    /// The command and its arguments.
+    #[schemars(with = "RedisCommand", example = serde_json::json!(["GET", "flags:{{ ids.alice }}"]))]
     pub command: Vec<Value>,
+    /// Name of a Redis server in the suite config `redis` (default: `default`).
+    #[schemars(example = &"default")]
     pub server: Option<String>,
+    /// JSONPath into the reply.
     #[serde(default)]
+    #[schemars(with = "Option<CapturesMap>", example = serde_json::json!({"flag": "$"}))]
     pub capture: Captures,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Run nested steps once per item (`items`) or `count` times, in order. The loop
+/// variable (`as`, default `i`) is the item or the 0-based index: `{{ i }}`. Use it to
+/// name many connections (`name: "u{{ i }}"`) or derive many IDs
+/// (`"{{ ids.batch }}-{{ i }}"`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "each",
+    example = serde_json::json!({"count": 50, "as": "n", "steps": [{"connect": {"name": "u{{ n }}", "url": "{{ env.WS_URL }}/ws"}}]})
+)]
 pub struct EachStep {
+    /// Run the steps this many times.
+    #[schemars(with = "Option<Templated<u64>>", example = 50)]
     pub count: Option<u64>,
+    /// Run the steps once per item.
+    #[schemars(with = "Option<Templated<Vec<Value>>>", example = serde_json::json!(["alice", "bob"]))]
     pub items: Option<Vec<Value>>,
+    /// The loop variable's name (default `i`).
     #[serde(rename = "as")]
+    #[schemars(with = "Option<Identifier>", example = &"n")]
     pub name: Option<String>,
-    /// Kept as JSON: the nested steps are run from the parsed `Step::children`.
+    /// The nested steps (kept as JSON: they run from the parsed `Step::children`).
+    #[schemars(with = "Vec<super::document::StepEntry>", length(min = 1))]
+    #[schemars(example = serde_json::json!([{"send": {"on": "u{{ n }}", "json": {"type": "ping"}}}]))]
     pub steps: Vec<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Start a process for this scenario (for example a second instance of the system
+/// under test, to restart it). Stopped at teardown if still running.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "start_process",
+    example = serde_json::json!({"name": "backend2", "command": "cargo run -p backend", "env": {"BIND": "127.0.0.1:0"}, "ready_log": "listening on http://127\\.0\\.0\\.1:(?P<port>\\d+)"}))]
 pub struct StartProcessStep {
+    /// The name `stop_process` refers to.
+    #[schemars(example = &"backend2")]
     pub name: String,
+    /// Shell command.
+    #[schemars(example = &"cargo run -p backend")]
     pub command: String,
+    /// Extra environment variables.
     #[serde(default)]
+    #[schemars(with = "Option<Templated<BTreeMap<String, String>>>")]
+    #[schemars(example = serde_json::json!({"BIND": "127.0.0.1:0"}))]
     pub env: BTreeMap<String, String>,
+    /// Working folder, relative to the suite config (default: its folder).
+    #[schemars(example = &"..")]
     pub cwd: Option<String>,
+    /// Readiness check: http(s)://, tcp://host:port, postgres://, redis://.
+    #[schemars(example = &"http://127.0.0.1:8790/healthz")]
     pub ready: Option<String>,
-    /// Regex on the output; ready when a line matches, named groups become variables.
+    /// Regex matched against each line of the process's output: ready once a line
+    /// matches, and its named groups become variables — e.g. bind port 0 and capture
+    /// the port the process reports: `listening on http://127\.0\.0\.1:(?P<port>\d+)`
+    /// gives `{{ vars.port }}`.
+    #[schemars(example = &r"listening on http://127\.0\.0\.1:(?P<port>\d+)")]
     pub ready_log: Option<String>,
-    #[serde(default, with = "serde_duration::option")]
+    /// Readiness deadline (default 30s).
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"30s")]
     pub within: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Stop a process started by `start_process`, with a signal (TERM for a graceful stop,
+/// KILL for a crash).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "stop_process",
+    example = serde_json::json!({"name": "backend2", "signal": "KILL"}))]
 pub struct StopProcessStep {
+    /// The process's name.
+    #[schemars(example = &"backend2")]
     pub name: String,
     /// TERM (default), KILL or INT.
+    #[schemars(with = "Option<SignalName>", example = &"KILL")]
     pub signal: Option<String>,
-    #[serde(default, with = "serde_duration::option")]
+    /// How long to wait for the exit (default 10s).
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"10s")]
     pub within: Option<Duration>,
 }

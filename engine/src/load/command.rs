@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use super::config::{parse_stage, LoadBlock};
+use super::config::{parse_stage, LoadBlock, LoadSettings};
 use super::metrics::LoadResult;
 use super::segment::Segment;
 use super::threshold::{self, Threshold};

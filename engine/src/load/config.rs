@@ -1,43 +1,13 @@
 //! The `load:` block of a spec and the `engine load` flags that override it, turned
 //! into an [`Executor`] and [`Threshold`]s.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
-
-use serde::Deserialize;
 
 use super::executor::{Executor, Stage};
 use super::threshold::Threshold;
-use crate::spec::duration::{parse_duration, serde_duration};
+use crate::spec::duration::parse_duration;
 
-/// The `load:` block as written (every field optional; flags fill in or override).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoadBlock {
-    /// `constant-vus`, `ramping-vus` or `constant-arrival-rate` (default: from the
-    /// other fields: `stages` → ramping, `rate` → arrival rate, else constant).
-    pub executor: Option<String>,
-    pub vus: Option<u64>,
-    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
-    pub duration: Option<Duration>,
-    pub iterations: Option<u64>,
-    pub start_vus: Option<u64>,
-    pub stages: Option<Vec<StageBlock>>,
-    pub rate: Option<f64>,
-    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
-    pub time_unit: Option<Duration>,
-    pub max_vus: Option<u64>,
-    #[serde(default)]
-    pub thresholds: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StageBlock {
-    #[serde(deserialize_with = "serde_duration::deserialize")]
-    pub duration: Duration,
-    pub target: u64,
-}
+pub use crate::spec::load_block::{LoadBlock, StageBlock};
 
 /// Most iterations in flight for the arrival-rate executor when `max_vus` is not set.
 pub const DEFAULT_MAX_VUS: u64 = 1000;
@@ -46,9 +16,20 @@ pub const DEFAULT_MAX_VUS: u64 = 1000;
 /// counts beyond this only exhaust memory (or overflow a semaphore) before anything runs.
 pub const VU_LIMIT: u64 = 1_000_000;
 
-impl LoadBlock {
+/// What load mode makes of a `load:` block (the block's type is the spec model's).
+pub trait LoadSettings: Sized {
     /// Read the raw `load:` block of a scenario.
-    pub fn from_spec(raw: Option<&serde_json::Value>) -> Result<LoadBlock, String> {
+    fn from_spec(raw: Option<&serde_json::Value>) -> Result<Self, String>;
+    /// `self` with every field that `flags` sets replaced; thresholds add up.
+    fn overridden_by(self, flags: Self) -> Self;
+    /// The executor the fields ask for.
+    fn executor(&self) -> Result<Executor, String>;
+    /// The thresholds, each checked for a known metric and a readable condition.
+    fn thresholds(&self) -> Result<Vec<Threshold>, String>;
+}
+
+impl LoadSettings for LoadBlock {
+    fn from_spec(raw: Option<&serde_json::Value>) -> Result<LoadBlock, String> {
         match raw {
             None | Some(serde_json::Value::Null) => Ok(LoadBlock::default()),
             Some(value) => serde_json::from_value(value.clone())
@@ -56,8 +37,7 @@ impl LoadBlock {
         }
     }
 
-    /// `self` with every field that `flags` sets replaced; thresholds add up.
-    pub fn overridden_by(mut self, flags: LoadBlock) -> LoadBlock {
+    fn overridden_by(mut self, flags: LoadBlock) -> LoadBlock {
         macro_rules! take {
             ($($field:ident),*) => { $( if flags.$field.is_some() { self.$field = flags.$field; } )* };
         }
@@ -66,8 +46,8 @@ impl LoadBlock {
         self
     }
 
-    pub fn executor(&self) -> Result<Executor, String> {
-        self.vus_within_limit()?;
+    fn executor(&self) -> Result<Executor, String> {
+        vus_within_limit(self)?;
         let kind = match (&self.executor, &self.stages, self.rate) {
             (Some(kind), _, _) => kind.as_str(),
             (None, Some(_), _) => "ramping-vus",
@@ -135,37 +115,37 @@ impl LoadBlock {
         }
     }
 
-    fn vus_within_limit(&self) -> Result<(), String> {
-        let stages = self
-            .stages
-            .iter()
-            .flatten()
-            .map(|s| ("stage `target`", Some(s.target)));
-        for (name, value) in [
-            ("`vus`", self.vus),
-            ("`start_vus`", self.start_vus),
-            ("`max_vus`", self.max_vus),
-        ]
-        .into_iter()
-        .chain(stages)
-        {
-            if value.is_some_and(|v| v > VU_LIMIT) {
-                return Err(format!(
-                    "{name} is at most {VU_LIMIT}, got {}",
-                    value.unwrap_or_default()
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The thresholds, each checked for a known metric and a readable condition.
-    pub fn thresholds(&self) -> Result<Vec<Threshold>, String> {
+    fn thresholds(&self) -> Result<Vec<Threshold>, String> {
         self.thresholds
             .iter()
             .map(|(metric, condition)| Threshold::new(metric, condition))
             .collect()
     }
+}
+
+/// Every VU count within [`VU_LIMIT`].
+fn vus_within_limit(block: &LoadBlock) -> Result<(), String> {
+    let stages = block
+        .stages
+        .iter()
+        .flatten()
+        .map(|s| ("stage `target`", Some(s.target)));
+    for (name, value) in [
+        ("`vus`", block.vus),
+        ("`start_vus`", block.start_vus),
+        ("`max_vus`", block.max_vus),
+    ]
+    .into_iter()
+    .chain(stages)
+    {
+        if value.is_some_and(|v| v > VU_LIMIT) {
+            return Err(format!(
+                "{name} is at most {VU_LIMIT}, got {}",
+                value.unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `--stage 10s:100` → a stage.
