@@ -250,14 +250,15 @@ async fn generated_sequences_strict_order_and_the_any_frame_wildcard() {
         "in_order.yaml",
         r#"
 name: a burst arrives in order with nothing in between
+vars: { total: 3000 }
 steps:
   - connect: { url: "{{ env.WS_URL }}/echo" }
   - expect: { event: hello }
-  - send: { json: { type: burst, count: 3000 } }
+  - send: { json: { type: burst, count: "{{ vars.total }}" } }
   - expect:
       strict: true
       within: 15s
-      sequence: { for: n, range: [0, 3000], item: { event: tick, match: { i: "{{ n }}" } } }
+      sequence: { for: n, range: [0, "{{ vars.total }}"], item: { event: tick, match: { i: "{{ n }}" } } }
   - send: { json: { type: burst, count: 4 } }
   - expect: { sequence: { for: n, in: [0, 2, 3], item: { event: tick, match: { i: "{{ n }}" } } } }
   - send: { text: not json at all }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::duration::serde_duration;
 use super::schema::{
     CapturesMap, ConnectionRef, CountText, DurationText, HttpMethod, HttpStatus, Identifier,
-    JwtAlgorithm, QueryValue, RedisCommand, RedisKeyType, SignalName, Templated,
+    JwtAlgorithm, QueryValue, RangeBounds, RedisCommand, RedisKeyType, SignalName, Templated,
 };
 use crate::diagnostic::{SourceFile, Span};
 
@@ -582,8 +582,9 @@ pub struct SequenceGenerator {
     #[serde(rename = "for")]
     #[schemars(with = "Identifier", example = &"n")]
     pub name: String,
-    /// `[start, end]` or `[start, end, step]`; `end` is excluded, as in Python.
-    #[schemars(length(min = 2, max = 3), example = serde_json::json!([0, 100]))]
+    /// `[start, end]` or `[start, end, step]`; `end` is excluded, as in Python. Each
+    /// bound may be a template (`[0, "{{ vars.total }}"]`).
+    #[schemars(with = "Option<Templated<RangeBounds>>", example = serde_json::json!([0, 100]))]
     pub range: Option<Vec<i64>>,
     /// A list of values, or a template yielding one.
     #[serde(rename = "in")]

@@ -262,6 +262,23 @@ string_enum! {
     SignalName = "signal" ["TERM", "KILL", "INT"];
 }
 
+/// `[start, end]` or `[start, end, step]` of a generated sequence, each a number or a
+/// template.
+pub struct RangeBounds;
+
+impl JsonSchema for RangeBounds {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "range".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let bound = generator.subschema_for::<Templated<i64>>();
+        json_schema!({ "type": "array", "minItems": 2, "maxItems": 3, "items": bound })
+    }
+}
+
 /// An HTTP status code.
 pub struct HttpStatus;
 
