@@ -162,6 +162,9 @@ impl Redactor {
             .for_each(|d| self.diagnostic(d));
         for frame in &mut attempt.frames {
             self.redact_in_place(&mut frame.data);
+            if let Some(raw) = &mut frame.raw {
+                self.redact_in_place(raw);
+            }
             self.redact_in_place(&mut frame.connection);
             if let Some(violation) = &mut frame.schema_violation {
                 self.redact_in_place(violation);
@@ -292,6 +295,7 @@ mod tests {
                 direction: Direction::Received,
                 at_ms: 1.5,
                 data: r#"{"n":1}"#.into(),
+                raw: Some(r#"{"p":{"n":1}}"#.into()),
                 step: None,
                 schema_violation: None,
                 failed: false,
@@ -301,6 +305,7 @@ mod tests {
         };
         Redactor::new(["1"]).attempt(&mut attempt);
         assert_eq!(attempt.frames[0].data, r#"{"n":***}"#);
+        assert_eq!(attempt.frames[0].raw.as_deref(), Some(r#"{"p":{"n":***}}"#));
         assert_eq!(attempt.frames[0].at_ms, 1.5);
         assert_eq!(attempt.ids["u"], "usr_***a");
         assert_eq!(attempt.failure.unwrap().message, "got ***");

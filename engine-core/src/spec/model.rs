@@ -269,6 +269,13 @@ pub struct ConnectStep {
     #[serde(default)]
     #[schemars(with = "Option<Templated<bool>>", example = true)]
     pub binary_json: bool,
+    /// The protocol spoken over the WebSocket: `raw` frames (default), `socket.io`
+    /// (Engine.IO v4 / Socket.IO v5) or `graphql-transport-ws` (GraphQL over
+    /// WebSocket). The engine handles the protocol's envelopes, ids and keep-alives;
+    /// steps speak its terms.
+    #[serde(default)]
+    #[schemars(with = "Option<Templated<ProtocolKind>>", example = &"graphql-transport-ws")]
+    pub protocol: ProtocolKind,
     /// Captures from the ready event, as `vars.<name>`; a profile's ready captures land
     /// under `vars.<connection>.<name>`.
     #[serde(default)]
@@ -278,6 +285,33 @@ pub struct ConnectStep {
     /// type, `{event, match, capture}`, or `false` for no wait. Default: the profile's.
     #[schemars(example = &"connection_established")]
     pub ready: Option<ReadyWait>,
+}
+
+/// The protocol a connection speaks over its WebSocket: raw frames (the default), or a
+/// protocol whose envelopes, ids and keep-alives the engine handles.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, JsonSchema)]
+pub enum ProtocolKind {
+    /// Raw frames: JSON typed by the suite's type field, or text, or binary.
+    #[default]
+    #[serde(rename = "raw")]
+    Raw,
+    /// Engine.IO v4 / Socket.IO v5.
+    #[serde(rename = "socket.io")]
+    SocketIo,
+    /// GraphQL over WebSocket (`graphql-transport-ws`, the `graphql-ws` library's).
+    #[serde(rename = "graphql-transport-ws")]
+    GraphqlTransportWs,
+}
+
+impl ProtocolKind {
+    /// The name a spec writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolKind::Raw => "raw",
+            ProtocolKind::SocketIo => "socket.io",
+            ProtocolKind::GraphqlTransportWs => "graphql-transport-ws",
+        }
+    }
 }
 
 /// The name a `connect` gives its connection (`default` when it gives none), read from

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::jwt;
+use super::protocol;
 use super::ws::{tls_config, ConnectError, ConnectRequest, Connection, FrameRules};
 use crate::spec::model::*;
 use crate::spec::profile;
@@ -118,25 +119,32 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&encoded.join("&"));
     }
+    let rules = FrameRules {
+        binary_json: step.binary_json,
+        ..ctx.rules.clone()
+    };
+    let protocol = protocol::for_connection(&step, &rules).map_err(Failure::new)?;
+    if let Some(wanted) = protocol::lock(&protocol).subprotocol() {
+        if !subprotocols.iter().any(|s| s == wanted) {
+            subprotocols.push(wanted.to_string());
+        }
+    }
     let tls = if url.starts_with("wss://") {
         let ca = step.ca_file.as_ref().map(|f| ctx.base_dir().join(f));
         Some(tls_config(ca.as_deref()).map_err(Failure::new)?)
     } else {
         None
     };
+    let within = step.within.unwrap_or_else(|| ctx.step_timeout());
     let request = ConnectRequest {
         url: url.clone(),
         headers,
         subprotocols,
         tls,
-        timeout: step.within.unwrap_or_else(|| ctx.step_timeout()),
+        timeout: within,
     };
     let connecting = std::time::Instant::now();
-    let rules = FrameRules {
-        binary_json: step.binary_json,
-        ..ctx.rules.clone()
-    };
-    let opened = Connection::open(&name, request, rules, ctx.transcript.clone()).await;
+    let opened = Connection::open(&name, request, rules, protocol, ctx.transcript.clone()).await;
     if let (Ok(_), Some(meter)) = (&opened, ctx.transcript.meter()) {
         meter.connected(connecting.elapsed());
     }
@@ -153,10 +161,15 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                     )));
                 }
             }
+            let connection = Arc::new(connection);
+            // Kept before opening, so teardown closes it whatever happens.
+            ctx.connections.insert(name.clone(), connection.clone());
+            // The protocol's opening phase shares the handshake's deadline.
+            let left = within.saturating_sub(connecting.elapsed());
+            protocol::open(&connection, left).await?;
             if let Some(message) = first_message {
                 connection.send_text(message, ctx.step_timeout()).await?;
             }
-            ctx.connections.insert(name.clone(), Arc::new(connection));
             let Some(mut ready) = step.ready.as_ref().and_then(ReadyWait::pattern) else {
                 return Ok(());
             };
@@ -165,7 +178,6 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
             if !step.capture.is_empty() {
                 ready.capture = step.capture.clone();
             }
-            let within = step.within.unwrap_or_else(|| ctx.step_timeout());
             let captured = super::expect::await_ready(ctx, &name, &ready, within).await?;
             if per_connection {
                 ctx.vars_mut().insert(name, Value::Object(captured));

@@ -337,10 +337,7 @@ pub async fn await_ready(
                 return Err(Failure::new(format!(
                     "capture `{var}`: `{path}` found nothing in the ready event"
                 ))
-                .note(format!(
-                    "event: {}",
-                    crate::text::truncate(&frame.text, 500)
-                )))
+                .note(format!("event: {}", frame.shown(500))))
             }
         }
     }
@@ -404,7 +401,7 @@ fn between_failure(
             Failure::new(head).note(format!(
                 "frame #{} arrived instead: {}\n{}",
                 frame.number + 1,
-                crate::text::truncate(&frame.text, 400),
+                frame.shown(400),
                 lines.join("\n")
             ))
         }
@@ -441,7 +438,9 @@ fn take(
         // Reported here, precisely; don't report it again at the step boundary.
         let mut state = connection.inbox.lock();
         state.violations.retain(|v| v != violation);
-        return Err(Failure::new(violation.clone()).note(format!("event: {}", frame.text)));
+        return Err(
+            Failure::new(violation.clone()).note(format!("event: {}", frame.shown(usize::MAX)))
+        );
     }
     if !pattern.capture.is_empty() {
         let json = frame
@@ -526,7 +525,7 @@ fn timeout_failure(
         failure = failure.note(format!(
             "nearest candidate (frame #{}): {}\n{}",
             frame.number + 1,
-            crate::text::truncate(&frame.text, 400),
+            frame.shown(400),
             lines.join("\n")
         ));
     }
@@ -555,8 +554,14 @@ fn received_note(ctx: &ScenarioContext, connection: &Connection, failure: Failur
         .iter()
         .skip(received.len().saturating_sub(SHOWN))
         .map(|f| {
+            let raw = f.raw.as_ref().map_or_else(String::new, |raw| {
+                format!(
+                    "\n             raw frame: {}",
+                    crate::text::truncate(raw, 300)
+                )
+            });
             format!(
-                "  +{:>7.1}ms  {}",
+                "  +{:>7.1}ms  {}{raw}",
                 f.at_ms,
                 crate::text::truncate(&f.data, 300)
             )
@@ -597,7 +602,7 @@ pub async fn expect_none(ctx: &mut ScenarioContext, body: &Value) -> StepResult 
                 describe(&pattern),
                 connection.name
             ))
-            .note(format!("event: {}", frame.text)))
+            .note(format!("event: {}", frame.shown(usize::MAX))))
         }
         // Closed: nothing more can arrive, so nothing matching did.
         Err(_) => Ok(()),

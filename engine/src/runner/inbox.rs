@@ -16,12 +16,21 @@ pub struct Received {
     /// Arrival order on this connection, from 0.
     pub number: usize,
     pub at: Instant,
+    /// The message as text (for raw frames, the frame itself).
     pub text: String,
-    /// Parsed JSON, when the frame was JSON.
+    /// Parsed JSON, when the message is JSON.
     pub json: Option<Value>,
     pub binary: bool,
-    /// The event type read from the configured type field.
+    /// The event type: for raw frames read from the configured type field; for other
+    /// protocols as the protocol defines it.
     pub event_type: Option<String>,
+    /// The spec's name of the operation the message belongs to (protocols that
+    /// multiplex operations on one socket).
+    pub operation: Option<String>,
+    /// The last message of its operation (see [`crate::runner::protocol::Message`]).
+    pub ends_operation: bool,
+    /// The frame as received, when it differs from `text` (a protocol's envelope).
+    pub raw: Option<String>,
     pub schema_violation: Option<String>,
     /// Time from the last frame sent on this connection to this frame's arrival
     /// (`None` when nothing was sent before it): the event latency load mode reports.
@@ -34,6 +43,19 @@ impl Received {
     pub fn weight(&self) -> usize {
         1 + self.text.len() / (16 * 1024)
     }
+
+    /// The message for failure output, at most `limit` characters of each form: the
+    /// decoded text, then the raw frame when it differs.
+    pub fn shown(&self, limit: usize) -> String {
+        let text = crate::text::truncate(&self.text, limit);
+        match &self.raw {
+            Some(raw) => format!(
+                "{text}\n    raw frame: {}",
+                crate::text::truncate(raw, limit)
+            ),
+            None => text.to_string(),
+        }
+    }
 }
 
 /// How a connection ended, as seen by the reader.
@@ -45,8 +67,11 @@ pub struct Closed {
     /// Transport or protocol error, or a close without a close frame.
     pub error: Option<String>,
     /// The engine sent the close frame, failing a connection that broke the protocol
-    /// (1002, 1007, 1009); `code` and `reason` are then the engine's.
+    /// (1002, 1007, 1009, or the connection's own protocol); `code` and `reason` are
+    /// then the engine's.
     pub by_engine: bool,
+    /// What the connection's protocol says the code means.
+    pub meaning: Option<&'static str>,
 }
 
 impl std::fmt::Display for Closed {
@@ -60,10 +85,14 @@ impl std::fmt::Display for Closed {
             );
         }
         match (&self.code, &self.error) {
-            (Some(code), _) if self.reason.is_empty() => write!(f, "closed with code {code}"),
-            (Some(code), _) => write!(f, "closed with code {code} ({})", self.reason),
-            (None, Some(error)) => write!(f, "dropped: {error}"),
-            (None, None) => write!(f, "closed without a close frame"),
+            (Some(code), _) if self.reason.is_empty() => write!(f, "closed with code {code}")?,
+            (Some(code), _) => write!(f, "closed with code {code} ({})", self.reason)?,
+            (None, Some(error)) => write!(f, "dropped: {error}")?,
+            (None, None) => write!(f, "closed without a close frame")?,
+        }
+        match self.meaning {
+            Some(meaning) => write!(f, " [{meaning}]"),
+            None => Ok(()),
         }
     }
 }
@@ -241,6 +270,9 @@ mod tests {
             json: None,
             binary: false,
             event_type: Some(event.into()),
+            operation: None,
+            ends_operation: false,
+            raw: None,
             schema_violation: None,
             since_last_sent: None,
         }

@@ -15,6 +15,7 @@ pub mod meter;
 pub mod observed;
 pub mod poll;
 pub mod process_group;
+pub mod protocol;
 pub mod reader;
 pub mod resources;
 pub mod scenario;

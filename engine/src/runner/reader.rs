@@ -1,6 +1,8 @@
-//! The reader task of a connection: classifies every frame into the inbox from the
-//! first frame on, answers the server's close frame at once and closes TCP, and fails
-//! a connection that breaks the protocol with the right close code (1002, 1007, 1009).
+//! The reader task of a connection: decodes every frame with the connection's
+//! protocol into the inbox from the first frame on (checking schemas, sending the
+//! replies the protocol owes at once), answers the server's close frame at once and
+//! closes TCP, and fails a connection that breaks the protocol with the right close
+//! code (1002, 1007, 1009, or the connection protocol's own).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream, StreamExt};
 use futures_util::SinkExt;
-use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -17,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::inbox::{Closed, Inbox, Received};
-use super::resources::field;
+use super::protocol::{self, Breach, Decoded, Incoming, SharedProtocol};
 use super::transcript::{Direction, Transcript};
 use super::ws::{nanos_since_origin, FrameRules};
 
@@ -41,6 +42,8 @@ pub struct Reader {
     pub writer: Writer,
     pub inbox: Arc<Inbox>,
     pub rules: FrameRules,
+    /// The connection's protocol state, shared with the steps that send.
+    pub protocol: SharedProtocol,
     pub transcript: Transcript,
     pub name: String,
     /// When the last frame was sent ([`nanos_since_origin`]), shared with the sender.
@@ -65,19 +68,21 @@ impl Reader {
             // Frames already buffered are read without touching the socket, so without
             // this a flood would be classified for as long as it lasts, on one worker.
             tokio::task::coop::consume_budget().await;
-            match self.stream.next().await {
+            let breach = match self.stream.next().await {
                 Some(Ok(Message::Text(text))) => self.receive(text.to_string(), false).await,
                 Some(Ok(Message::Binary(bytes))) => {
                     self.receive(String::from_utf8_lossy(&bytes).into_owned(), true)
                         .await
                 }
                 Some(Ok(Message::Close(frame))) => {
+                    let code = frame.as_ref().map(|f| u16::from(f.code));
                     break End::ServerClosed(Closed {
-                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        code,
                         reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
                         error: None,
                         by_engine: false,
-                    })
+                        meaning: code.and_then(|c| protocol::lock(&self.protocol).close_meaning(c)),
+                    });
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(error)) => break classify_error(error),
@@ -87,8 +92,18 @@ impl Reader {
                         reason: String::new(),
                         error: None,
                         by_engine: false,
+                        meaning: None,
                     })
                 }
+            };
+            if let Some(breach) = breach {
+                break End::Broken(Closed {
+                    code: Some(breach.code),
+                    reason: breach.reason,
+                    error: None,
+                    by_engine: true,
+                    meaning: None,
+                });
             }
         };
         let closed = match &end {
@@ -102,8 +117,9 @@ impl Reader {
         self.finish(end).await;
     }
 
-    /// Classify one frame and put it in the inbox.
-    async fn receive(&mut self, text: String, binary: bool) {
+    /// Decode one frame and put its messages in the inbox; send what the protocol owes
+    /// the server. A breach of the protocol ends the connection.
+    async fn receive(&mut self, text: String, binary: bool) -> Option<Breach> {
         let arrived = Instant::now();
         let since_last_sent = match self.last_sent.load(Ordering::Relaxed) {
             0 => None,
@@ -111,44 +127,92 @@ impl Reader {
                 nanos_since_origin(arrived).saturating_sub(sent),
             )),
         };
-        let (text, json, event_type, schema_violation) = if text.len() > LARGE_FRAME_BYTES {
+        let frame = Incoming { text, binary };
+        let (decoded, violations) = if frame.text.len() > LARGE_FRAME_BYTES {
             let rules = self.rules.clone();
-            let classified =
-                tokio::task::spawn_blocking(move || classify(text, binary, &rules)).await;
-            match classified {
-                Ok(classified) => classified,
+            let protocol = self.protocol.clone();
+            let decoded =
+                tokio::task::spawn_blocking(move || decode(&protocol, frame, &rules)).await;
+            match decoded {
+                Ok(decoded) => decoded,
                 // Only a panic gets here; the frame is lost with it, the run goes on.
-                Err(_) => return,
+                Err(_) => return None,
             }
         } else {
-            classify(text, binary, &self.rules)
+            decode(&self.protocol, frame, &self.rules)
         };
+        let Decoded {
+            messages,
+            replies,
+            chatter,
+            breach,
+        } = decoded;
+        if let Some(frame) = chatter {
+            self.transcript
+                .record(&self.name, Direction::Received, &frame);
+        }
+        for (message, schema_violation) in messages.into_iter().zip(violations) {
+            self.push(message, schema_violation, arrived, since_last_sent);
+        }
+        self.inbox.bump();
+        for reply in replies {
+            self.reply(reply).await;
+        }
+        breach
+    }
+
+    /// One decoded message into the transcript and the inbox.
+    fn push(
+        &mut self,
+        message: protocol::Message,
+        schema_violation: Option<String>,
+        arrived: Instant,
+        since_last_sent: Option<Duration>,
+    ) {
         // The reader alone counts arrivals: its count is the inbox's.
         let number = self.received;
         self.received += 1;
-        self.transcript
-            .record_received(&self.name, number, &text, schema_violation.as_deref());
-        {
-            let mut state = self.inbox.lock();
-            state.received = self.received;
-            if let Some(t) = &event_type {
-                state.seen_types.note(t, number);
-            }
-            if let Some(v) = &schema_violation {
-                state.violations.push(v.clone());
-            }
-            state.pending.push(Received {
-                number,
-                at: arrived,
-                text,
-                json,
-                binary,
-                event_type,
-                schema_violation,
-                since_last_sent,
-            });
+        self.transcript.record_received(
+            &self.name,
+            number,
+            &message.text,
+            message.raw.as_deref(),
+            schema_violation.as_deref(),
+        );
+        let mut state = self.inbox.lock();
+        state.received = self.received;
+        if let Some(t) = &message.event_type {
+            state.seen_types.note(t, number);
         }
-        self.inbox.bump();
+        if let Some(v) = &schema_violation {
+            state.violations.push(v.clone());
+        }
+        state.pending.push(Received {
+            number,
+            at: arrived,
+            text: message.text,
+            json: message.json,
+            binary: message.binary,
+            event_type: message.event_type,
+            operation: message.operation,
+            ends_operation: message.ends_operation,
+            raw: message.raw,
+            schema_violation,
+            since_last_sent,
+        });
+    }
+
+    /// Send a frame the protocol owes the server (a pong, an ack); if the writer is
+    /// busy or gone past [`CLOSE_GRACE`], the frame is dropped: the reader must go on.
+    async fn reply(&self, frame: String) {
+        self.transcript.record_reply(&self.name, &frame);
+        let sent = tokio::time::timeout(CLOSE_GRACE, async {
+            let mut writer = self.writer.lock().await;
+            if let Some(sink) = writer.as_mut() {
+                let _ = sink.send(Message::text(frame)).await;
+            }
+        });
+        let _ = sent.await;
     }
 
     /// Answer or send the close frame, then release the TCP connection.
@@ -190,27 +254,22 @@ impl Reader {
     }
 }
 
-/// Parse a frame, read its event type and check its schema.
-fn classify(
-    text: String,
-    binary: bool,
+/// Decode a frame with the connection's protocol and check each message's schema.
+fn decode(
+    protocol: &SharedProtocol,
+    frame: Incoming,
     rules: &FrameRules,
-) -> (String, Option<Value>, Option<String>, Option<String>) {
-    let json: Option<Value> = if binary && !rules.binary_json {
-        None
-    } else {
-        serde_json::from_str(&text).ok()
-    };
-    let event_type = json
-        .as_ref()
-        .and_then(|j| field(j, &rules.type_field))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let schema_violation = match (&rules.schemas, &event_type, &json) {
-        (Some(schemas), Some(t), Some(j)) => schemas.violation(t, j, rules.require_schemas),
-        _ => None,
-    };
-    (text, json, event_type, schema_violation)
+) -> (Decoded, Vec<Option<String>>) {
+    let decoded = protocol::lock(protocol).decode(frame);
+    let violations = decoded
+        .messages
+        .iter()
+        .map(|m| match (&rules.schemas, &m.schema_type, &m.json) {
+            (Some(schemas), Some(t), Some(j)) => schemas.violation(t, j, rules.require_schemas),
+            _ => None,
+        })
+        .collect();
+    (decoded, violations)
 }
 
 /// What a read error means for the connection.
@@ -221,6 +280,7 @@ fn classify_error(error: WsError) -> End {
             reason,
             error: Some(error.to_string()),
             by_engine: true,
+            meaning: None,
         })
     };
     match &error {
@@ -231,6 +291,7 @@ fn classify_error(error: WsError) -> End {
             reason: String::new(),
             error: Some(error.to_string()),
             by_engine: false,
+            meaning: None,
         }),
         WsError::Protocol(e) => broken(1002, format!("the server broke the protocol: {e}")),
         _ => End::Dropped(Closed {
@@ -238,6 +299,7 @@ fn classify_error(error: WsError) -> End {
             reason: String::new(),
             error: Some(error.to_string()),
             by_engine: false,
+            meaning: None,
         }),
     }
 }

@@ -33,6 +33,10 @@ pub struct FrameRecord {
     /// Milliseconds since the scenario started.
     pub at_ms: f64,
     pub data: String,
+    /// The frame as received, when it differs from `data` (the decoded message of a
+    /// protocol such as graphql-transport-ws).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
     /// The step (top-level index) that sent this frame, or that took it from the inbox;
     /// `None` for frames no step took, and for frames outside the steps.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,6 +52,17 @@ pub struct FrameRecord {
     /// Arrival order among the connection's received frames, from 0.
     #[serde(skip)]
     pub number: Option<usize>,
+}
+
+/// One frame to record.
+struct Entry<'a> {
+    connection: &'a str,
+    direction: Direction,
+    data: &'a str,
+    raw: Option<&'a str>,
+    step: Option<usize>,
+    schema_violation: Option<&'a str>,
+    number: Option<usize>,
 }
 
 /// No step is running.
@@ -178,36 +193,76 @@ impl Transcript {
             Direction::Sent => self.current_step(),
             Direction::Received | Direction::Closed => None,
         };
-        self.push(connection, direction, data, step, None, None);
+        self.push(Entry {
+            connection,
+            direction,
+            data,
+            raw: None,
+            step,
+            schema_violation: None,
+            number: None,
+        });
     }
 
-    /// Received frame `number` of `connection` (arrival order, from 0).
+    /// A frame the connection's protocol sent by itself (a pong, an automatic ack):
+    /// no step sent it.
+    pub fn record_reply(&self, connection: &str, data: &str) {
+        self.push(Entry {
+            connection,
+            direction: Direction::Sent,
+            data,
+            raw: None,
+            step: None,
+            schema_violation: None,
+            number: None,
+        });
+    }
+
+    /// A frame sent by the running step, encoded by the connection's protocol: `data`
+    /// as the step wrote it, `raw` as it went on the wire.
+    pub fn record_encoded(&self, connection: &str, data: &str, raw: &str) {
+        self.push(Entry {
+            connection,
+            direction: Direction::Sent,
+            data,
+            raw: Some(raw),
+            step: self.current_step(),
+            schema_violation: None,
+            number: None,
+        });
+    }
+
+    /// Received message `number` of `connection` (arrival order, from 0), with its
+    /// raw frame when it differs.
     pub fn record_received(
         &self,
         connection: &str,
         number: usize,
         data: &str,
+        raw: Option<&str>,
         schema_violation: Option<&str>,
     ) {
-        self.push(
+        self.push(Entry {
             connection,
-            Direction::Received,
+            direction: Direction::Received,
             data,
-            None,
+            raw,
+            step: None,
             schema_violation,
-            Some(number),
-        );
+            number: Some(number),
+        });
     }
 
-    fn push(
-        &self,
-        connection: &str,
-        direction: Direction,
-        data: &str,
-        step: Option<usize>,
-        schema_violation: Option<&str>,
-        number: Option<usize>,
-    ) {
+    fn push(&self, entry: Entry<'_>) {
+        let Entry {
+            connection,
+            direction,
+            data,
+            raw,
+            step,
+            schema_violation,
+            number,
+        } = entry;
         if let Some(meter) = &self.meter {
             match direction {
                 Direction::Sent => meter.frame_sent(),
@@ -225,6 +280,7 @@ impl Transcript {
             direction,
             at_ms: self.elapsed_ms(),
             data: data.to_string(),
+            raw: raw.map(str::to_string),
             step,
             schema_violation: schema_violation.map(str::to_string),
             failed: false,
@@ -332,7 +388,7 @@ mod tests {
         t.step_started(3);
         t.record("a", Direction::Sent, "s");
         for n in 0..6 {
-            t.record_received("a", n, &format!("r{n}"), (n == 5).then_some("bad"));
+            t.record_received("a", n, &format!("r{n}"), None, (n == 5).then_some("bad"));
         }
         t.taken("a", 1);
         t.failed("a", 5);

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 pub use super::inbox::{Closed, Inbox, InboxState, Received};
+use super::protocol::SharedProtocol;
 use super::reader::{Reader, Writer};
 use super::resources::EventSchemas;
 use super::transcript::{Direction, Transcript};
@@ -44,6 +45,8 @@ pub struct Connection {
     last_sent: Arc<AtomicU64>,
     /// The subprotocol the server picked in its handshake answer.
     pub subprotocol: Option<String>,
+    /// The protocol spoken over the WebSocket, shared with the reader.
+    protocol: SharedProtocol,
 }
 
 /// What the reader needs to classify frames.
@@ -82,6 +85,7 @@ impl Connection {
         name: &str,
         request: ConnectRequest,
         rules: FrameRules,
+        protocol: SharedProtocol,
         transcript: Transcript,
     ) -> Result<Connection, ConnectError> {
         let mut http = request
@@ -147,6 +151,7 @@ impl Connection {
                 writer: writer.clone(),
                 inbox: inbox.clone(),
                 rules,
+                protocol: protocol.clone(),
                 transcript: transcript.clone(),
                 name: name.to_string(),
                 last_sent: last_sent.clone(),
@@ -162,12 +167,30 @@ impl Connection {
             transcript,
             last_sent,
             subprotocol,
+            protocol,
         })
+    }
+
+    /// The connection's protocol state (see [`super::protocol`]).
+    pub fn protocol(&self) -> &SharedProtocol {
+        &self.protocol
     }
 
     pub async fn send_text(&self, text: String, timeout: Duration) -> Result<(), String> {
         self.transcript.record(&self.name, Direction::Sent, &text);
         self.send(Message::text(text), timeout).await
+    }
+
+    /// Send a frame the connection's protocol encoded: the transcript shows `shown`
+    /// (the message as the step wrote it) and the raw frame.
+    pub async fn send_encoded(
+        &self,
+        shown: &str,
+        raw: String,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        self.transcript.record_encoded(&self.name, shown, &raw);
+        self.send(Message::text(raw), timeout).await
     }
 
     pub async fn send_binary(&self, bytes: Vec<u8>, timeout: Duration) -> Result<(), String> {
@@ -232,6 +255,7 @@ impl Connection {
             reason: String::new(),
             error: Some("dropped by the scenario".into()),
             by_engine: false,
+            meaning: None,
         });
         self.inbox.bump();
     }

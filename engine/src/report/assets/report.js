@@ -328,6 +328,10 @@
       if (filled) return;
       filled = true;
       item.appendChild(el("pre", null, pretty(f.data)));
+      if (f.raw) {
+        item.appendChild(el("div", "muted", "raw frame"));
+        item.appendChild(el("pre", null, pretty(f.raw)));
+      }
     }
     item.addEventListener("toggle", function () { if (item.open) fill(); });
     if (f.failed) { fill(); item.open = true; }

@@ -1,0 +1,198 @@
+//! The protocol a connection speaks over its WebSocket (`connect.protocol`): raw frames
+//! by default, or a protocol whose envelopes, ids and keep-alives the engine handles so
+//! that steps speak the protocol's own terms.
+//!
+//! The seam: each connection owns one [`Protocol`] state, shared by the reader task
+//! (which [`Protocol::decode`]s every frame into messages for the inbox, frames owed
+//! to the server at once, and breaches) and by the steps that send (which encode
+//! through the same state, so ids allocated by a send are known to the reader). The
+//! state sits behind a `std::sync::Mutex` that is never held across an `.await`.
+//! After the WebSocket handshake, [`open`] runs the protocol's opening phase (frames
+//! from [`Protocol::start`], then waiting on [`Protocol::opening`]) within the connect
+//! step's deadline. Adding a protocol: a module here, an arm in [`for_connection`].
+
+pub mod raw;
+
+use std::any::Any;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::ws::{Connection, FrameRules};
+use crate::spec::model::ConnectStep;
+pub use crate::spec::model::ProtocolKind;
+
+/// One WebSocket frame as read.
+pub struct Incoming {
+    /// The frame's text (a binary frame's bytes read as UTF-8, lossily).
+    pub text: String,
+    pub binary: bool,
+}
+
+/// One message for the inbox, as steps see it.
+#[derive(Debug, Clone, Default)]
+pub struct Message {
+    /// The decoded message as text: what failure output and the transcript show, and
+    /// what `match:` compares when there is no JSON.
+    pub text: String,
+    /// The decoded message as steps match it, when it is JSON.
+    pub json: Option<Value>,
+    /// The event type as the protocol defines it (`event:` matches it).
+    pub event_type: Option<String>,
+    /// Which event schema applies (a schemas folder's file name), if any.
+    pub schema_type: Option<String>,
+    /// The spec's name of the operation (stream, subscription) the message belongs
+    /// to, for protocols that multiplex them on one socket.
+    pub operation: Option<String>,
+    /// The last message of its operation (e.g. a GraphQL `error` or `complete`): a
+    /// step waiting for another message of the operation fails at once.
+    pub ends_operation: bool,
+    /// The frame(s) as received, when they differ from `text`.
+    pub raw: Option<String>,
+    pub binary: bool,
+}
+
+/// A frame the peer sent that the protocol does not allow: the engine closes the
+/// connection with this code and reason, and every step waiting on it fails with them.
+#[derive(Debug, Clone)]
+pub struct Breach {
+    pub code: u16,
+    pub reason: String,
+}
+
+/// What one frame meant.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Messages for the inbox, in order (none for keep-alives, acks, partial frames).
+    pub messages: Vec<Message>,
+    /// Frames owed to the server at once (a pong, an automatic ack), sent in order by
+    /// the reader and shown in the transcript.
+    pub replies: Vec<String>,
+    /// The frame, when it gives no message (a keep-alive, an ack, a late message):
+    /// the transcript shows it.
+    pub chatter: Option<String>,
+    pub breach: Option<Breach>,
+}
+
+impl Decoded {
+    pub fn message(message: Message) -> Self {
+        Decoded {
+            messages: vec![message],
+            ..Decoded::default()
+        }
+    }
+}
+
+/// Where a protocol's opening phase stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opening {
+    /// Open: steps may use the connection.
+    Open,
+    /// Waiting for the server (what for, as a noun phrase: "`connection_ack`").
+    Waiting(String),
+    /// The server refused (why).
+    Refused(String),
+}
+
+/// A connection's protocol state.
+pub trait Protocol: Send + 'static {
+    fn kind(&self) -> ProtocolKind;
+
+    /// Read one frame.
+    fn decode(&mut self, frame: Incoming) -> Decoded;
+
+    /// The WebSocket subprotocol to ask for in the handshake (added to the step's).
+    fn subprotocol(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Frames to send as soon as the WebSocket is open (e.g. `connection_init`).
+    fn start(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Where the opening phase stands.
+    fn opening(&self) -> Opening {
+        Opening::Open
+    }
+
+    /// What the protocol says a close code means (e.g. 4408 → "connection_init
+    /// timeout"), shown with the close.
+    fn close_meaning(&self, _code: u16) -> Option<&'static str> {
+        None
+    }
+
+    /// For steps of this protocol to reach its own state ([`with_state`]).
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// The state shared by a connection's reader and its senders.
+pub type SharedProtocol = Arc<Mutex<Box<dyn Protocol>>>;
+
+/// The protocol state, even if a thread panicked while holding it.
+pub fn lock(protocol: &SharedProtocol) -> MutexGuard<'_, Box<dyn Protocol>> {
+    protocol.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Run `f` on a connection's protocol state if it is a `T`.
+pub fn with_state<T: Protocol, R>(
+    protocol: &SharedProtocol,
+    f: impl FnOnce(&mut T) -> R,
+) -> Option<R> {
+    let mut state = lock(protocol);
+    state.as_any_mut().downcast_mut::<T>().map(f)
+}
+
+/// The protocol state for a new connection.
+pub fn for_connection(step: &ConnectStep, rules: &FrameRules) -> Result<SharedProtocol, String> {
+    let state: Box<dyn Protocol> = match step.protocol {
+        ProtocolKind::Raw => Box::new(raw::Raw::new(rules)),
+        other => {
+            return Err(format!(
+                "protocol `{}` is not supported yet by this engine",
+                other.name()
+            ))
+        }
+    };
+    Ok(Arc::new(Mutex::new(state)))
+}
+
+/// The opening phase after the WebSocket handshake: send the protocol's first frames,
+/// then wait until it is open, refused, or the connection ends, until `within`.
+pub async fn open(connection: &Connection, within: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    let first = lock(connection.protocol()).start();
+    for frame in first {
+        connection.send_text(frame, within).await?;
+    }
+    let mut changes = connection.inbox.changed.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let waiting_for = match lock(connection.protocol()).opening() {
+            Opening::Open => return Ok(()),
+            Opening::Refused(why) => {
+                return Err(format!(
+                    "the server refused to open `{}`: {why}",
+                    connection.name
+                ))
+            }
+            Opening::Waiting(what) => what,
+        };
+        if let Some(closed) = &connection.inbox.lock().closed {
+            return Err(format!(
+                "connection `{}` {closed} while waiting for {waiting_for}",
+                connection.name
+            ));
+        }
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
+            return Err(format!(
+                "no {waiting_for} on `{}` within {within:?}",
+                connection.name
+            ));
+        }
+    }
+}
