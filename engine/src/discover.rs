@@ -97,7 +97,7 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
             (Arc::new(library), files)
         });
         let canonical = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
-        if library_files.contains(&canonical) {
+        if library_files.contains(&canonical) || is_event_document(&config, &canonical) {
             continue;
         }
         match load_file(&file, &config, library) {
@@ -109,6 +109,13 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
     }
     loaded.configs = order;
     Ok(loaded)
+}
+
+/// The config's AsyncAPI document, which may sit among the specs: it is not a spec.
+fn is_event_document(config: &SuiteConfig, canonical: &Path) -> bool {
+    config.event_catalog.as_ref().is_some_and(|catalog| {
+        std::fs::canonicalize(&catalog.path).is_ok_and(|document| document == canonical)
+    })
 }
 
 /// The folder a spec's config search starts from, the same however the file was named:

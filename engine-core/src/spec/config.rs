@@ -11,6 +11,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::asyncapi::{self, EventCatalog};
 use super::duration::serde_duration;
 use super::schema::{JwtAlgorithm, PlainDuration};
 use super::yaml;
@@ -87,6 +88,9 @@ pub struct SuiteConfig {
     pub dir: PathBuf,
     #[serde(skip)]
     pub path: Option<PathBuf>,
+    /// The event types and payload schemas of `events.asyncapi`, read with the config.
+    #[serde(skip)]
+    pub event_catalog: Option<Arc<EventCatalog>>,
 }
 
 impl Default for SuiteConfig {
@@ -106,6 +110,7 @@ impl Default for SuiteConfig {
             profiles: BTreeMap::new(),
             dir: PathBuf::from("."),
             path: None,
+            event_catalog: None,
         }
     }
 }
@@ -166,9 +171,16 @@ pub struct EventsConfig {
     #[schemars(example = &"type")]
     pub type_field: String,
     /// Folder of `<type>.json` JSON Schemas, relative to this file; every received
-    /// event of a type with a schema is validated.
+    /// event of a type with a schema is validated. May use `{{ env.X }}`; a value that
+    /// renders empty means none.
     #[schemars(example = &"../schemas/events")]
     pub schemas: Option<PathBuf>,
+    /// AsyncAPI document (2.6 or 3.0, YAML or JSON), relative to this file: the payload
+    /// schemas of the messages the application sends, keyed by their event type (the
+    /// payload's `const`/`enum` of the type field, or the message's `x-event-type`).
+    /// Instead of `schemas`. May use `{{ env.X }}`; a value that renders empty means none.
+    #[schemars(example = &"../schemas/asyncapi.yaml")]
+    pub asyncapi: Option<PathBuf>,
     /// An event whose type has no schema fails the step; an expectation naming such a
     /// type is a spec error.
     #[serde(default)]
@@ -185,6 +197,7 @@ impl Default for EventsConfig {
         Self {
             type_field: default_type_field(),
             schemas: None,
+            asyncapi: None,
             require_schemas: false,
         }
     }
@@ -337,7 +350,54 @@ impl SuiteConfig {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         config.path = Some(path.clone());
+        config.read_event_sources(source, &index)?;
         Ok(config)
+    }
+
+    /// Render the templated `events.schemas` / `events.asyncapi` paths and read the
+    /// AsyncAPI document, so that its problems are reported before anything runs.
+    fn read_event_sources(
+        &mut self,
+        source: &Arc<SourceFile>,
+        index: &yaml::SpanIndex,
+    ) -> Result<(), Diagnostic> {
+        let env = minijinja::Value::from_serialize(serde_json::json!({ "env": self.env_values() }));
+        for (key, path) in [
+            ("schemas", &mut self.events.schemas),
+            ("asyncapi", &mut self.events.asyncapi),
+        ] {
+            render_path(path, &env).map_err(|message| {
+                Diagnostic::new(format!("events.{key}: {message}"))
+                    .at(source, index.lookup(&format!("/events/{key}")))
+            })?;
+        }
+        let Some(document) = &self.events.asyncapi else {
+            return Ok(());
+        };
+        if self.events.schemas.is_some() {
+            return Err(Diagnostic::new(
+                "events: `schemas` and `asyncapi` are two sources of the same event schemas; give one",
+            )
+            .at(source, index.key("/events/asyncapi")));
+        }
+        let file = self.resolve(document);
+        let catalog = asyncapi::load(&file, &self.events.type_field).map_err(|diagnostic| {
+            if diagnostic.source.is_some() {
+                diagnostic.note(format!(
+                    "read for `events.asyncapi` in {}",
+                    source.path.display()
+                ))
+            } else {
+                diagnostic
+                    .at(source, index.lookup("/events/asyncapi"))
+                    .hint(format!(
+                        "paths in {} are relative to its folder",
+                        source.path.display()
+                    ))
+            }
+        })?;
+        self.event_catalog = Some(Arc::new(catalog));
+        Ok(())
     }
 
     /// Resolve a path written in the config against the config's folder.
@@ -349,8 +409,12 @@ impl SuiteConfig {
         }
     }
 
-    /// Event types that have a schema (`<type>.json` in `events.schemas`), if configured.
+    /// Event types that have a schema (`<type>.json` in `events.schemas`, or a message
+    /// of `events.asyncapi`), if configured.
     pub fn schema_event_types(&self) -> Option<std::collections::BTreeSet<String>> {
+        if let Some(catalog) = &self.event_catalog {
+            return Some(catalog.messages.keys().cloned().collect());
+        }
         let dir = self.resolve(self.events.schemas.as_ref()?);
         let entries = std::fs::read_dir(dir).ok()?;
         Some(
@@ -388,6 +452,22 @@ impl SuiteConfig {
         }
         env
     }
+}
+
+/// A templated path rendered with `env`; one that renders empty is no path.
+fn render_path(path: &mut Option<PathBuf>, env: &minijinja::Value) -> Result<(), String> {
+    let Some(text) = path.as_ref().and_then(|p| p.to_str()) else {
+        return Ok(());
+    };
+    if !crate::template::is_template(text) {
+        return Ok(());
+    }
+    match crate::template::render_str(text, env)? {
+        serde_json::Value::String(rendered) if rendered.trim().is_empty() => *path = None,
+        serde_json::Value::String(rendered) => *path = Some(PathBuf::from(rendered.trim())),
+        other => return Err(format!("`{text}` renders to {other}, not a path")),
+    }
+    Ok(())
 }
 
 /// serde's messages have no position; find the key it names to point at it.

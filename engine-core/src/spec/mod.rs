@@ -1,6 +1,7 @@
 //! The spec model and its loader: YAML with positions, validation, and the typed
 //! model the runner executes. No network, no services: only reading files.
 
+pub mod asyncapi;
 pub mod cases;
 pub mod checks;
 pub mod config;

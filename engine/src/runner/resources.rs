@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use crate::spec::asyncapi::EventCatalog;
 use crate::spec::config::SuiteConfig;
 use crate::text::hide_password;
 
@@ -91,67 +92,108 @@ impl Resources {
         .clone()
     }
 
-    /// Schemas for the config's `events.schemas` folder, compiled once per run.
+    /// Event schemas of the config (`events.schemas` or `events.asyncapi`), compiled
+    /// once per run.
     pub fn schemas(&self, config: &SuiteConfig) -> Option<Arc<EventSchemas>> {
-        let dir = config.resolve(config.events.schemas.as_ref()?);
+        let source = match (&config.event_catalog, &config.events.schemas) {
+            (Some(catalog), _) => SchemaSource::AsyncApi(catalog.clone()),
+            (None, Some(dir)) => SchemaSource::Folder(config.resolve(dir)),
+            (None, None) => return None,
+        };
         let mut map = self.schemas.lock().ok()?;
         Some(
-            map.entry(dir.clone())
-                .or_insert_with(|| Arc::new(EventSchemas::new(dir)))
+            map.entry(source.path().to_path_buf())
+                .or_insert_with(|| Arc::new(EventSchemas::new(source)))
                 .clone(),
         )
     }
 }
 
-/// `<type>.json` validators from one folder, compiled on first use.
+/// Where an event type's schema comes from.
+pub enum SchemaSource {
+    /// A folder of `<type>.json` files, read on first use.
+    Folder(PathBuf),
+    /// The messages of an AsyncAPI document, read with the config.
+    AsyncApi(Arc<EventCatalog>),
+}
+
+impl SchemaSource {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Folder(dir) => dir,
+            Self::AsyncApi(catalog) => &catalog.path,
+        }
+    }
+
+    /// The schema of one event type and how failures name it; `None` when it has none.
+    fn read(&self, event_type: &str) -> Option<(String, Result<Value, String>)> {
+        match self {
+            Self::Folder(dir) => {
+                // Only plain names: an event type must not walk out of the schema folder.
+                if event_type.is_empty()
+                    || !event_type
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                    || event_type.starts_with('.')
+                {
+                    return None;
+                }
+                let path = dir.join(format!("{event_type}.json"));
+                let text = std::fs::read_to_string(&path).ok()?;
+                let schema = serde_json::from_str::<Value>(&text)
+                    .map_err(|e| format!("schema {} is not JSON: {e}", path.display()));
+                Some((path.display().to_string(), schema))
+            }
+            Self::AsyncApi(catalog) => {
+                let message = catalog.messages.get(event_type)?;
+                Some((message.describe(&catalog.path), Ok(message.schema.clone())))
+            }
+        }
+    }
+
+    /// Where a schema for `event_type` would be, for the "has no schema" failure.
+    fn missing(&self, event_type: &str) -> String {
+        match self {
+            Self::Folder(dir) => format!("{}/{event_type}.json", dir.display()),
+            Self::AsyncApi(catalog) => format!("no message in {}", catalog.path.display()),
+        }
+    }
+}
+
+/// Event schema validators from one source, compiled on first use.
 pub struct EventSchemas {
-    dir: PathBuf,
+    source: SchemaSource,
     compiled: Mutex<HashMap<String, Option<Arc<CompiledSchema>>>>,
 }
 
 pub struct CompiledSchema {
-    pub path: PathBuf,
+    /// How failures name the schema: its file, or its AsyncAPI message.
+    pub origin: String,
     validator: Result<jsonschema::Validator, String>,
 }
 
 impl EventSchemas {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(source: SchemaSource) -> Self {
         Self {
-            dir,
+            source,
             compiled: Mutex::default(),
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn get(&self, event_type: &str) -> Option<Arc<CompiledSchema>> {
-        // Only plain names: an event type must not walk out of the schema folder.
-        if event_type.is_empty()
-            || !event_type
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            || event_type.starts_with('.')
-        {
-            return None;
-        }
         let mut map = self.compiled.lock().ok()?;
         map.entry(event_type.to_string())
             .or_insert_with(|| {
-                let path = self.dir.join(format!("{event_type}.json"));
-                let text = std::fs::read_to_string(&path).ok()?;
-                let validator = serde_json::from_str::<Value>(&text)
-                    .map_err(|e| format!("schema {} is not JSON: {e}", path.display()))
-                    .and_then(|schema| {
-                        // `format` (date-time, uuid, email…) is asserted, not just annotated:
-                        // a schema that says date-time means it.
-                        jsonschema::options()
-                            .should_validate_formats(true)
-                            .build(&schema)
-                            .map_err(|e| format!("schema {} does not compile: {e}", path.display()))
-                    });
-                Some(Arc::new(CompiledSchema { path, validator }))
+                let (origin, schema) = self.source.read(event_type)?;
+                let validator = schema.and_then(|schema| {
+                    // `format` (date-time, uuid, email…) is asserted, not just annotated:
+                    // a schema that says date-time means it.
+                    jsonschema::options()
+                        .should_validate_formats(true)
+                        .build(&schema)
+                        .map_err(|e| format!("schema {origin} does not compile: {e}"))
+                });
+                Some(Arc::new(CompiledSchema { origin, validator }))
             })
             .clone()
     }
@@ -162,8 +204,8 @@ impl EventSchemas {
         let Some(schema) = self.get(event_type) else {
             return require.then(|| {
                 format!(
-                    "event type `{event_type}` has no schema ({}/{event_type}.json), and the suite requires one for every event",
-                    self.dir.display()
+                    "event type `{event_type}` has no schema ({}), and the suite requires one for every event",
+                    self.source.missing(event_type)
                 )
             });
         };
@@ -186,7 +228,7 @@ impl EventSchemas {
                 (!errors.is_empty()).then(|| {
                     format!(
                         "event `{event_type}` violates {}: {}",
-                        schema.path.display(),
+                        schema.origin,
                         errors.join("; ")
                     )
                 })
