@@ -68,25 +68,6 @@ const V3_JSON: &str = r##"{
 }
 "##;
 
-fn specs(suite: &Suite) {
-    suite.spec(
-        "bad_format.yaml",
-        "name: bad format\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: say, at: yesterday } }\n  - expect: { event: echo }\n",
-    );
-    suite.spec(
-        "good_format.yaml",
-        "name: good format\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: say, at: \"2026-11-25T16:00:00Z\" } }\n  - expect: { event: echo }\n",
-    );
-    suite.spec(
-        "undocumented.yaml",
-        "name: undocumented\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: burst, count: 1 } }\n  - expect: { match: { i: 0 } }\n",
-    );
-    suite.spec(
-        "bad_hello.yaml",
-        "name: bad hello\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/bad-schema\" }\n  - expect: { event: hello }\n",
-    );
-}
-
 async fn validates_like_a_schemas_folder(document_name: &str, document: &str) {
     let url = start_server().await;
     let suite = Suite::new(
@@ -94,7 +75,7 @@ async fn validates_like_a_schemas_folder(document_name: &str, document: &str) {
         &format!("events: {{ asyncapi: {document_name}, require_schemas: true }}\n"),
     );
     suite.spec(document_name, document);
-    specs(&suite);
+    common::schema_specs(&suite);
     let outcomes = suite.run().await;
     let by_name = |n: &str| outcomes.iter().find(|o| o.name == n).unwrap();
     by_name("good format").assert_passed();

@@ -405,18 +405,7 @@ async fn formats_are_asserted_and_required_schemas_catch_undocumented_events() {
         "schemas/echo.json",
         r#"{"type":"object","properties":{"body":{"type":"object","properties":{"at":{"type":"string","format":"date-time"}}}}}"#,
     );
-    suite.spec(
-        "bad_format.yaml",
-        "name: bad format\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: say, at: yesterday } }\n  - expect: { event: echo }\n",
-    );
-    suite.spec(
-        "good_format.yaml",
-        "name: good format\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: say, at: \"2026-11-25T16:00:00Z\" } }\n  - expect: { event: echo }\n",
-    );
-    suite.spec(
-        "undocumented.yaml",
-        "name: undocumented\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: burst, count: 1 } }\n  - expect: { match: { i: 0 } }\n",
-    );
+    common::schema_specs(&suite);
     let outcomes = suite.run().await;
     let by_name = |n: &str| outcomes.iter().find(|o| o.name == n).unwrap();
     by_name("good format").assert_passed();

@@ -500,3 +500,25 @@ pub async fn redis() -> redis::aio::MultiplexedConnection {
 pub fn fresh() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+/// Specs whose frames break or lack event schemas on the `/echo` and `/bad-schema` routes
+/// (`good format` passes, `bad format` has a bad date-time, `undocumented` gets a `tick`,
+/// `bad hello` a `hello` with a string `n`): the same for every source of schemas.
+pub fn schema_specs(suite: &Suite) {
+    suite.spec(
+        "bad_format.yaml",
+        "name: bad format\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: say, at: yesterday } }\n  - expect: { event: echo }\n",
+    );
+    suite.spec(
+        "good_format.yaml",
+        "name: good format\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: say, at: \"2026-11-25T16:00:00Z\" } }\n  - expect: { event: echo }\n",
+    );
+    suite.spec(
+        "undocumented.yaml",
+        "name: undocumented\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - send: { json: { type: burst, count: 1 } }\n  - expect: { match: { i: 0 } }\n",
+    );
+    suite.spec(
+        "bad_hello.yaml",
+        "name: bad hello\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/bad-schema\" }\n  - expect: { event: hello }\n",
+    );
+}
