@@ -36,9 +36,77 @@ impl SourceFile {
 /// Where a library step was called from.
 pub type CallSite = (Arc<SourceFile>, Span);
 
+/// What went wrong, as a type: set where a failure is made, never read back from its
+/// message. Load mode counts failures by it; the JSON report carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The spec or the suite config is wrong: what `engine check` reports, and what only
+    /// shows at run time (a missing connection name, an invalid `range`, a bad key file).
+    #[default]
+    Spec,
+    /// A template failed to render, or rendered a value of the wrong type.
+    Template,
+    /// A wait or a deadline ran out: an `expect`, a close, a command, the scenario.
+    Timeout,
+    /// The connection closed before what was awaited arrived, or could not be sent on.
+    ConnectionClosed,
+    /// A connection was refused: no WebSocket handshake, or an HTTP status instead.
+    Refused,
+    /// What arrived or was read differs from what was expected: an event, a row, a key,
+    /// a close code, an HTTP status, a capture that found nothing.
+    Mismatch,
+    /// An event broke its JSON Schema.
+    SchemaViolation,
+    /// An `assert` comparison did not hold.
+    Assertion,
+    /// The database refused a connection or a query failed.
+    Database,
+    /// The Redis server refused a connection or a command failed.
+    Redis,
+    /// An HTTP request failed or its response could not be read.
+    Http,
+    /// A process could not be started, or did not get ready.
+    Process,
+    /// The run was asked to stop (a signal) while this ran.
+    Interrupted,
+    /// Not run: the scenario is marked `skip`.
+    Skipped,
+}
+
+impl FailureKind {
+    /// Its name in reports and in load mode's `failures.by_kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Spec => "spec",
+            FailureKind::Template => "template",
+            FailureKind::Timeout => "timeout",
+            FailureKind::ConnectionClosed => "connection_closed",
+            FailureKind::Refused => "refused",
+            FailureKind::Mismatch => "mismatch",
+            FailureKind::SchemaViolation => "schema_violation",
+            FailureKind::Assertion => "assertion",
+            FailureKind::Database => "database",
+            FailureKind::Redis => "redis",
+            FailureKind::Http => "http",
+            FailureKind::Process => "process",
+            FailureKind::Interrupted => "interrupted",
+            FailureKind::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A user-facing problem, tied to a place in a spec when there is one.
 #[derive(Debug, Clone)]
 pub struct Diagnostic {
+    /// What went wrong, as a type ([`FailureKind::Spec`] for what the checker finds).
+    pub kind: FailureKind,
     pub message: String,
     pub source: Option<Arc<SourceFile>>,
     pub span: Option<Span>,
@@ -51,8 +119,15 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A problem with the spec or the suite config ([`FailureKind::Spec`]).
     pub fn new(message: impl Into<String>) -> Self {
+        Self::of(FailureKind::Spec, message)
+    }
+
+    /// A problem of this kind.
+    pub fn of(kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
+            kind,
             message: message.into(),
             source: None,
             span: None,
@@ -81,6 +156,12 @@ impl Diagnostic {
         self.called_from
             .get_or_insert_with(Default::default)
             .push((source.clone(), span));
+        self
+    }
+
+    /// Classify it anew: an outer step knows better what an inner error means.
+    pub fn kind(mut self, kind: FailureKind) -> Self {
+        self.kind = kind;
         self
     }
 
@@ -172,12 +253,6 @@ fn excerpt(
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
     let _ = writeln!(out, "  {pad} {blue}|{reset} {caret_pad}{red}^{reset}");
-}
-
-impl From<String> for Diagnostic {
-    fn from(message: String) -> Self {
-        Diagnostic::new(message)
-    }
 }
 
 impl std::fmt::Display for Diagnostic {

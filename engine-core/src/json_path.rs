@@ -8,16 +8,40 @@ use serde_json_path::JsonPath;
 /// Deepest nesting of brackets and parentheses a path may have. Real paths use 1–3.
 pub const MAX_NESTING: usize = 8;
 
+/// Why a JSONPath is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonPathError {
+    #[error(
+        "JSONPath `{shown}` nests {nesting} levels of brackets; at most {MAX_NESTING} are allowed"
+    )]
+    TooDeep { shown: String, nesting: usize },
+    #[error("bad JSONPath `{path}`: {source}")]
+    Invalid {
+        path: String,
+        source: serde_json_path::ParseError,
+    },
+}
+
+/// A path in a spec is the spec's problem.
+impl From<JsonPathError> for crate::diagnostic::Diagnostic {
+    fn from(e: JsonPathError) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
 /// Parse a JSONPath, or say what is wrong with it.
-pub fn parse(path: &str) -> Result<JsonPath, String> {
+pub fn parse(path: &str) -> Result<JsonPath, JsonPathError> {
     let nesting = nesting(path);
     if nesting > MAX_NESTING {
-        return Err(format!(
-            "JSONPath `{}` nests {nesting} levels of brackets; at most {MAX_NESTING} are allowed",
-            crate::text::truncate(path, 60)
-        ));
+        return Err(JsonPathError::TooDeep {
+            shown: crate::text::truncate(path, 60).to_string(),
+            nesting,
+        });
     }
-    JsonPath::parse(path).map_err(|e| format!("bad JSONPath `{path}`: {e}"))
+    JsonPath::parse(path).map_err(|source| JsonPathError::Invalid {
+        path: path.to_string(),
+        source,
+    })
 }
 
 /// Deepest nesting of `(` and `[` outside quoted names.
@@ -52,10 +76,17 @@ mod tests {
         assert!(parse("$.run_id").is_ok());
         assert!(parse("$.items[?@.kind == 'a'].id").is_ok());
         assert!(parse("$['a(b[c']").is_ok());
-        assert!(parse("$[").unwrap_err().starts_with("bad JSONPath"));
+        assert!(matches!(parse("$["), Err(JsonPathError::Invalid { .. })));
+        assert!(parse("$[")
+            .unwrap_err()
+            .to_string()
+            .starts_with("bad JSONPath"));
         let started = std::time::Instant::now();
         let deep = format!("$[?{}@.a{}]", "(".repeat(40), ")".repeat(40));
-        assert!(parse(&deep).unwrap_err().contains("nests 41 levels"));
+        assert!(parse(&deep)
+            .unwrap_err()
+            .to_string()
+            .contains("nests 41 levels"));
         let deep = format!("${}{}", "[?@".repeat(5000), "]".repeat(5000));
         assert!(parse(&deep).is_err());
         assert!(started.elapsed() < std::time::Duration::from_secs(5));

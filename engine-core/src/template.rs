@@ -68,7 +68,48 @@ fn sole_expression(text: &str) -> Option<&str> {
 #[derive(Debug, Clone)]
 pub struct TemplateError {
     pub pointer: String,
-    pub message: String,
+    pub message: RenderError,
+}
+
+/// Why a template string cannot be rendered.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RenderError {
+    /// It does not parse.
+    #[error("{0}")]
+    Syntax(String),
+    /// It parses, but evaluating it failed (an undefined name, a bad argument…).
+    #[error("{0}")]
+    Evaluation(String),
+    /// The sole expression yields nothing.
+    #[error("`{0}` is undefined")]
+    Undefined(String),
+    /// It ran past [`TEMPLATE_FUEL`].
+    #[error(
+        "the template did too much work and was stopped (over {TEMPLATE_FUEL} steps); \
+         look for a loop over a huge range"
+    )]
+    OutOfFuel,
+    /// Its value has no JSON form.
+    #[error("{0}")]
+    NotJson(String),
+}
+
+impl From<minijinja::Error> for RenderError {
+    fn from(error: minijinja::Error) -> Self {
+        let kind = error.kind();
+        if kind == minijinja::ErrorKind::OutOfFuel {
+            return RenderError::OutOfFuel;
+        }
+        let mut text = kind.to_string();
+        if let Some(detail) = error.detail() {
+            text.push_str(": ");
+            text.push_str(detail);
+        }
+        match kind {
+            minijinja::ErrorKind::SyntaxError => RenderError::Syntax(text),
+            _ => RenderError::Evaluation(text),
+        }
+    }
 }
 
 /// A compiled template string. Spec strings live for the whole run, so compiling each
@@ -79,36 +120,35 @@ enum Compiled {
     Template(minijinja::Template<'static, 'static>),
 }
 
-fn compiled(text: &str) -> Result<std::sync::Arc<Compiled>, String> {
+fn compiled(text: &str) -> Result<std::sync::Arc<Compiled>, RenderError> {
     static TEMPLATES: crate::memo::Memo<Compiled> = crate::memo::Memo::new();
     TEMPLATES.get_or_try_insert(text, || {
         // Leaked on purpose: one copy per distinct template string of the run's specs.
         let source: &'static str = Box::leak(text.to_string().into_boxed_str());
         let env = environment();
         Ok(match sole_expression(source) {
-            Some(expr) => Compiled::Expression(env.compile_expression(expr).map_err(describe)?),
-            None => Compiled::Template(env.template_from_str(source).map_err(describe)?),
+            Some(expr) => Compiled::Expression(env.compile_expression(expr)?),
+            None => Compiled::Template(env.template_from_str(source)?),
         })
     })
 }
 
 /// Render one string.
-pub fn render_str(text: &str, ctx: &minijinja::Value) -> Result<Value, String> {
+pub fn render_str(text: &str, ctx: &minijinja::Value) -> Result<Value, RenderError> {
     if !is_template(text) {
         return Ok(Value::String(text.to_string()));
     }
     match &*compiled(text)? {
         Compiled::Expression(expr) => {
-            let value = expr.eval(ctx).map_err(describe)?;
+            let value = expr.eval(ctx)?;
             if value.is_undefined() {
-                return Err(format!(
-                    "`{}` is undefined",
-                    sole_expression(text).unwrap_or(text).trim()
+                return Err(RenderError::Undefined(
+                    sole_expression(text).unwrap_or(text).trim().to_string(),
                 ));
             }
-            serde_json::to_value(&value).map_err(|e| e.to_string())
+            serde_json::to_value(&value).map_err(|e| RenderError::NotJson(e.to_string()))
         }
-        Compiled::Template(template) => template.render(ctx).map(Value::String).map_err(describe),
+        Compiled::Template(template) => Ok(Value::String(template.render(ctx)?)),
     }
 }
 
@@ -122,7 +162,7 @@ fn render_at(
     ctx: &minijinja::Value,
     pointer: &mut String,
 ) -> Result<Value, TemplateError> {
-    let fail = |pointer: &str, message: String| TemplateError {
+    let fail = |pointer: &str, message: RenderError| TemplateError {
         pointer: pointer.to_string(),
         message,
     };
@@ -163,35 +203,16 @@ fn render_at(
 
 /// Parse a template without rendering it: its syntax errors, and the dotted names it
 /// reads (`ids.alice`, `vars.run_id`, `env.WS_URL`).
-pub fn referenced_names(text: &str) -> Result<Vec<String>, String> {
+pub fn referenced_names(text: &str) -> Result<Vec<String>, RenderError> {
     let env = environment();
     let names = if let Some(expr) = sole_expression(text) {
-        env.compile_expression(expr)
-            .map_err(describe)?
-            .undeclared_variables(true)
+        env.compile_expression(expr)?.undeclared_variables(true)
     } else {
-        env.template_from_str(text)
-            .map_err(describe)?
-            .undeclared_variables(true)
+        env.template_from_str(text)?.undeclared_variables(true)
     };
     let mut names: Vec<String> = names.into_iter().collect();
     names.sort();
     Ok(names)
-}
-
-fn describe(error: minijinja::Error) -> String {
-    if error.kind() == minijinja::ErrorKind::OutOfFuel {
-        return format!(
-            "the template did too much work and was stopped (over {TEMPLATE_FUEL} steps); \
-             look for a loop over a huge range"
-        );
-    }
-    let mut text = error.kind().to_string();
-    if let Some(detail) = error.detail() {
-        text.push_str(": ");
-        text.push_str(detail);
-    }
-    text
 }
 
 #[cfg(test)]
@@ -221,7 +242,7 @@ mod tests {
     #[test]
     fn undefined_names_are_errors() {
         let err = render_str("{{ vars.missing }}", &ctx()).unwrap_err();
-        assert!(err.contains("undefined"), "{err}");
+        assert!(err.to_string().contains("undefined"), "{err}");
         let err = render_value(&json!({"a": ["{{ ids.bob }}x"]}), &ctx()).unwrap_err();
         assert_eq!(err.pointer, "/a/0");
     }
@@ -234,7 +255,11 @@ mod tests {
             &ctx(),
         )
         .unwrap_err();
-        assert!(err.contains("the template did too much work"), "{err}");
+        assert!(matches!(err, RenderError::OutOfFuel), "{err:?}");
+        assert!(
+            err.to_string().contains("the template did too much work"),
+            "{err}"
+        );
         // Generous: a debug build on a busy machine; the point is seconds, not hours.
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
         // Ordinary loops are far below the limit.
@@ -246,6 +271,9 @@ mod tests {
     fn lists_referenced_names() {
         let names = referenced_names("{{ env.WS_URL }}/ws?u={{ ids.alice }}").unwrap();
         assert_eq!(names, vec!["env.WS_URL", "ids.alice"]);
-        assert!(referenced_names("{{ ids.alice ").is_err());
+        assert!(matches!(
+            referenced_names("{{ ids.alice "),
+            Err(RenderError::Syntax(_))
+        ));
     }
 }

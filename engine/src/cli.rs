@@ -216,18 +216,25 @@ fn stable_hash(text: &str) -> u64 {
     z ^ (z >> 31)
 }
 
-pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
-    let (k, n) = text.split_once('/').ok_or("--shard takes K/N, e.g. 1/4")?;
-    let k: u64 = k
-        .trim()
-        .parse()
-        .map_err(|_| "--shard: K must be a number")?;
-    let n: u64 = n
-        .trim()
-        .parse()
-        .map_err(|_| "--shard: N must be a number")?;
+/// Why a `--shard` value is wrong.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("--shard takes K/N, e.g. 1/4")]
+    NotAFraction,
+    #[error("--shard: K must be a number")]
+    BadK,
+    #[error("--shard: N must be a number")]
+    BadN,
+    #[error("--shard {0}: need 1 <= K <= N")]
+    OutOfRange(String),
+}
+
+pub fn parse_shard(text: &str) -> Result<(u64, u64), ShardError> {
+    let (k, n) = text.split_once('/').ok_or(ShardError::NotAFraction)?;
+    let k: u64 = k.trim().parse().map_err(|_| ShardError::BadK)?;
+    let n: u64 = n.trim().parse().map_err(|_| ShardError::BadN)?;
     if n == 0 || k == 0 || k > n {
-        return Err(format!("--shard {text}: need 1 <= K <= N"));
+        return Err(ShardError::OutOfRange(text.to_string()));
     }
     Ok((k, n))
 }
@@ -239,7 +246,10 @@ pub type Selected = (
 );
 
 /// Apply tag, filter and shard selection.
-pub fn select(scenarios: Vec<Selected>, selection: &Selection) -> Result<Vec<Selected>, String> {
+pub fn select(
+    scenarios: Vec<Selected>,
+    selection: &Selection,
+) -> Result<Vec<Selected>, ShardError> {
     let regex = selection.filter.as_ref().map(|f| {
         regex::Regex::new(f)
             .unwrap_or_else(|_| regex::Regex::new(&regex::escape(f)).expect("escaped"))
@@ -287,9 +297,7 @@ fn list(paths: &[PathBuf], selection: &Selection, folders: bool, format: &str) -
         }
         return Exit::Passed;
     }
-    let selected = match load(paths)
-        .and_then(|loaded| select(loaded.scenarios, selection).map_err(RunError::Usage))
-    {
+    let selected = match load(paths).and_then(|loaded| Ok(select(loaded.scenarios, selection)?)) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
@@ -316,7 +324,7 @@ async fn run(args: RunArgs) -> Exit {
 
 async fn run_suite(args: RunArgs) -> Result<Exit, RunError> {
     let loaded = load(&args.paths)?;
-    let selected = select(loaded.scenarios, &args.select).map_err(RunError::Usage)?;
+    let selected = select(loaded.scenarios, &args.select)?;
     if selected.is_empty() {
         return Err(RunError::Usage("no scenario selected".into()));
     }

@@ -4,15 +4,7 @@
 
 mod common;
 
-use common::{fresh, redis, start_server, Suite};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, fresh, redis, start_server, Suite};
 
 async fn engine(args: &[&str]) -> (i32, String, String) {
     common::run_engine_async(args.iter().map(|a| a.to_string()).collect(), Vec::new()).await
@@ -168,4 +160,37 @@ async fn three_when_a_profiles_websocket_server_refuses_before_any_scenario() {
     drop(listener);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(ran(&key).await);
+}
+
+#[tokio::test]
+async fn record_exits_two_for_a_bad_flag_and_three_for_an_address_in_use() {
+    let (code, _, stderr) = engine(&[
+        "record",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "http://127.0.0.1:9",
+    ])
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("error: --upstream http://127.0.0.1:9: give a ws:// or wss:// URL"),
+        "{stderr}"
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (code, _, stderr) = engine(&[
+        "record",
+        "--listen",
+        &address,
+        "--upstream",
+        "ws://127.0.0.1:9",
+    ])
+    .await;
+    drop(taken);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: cannot listen on {address}")),
+        "{stderr}"
+    );
 }

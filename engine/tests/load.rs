@@ -124,7 +124,7 @@ async fn failures_are_counted_by_kind_and_a_run_where_all_fail_exits_1() {
     assert_eq!(result["failures"]["rate"], 1.0);
     assert_eq!(
         result["failures"]["by_kind"],
-        serde_json::json!({"expect": 6})
+        serde_json::json!({"connection_closed": 6})
     );
 }
 
@@ -377,7 +377,7 @@ async fn every_iteration_tears_down_even_failed_ones() {
     assert_eq!(live_marks(&prefix).await, 0, "a teardown did not run");
     let failed = result["failures"]["count"].as_u64().unwrap();
     assert_eq!(
-        result["failures"]["by_kind"]["expect"]
+        result["failures"]["by_kind"]["timeout"]
             .as_u64()
             .unwrap_or(0),
         failed

@@ -97,6 +97,7 @@ async fn junit_and_json_reports_parse_back_with_the_documented_schema() {
     assert!(steps[2]["label"].as_str().unwrap().starts_with("expect {"));
     assert!(steps[2]["at_ms"].as_f64().unwrap() >= steps[1]["at_ms"].as_f64().unwrap());
     let failure = &fail["attempts"][0]["failure"];
+    assert_eq!(failure["kind"], "timeout", "{failure}");
     assert_eq!(failure["line"], 5);
     assert!(failure["file"].as_str().unwrap().ends_with("b/fail.yaml"));
 
@@ -134,6 +135,10 @@ async fn junit_and_json_reports_parse_back_with_the_documented_schema() {
     assert_eq!((suites, cases), (2, 2), "{xml}");
     assert_eq!(failures.len(), 1, "{xml}");
     assert!(failures[0].contains("b/fail.yaml:5:5"), "{}", failures[0]);
+    assert!(
+        xml.contains("type=\"timeout\""),
+        "the failure's kind: {xml}"
+    );
     assert!(
         xml.contains("$.body.type: expected &quot;other&quot;, got &quot;say&quot;"),
         "{xml}"

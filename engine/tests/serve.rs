@@ -5,15 +5,7 @@
 
 mod common;
 
-use common::Suite;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, Suite};
 
 fn run(dir: &std::path::Path, envs: &[(&str, String)]) -> (i32, String, String) {
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -104,7 +104,7 @@ fn case_name(template: &str, values: &Map<String, Value>) -> Result<String, Stri
         return Ok(format!("{template} [{}]", shown.join(", ")));
     }
     let ctx = minijinja::Value::from_serialize(serde_json::json!({ "case": values }));
-    match crate::template::render_str(template, &ctx)? {
+    match crate::template::render_str(template, &ctx).map_err(|e| e.to_string())? {
         Value::String(s) => Ok(s),
         other => Ok(other.to_string()),
     }

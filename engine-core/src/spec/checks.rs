@@ -144,7 +144,7 @@ fn captures(value: &Value, pointer: &str, out: &mut Vec<Located>) {
                             if let Err(message) = crate::json_path::parse(path) {
                                 out.push((
                                     format!("{at}/{}", pointer_escape(name)),
-                                    Diagnostic::new(message)
+                                    Diagnostic::from(message)
                                         .hint("captures take JSONPath (RFC 9535): `$.id`, `$.items[0].name`"),
                                 ));
                             }
@@ -168,7 +168,7 @@ fn duration(text: &str, pointer: &str, out: &mut Vec<Located>) {
     if template::is_template(text) {
         return;
     }
-    if let Err(message) = parse_duration(text) {
-        out.push((pointer.to_string(), Diagnostic::new(message)));
+    if let Err(problem) = parse_duration(text) {
+        out.push((pointer.to_string(), Diagnostic::from(problem)));
     }
 }

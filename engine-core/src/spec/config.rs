@@ -462,7 +462,7 @@ fn render_path(path: &mut Option<PathBuf>, env: &minijinja::Value) -> Result<(),
     if !crate::template::is_template(text) {
         return Ok(());
     }
-    match crate::template::render_str(text, env)? {
+    match crate::template::render_str(text, env).map_err(|e| e.to_string())? {
         serde_json::Value::String(rendered) if rendered.trim().is_empty() => *path = None,
         serde_json::Value::String(rendered) => *path = Some(PathBuf::from(rendered.trim())),
         other => return Err(format!("`{text}` renders to {other}, not a path")),

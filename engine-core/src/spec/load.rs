@@ -866,7 +866,7 @@ impl<'a> Checker<'a> {
         }
         let profile = match super::profile::profile_of(self.config, &own, named) {
             Ok(profile) => profile,
-            Err(name) => {
+            Err(super::profile::UnknownProfile(name)) => {
                 let known: Vec<&str> = self.config.profiles.keys().map(String::as_str).collect();
                 let hint =
                     did_you_mean(&name, known.iter().copied()).unwrap_or_else(|| {

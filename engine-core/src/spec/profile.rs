@@ -22,19 +22,24 @@ pub fn merge(base: &mut Value, over: Value) {
     }
 }
 
+/// A step names a connection profile the suite config does not declare.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no connection profile `{0}` in the suite config")]
+pub struct UnknownProfile(pub String);
+
 /// The profile a connect step uses: the one it names, else `default` when the step
-/// has no `url`. `Err` names a profile the config does not have.
+/// has no `url`.
 pub fn profile_of<'a>(
     config: &'a SuiteConfig,
     step: &Map<String, Value>,
     named: Option<&str>,
-) -> Result<Option<&'a Map<String, Value>>, String> {
+) -> Result<Option<&'a Map<String, Value>>, UnknownProfile> {
     match named {
         Some(name) => config
             .profiles
             .get(name)
             .map(Some)
-            .ok_or_else(|| name.to_string()),
+            .ok_or_else(|| UnknownProfile(name.to_string())),
         None if !step.contains_key("url") => Ok(config.profiles.get("default")),
         None => Ok(None),
     }

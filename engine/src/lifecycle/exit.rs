@@ -3,7 +3,7 @@
 //! usage error, 3 the environment (a `serve` entry that never gets ready, a configured
 //! database or Redis server that refuses), 128 + N stopped by signal N.
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, FailureKind};
 use crate::runner::serve::ServeError;
 
 /// How the process ends.
@@ -42,7 +42,7 @@ pub struct Refused {
     pub name: String,
     /// Rendered, password hidden.
     pub url: String,
-    pub reason: String,
+    pub reason: crate::runner::serve::ProbeError,
     /// The suite config that declares it.
     pub config: String,
 }
@@ -57,6 +57,18 @@ pub enum RunError {
     Unreadable(Box<Diagnostic>),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Shard(#[from] crate::cli::ShardError),
+    #[error("{0}")]
+    Record(#[from] crate::record::RecordError),
+    /// `engine load`'s settings (the `load:` block and the flags).
+    #[error("{0}")]
+    LoadSettings(#[from] crate::load::config::SettingsError),
+    #[error("{0}")]
+    Segment(#[from] crate::load::segment::SegmentError),
+    /// Load results given to `engine load merge` that cannot be merged.
+    #[error("{0}")]
+    LoadResults(#[from] crate::load::metrics::ResultError),
     #[error("serve {0}")]
     Serve(#[from] ServeError),
     #[error("{} configured service(s) refuse", .0.len())]
@@ -72,8 +84,15 @@ impl RunError {
     /// The class of the failure, as an exit code.
     pub fn exit(&self) -> Exit {
         match self {
-            RunError::Spec(_) | RunError::Unreadable(_) | RunError::Usage(_) => Exit::Usage,
+            RunError::Spec(_)
+            | RunError::Unreadable(_)
+            | RunError::Usage(_)
+            | RunError::Shard(_)
+            | RunError::LoadSettings(_)
+            | RunError::Segment(_)
+            | RunError::LoadResults(_) => Exit::Usage,
             RunError::Serve(ServeError::Template { .. }) => Exit::Usage,
+            RunError::Record(e) => e.exit(),
             RunError::Serve(ServeError::Interrupted { signal, .. }) => Exit::Signal(*signal),
             RunError::Serve(_) | RunError::Refused(_) | RunError::System { .. } => {
                 Exit::Environment
@@ -97,7 +116,7 @@ impl RunError {
             RunError::Refused(refused) => refused
                 .iter()
                 .map(|r| {
-                    Diagnostic::new(r.to_string())
+                    Diagnostic::of(FailureKind::Refused, r.to_string())
                         .note(format!("declared in {}", r.config))
                         .hint("start it, or point the suite config (or its env) at one that runs")
                 })
@@ -119,11 +138,17 @@ mod tests {
     fn classes_map_to_their_codes() {
         assert_eq!(RunError::Usage("x".into()).exit().code(), 2);
         assert_eq!(RunError::Spec(Vec::new()).exit().code(), 2);
+        assert_eq!(
+            RunError::from(crate::cli::ShardError::NotAFraction)
+                .exit()
+                .code(),
+            2
+        );
         assert_eq!(RunError::Refused(Vec::new()).exit().code(), 3);
         let template = ServeError::Template {
             name: "db".into(),
             field: "ready",
-            message: "bad".into(),
+            message: crate::template::RenderError::Syntax("bad".into()),
         };
         assert_eq!(RunError::from(template).exit(), Exit::Usage);
         let not_ready = ServeError::NotReady {

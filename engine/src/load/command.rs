@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use super::config::{parse_stage, LoadBlock, LoadSettings};
+use super::config::{parse_stage, LoadBlock, LoadSettings, SettingsError};
 use super::metrics::LoadResult;
 use super::segment::Segment;
-use super::threshold::{self, Threshold};
+use super::threshold::{self, Threshold, ThresholdError};
 use super::{plot, report, LoadPlan};
 use crate::lifecycle::{self, Exit, Lifecycle, RunError};
 use crate::spec::duration::parse_duration;
@@ -105,7 +105,7 @@ fn live_status() -> bool {
 }
 
 /// `metric < value` → (metric, condition), checked.
-fn split_threshold(expression: &str) -> Result<(String, String), String> {
+fn split_threshold(expression: &str) -> Result<(String, String), ThresholdError> {
     // Parsing checks the metric and the condition; the block keeps them as text.
     Threshold::parse(expression)?;
     let at = expression.find(['<', '>', '=']).unwrap_or(expression.len());
@@ -115,7 +115,7 @@ fn split_threshold(expression: &str) -> Result<(String, String), String> {
     ))
 }
 
-fn flags_block(args: &LoadArgs) -> Result<LoadBlock, String> {
+fn flags_block(args: &LoadArgs) -> Result<LoadBlock, SettingsError> {
     let stages = args
         .stages
         .iter()
@@ -185,15 +185,13 @@ fn prepare(args: &LoadArgs) -> Result<Prepared, RunError> {
         )));
     }
     let settings = LoadBlock::from_spec(scenario.load.as_ref())
-        .and_then(|block| Ok(block.overridden_by(flags_block(args)?)))
-        .map_err(RunError::Usage)?;
-    let executor = settings.executor().map_err(RunError::Usage)?;
-    let thresholds = settings.thresholds().map_err(RunError::Usage)?;
+        .and_then(|block| Ok(block.overridden_by(flags_block(args)?)))?;
+    let executor = settings.executor()?;
+    let thresholds = settings.thresholds().map_err(SettingsError::from)?;
     let segment = args
         .segment
         .as_deref()
-        .map_or(Ok(Segment::WHOLE), Segment::parse)
-        .map_err(RunError::Usage)?;
+        .map_or(Ok(Segment::WHOLE), Segment::parse)?;
     if let super::executor::Executor::ConstantVus { vus, .. } = &executor {
         if *vus < segment.count {
             return Err(RunError::Usage(format!(
@@ -219,9 +217,9 @@ fn raise_limit(plan: &LoadPlan) -> Result<(), RunError> {
     let needed = plan.segment.share_of(plan.executor.max_vus()) * connections + 256;
     super::raise_open_files_limit(needed)
         .map(|_| ())
-        .map_err(|message| RunError::System {
+        .map_err(|e| RunError::System {
             what: "cannot open enough files",
-            source: std::io::Error::other(message),
+            source: std::io::Error::other(e),
         })
 }
 
@@ -343,7 +341,7 @@ fn merged(files: &[PathBuf], extra: &[String]) -> Result<(LoadResult, Vec<Thresh
             })?;
         parts.push(parsed);
     }
-    let mut merged = LoadResult::merge(&parts).map_err(RunError::Usage)?;
+    let mut merged = LoadResult::merge(&parts)?;
     let mut expressions = merged.threshold_expressions.clone();
     for e in extra {
         if !expressions.contains(e) {
@@ -353,8 +351,8 @@ fn merged(files: &[PathBuf], extra: &[String]) -> Result<(LoadResult, Vec<Thresh
     let thresholds = expressions
         .iter()
         .map(|e| Threshold::parse(e))
-        .collect::<Result<Vec<Threshold>, String>>()
-        .map_err(RunError::Usage)?;
+        .collect::<Result<Vec<Threshold>, ThresholdError>>()
+        .map_err(SettingsError::from)?;
     merged.threshold_expressions = thresholds.iter().map(|t| t.expression.clone()).collect();
     Ok((merged, thresholds))
 }

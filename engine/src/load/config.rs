@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::executor::{Executor, Stage};
-use super::threshold::Threshold;
+use super::threshold::{Threshold, ThresholdError};
 use crate::spec::duration::parse_duration;
 
 pub use crate::spec::load_block::{LoadBlock, StageBlock};
@@ -16,24 +16,50 @@ pub const DEFAULT_MAX_VUS: u64 = 1000;
 /// counts beyond this only exhaust memory (or overflow a semaphore) before anything runs.
 pub const VU_LIMIT: u64 = 1_000_000;
 
+/// Why the load settings (the spec's `load:` block and the flags) cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid `load:` block: {0}")]
+    Block(serde_json::Error),
+    /// The executor lacks a setting it needs, or one is out of its range.
+    #[error("{0}")]
+    Executor(&'static str),
+    #[error("`rate` must be a positive number, got {0}")]
+    Rate(f64),
+    #[error("unknown executor `{0}`; use constant-vus, ramping-vus or constant-arrival-rate")]
+    UnknownExecutor(String),
+    #[error("{name} is at most {VU_LIMIT}, got {value}")]
+    TooManyVus { name: &'static str, value: u64 },
+    #[error("--stage `{0}`: expected DURATION:TARGET, e.g. 30s:100")]
+    StageForm(String),
+    #[error("--stage `{text}`: {source}")]
+    StageDuration {
+        text: String,
+        source: crate::spec::duration::DurationError,
+    },
+    #[error("--stage `{0}`: the target must be a whole number of VUs")]
+    StageTarget(String),
+    #[error(transparent)]
+    Threshold(#[from] ThresholdError),
+}
+
 /// What load mode makes of a `load:` block (the block's type is the spec model's).
 pub trait LoadSettings: Sized {
     /// Read the raw `load:` block of a scenario.
-    fn from_spec(raw: Option<&serde_json::Value>) -> Result<Self, String>;
+    fn from_spec(raw: Option<&serde_json::Value>) -> Result<Self, SettingsError>;
     /// `self` with every field that `flags` sets replaced; thresholds add up.
     fn overridden_by(self, flags: Self) -> Self;
     /// The executor the fields ask for.
-    fn executor(&self) -> Result<Executor, String>;
+    fn executor(&self) -> Result<Executor, SettingsError>;
     /// The thresholds, each checked for a known metric and a readable condition.
-    fn thresholds(&self) -> Result<Vec<Threshold>, String>;
+    fn thresholds(&self) -> Result<Vec<Threshold>, ThresholdError>;
 }
 
 impl LoadSettings for LoadBlock {
-    fn from_spec(raw: Option<&serde_json::Value>) -> Result<LoadBlock, String> {
+    fn from_spec(raw: Option<&serde_json::Value>) -> Result<LoadBlock, SettingsError> {
         match raw {
             None | Some(serde_json::Value::Null) => Ok(LoadBlock::default()),
-            Some(value) => serde_json::from_value(value.clone())
-                .map_err(|e| format!("invalid `load:` block: {e}")),
+            Some(value) => serde_json::from_value(value.clone()).map_err(SettingsError::Block),
         }
     }
 
@@ -46,7 +72,7 @@ impl LoadSettings for LoadBlock {
         self
     }
 
-    fn executor(&self) -> Result<Executor, String> {
+    fn executor(&self) -> Result<Executor, SettingsError> {
         vus_within_limit(self)?;
         let kind = match (&self.executor, &self.stages, self.rate) {
             (Some(kind), _, _) => kind.as_str(),
@@ -58,10 +84,10 @@ impl LoadSettings for LoadBlock {
             "constant-vus" => {
                 let vus = self.vus.unwrap_or(1);
                 if vus == 0 {
-                    return Err("`vus` must be at least 1".into());
+                    return Err(SettingsError::Executor("`vus` must be at least 1"));
                 }
                 if self.duration.is_none() && self.iterations.is_none() {
-                    return Err("constant-vus needs `duration` and/or `iterations` (e.g. --duration 30s or --iterations 100)".into());
+                    return Err(SettingsError::Executor("constant-vus needs `duration` and/or `iterations` (e.g. --duration 30s or --iterations 100)"));
                 }
                 Ok(Executor::ConstantVus {
                     vus,
@@ -73,7 +99,9 @@ impl LoadSettings for LoadBlock {
                 let stages: Vec<Stage> = self
                     .stages
                     .as_ref()
-                    .ok_or("ramping-vus needs `stages` (e.g. --stage 10s:100 --stage 20s:100)")?
+                    .ok_or(SettingsError::Executor(
+                        "ramping-vus needs `stages` (e.g. --stage 10s:100 --stage 20s:100)",
+                    ))?
                     .iter()
                     .map(|s| Stage {
                         duration: s.duration,
@@ -81,7 +109,9 @@ impl LoadSettings for LoadBlock {
                     })
                     .collect();
                 if stages.is_empty() || stages.iter().all(|s| s.duration.is_zero()) {
-                    return Err("ramping-vus needs at least one stage with a duration".into());
+                    return Err(SettingsError::Executor(
+                        "ramping-vus needs at least one stage with a duration",
+                    ));
                 }
                 Ok(Executor::RampingVus {
                     start_vus: self.start_vus.unwrap_or(0),
@@ -89,18 +119,20 @@ impl LoadSettings for LoadBlock {
                 })
             }
             "constant-arrival-rate" => {
-                let rate = self
-                    .rate
-                    .ok_or("constant-arrival-rate needs `rate` (iterations per time unit)")?;
+                let rate = self.rate.ok_or(SettingsError::Executor(
+                    "constant-arrival-rate needs `rate` (iterations per time unit)",
+                ))?;
                 if !(rate.is_finite() && rate > 0.0) {
-                    return Err(format!("`rate` must be a positive number, got {rate}"));
+                    return Err(SettingsError::Rate(rate));
                 }
-                let duration = self
-                    .duration
-                    .ok_or("constant-arrival-rate needs `duration`")?;
+                let duration = self.duration.ok_or(SettingsError::Executor(
+                    "constant-arrival-rate needs `duration`",
+                ))?;
                 let time_unit = self.time_unit.unwrap_or(Duration::from_secs(1));
                 if time_unit.is_zero() {
-                    return Err("`time_unit` must be longer than zero".into());
+                    return Err(SettingsError::Executor(
+                        "`time_unit` must be longer than zero",
+                    ));
                 }
                 Ok(Executor::ConstantArrivalRate {
                     rate,
@@ -109,13 +141,11 @@ impl LoadSettings for LoadBlock {
                     max_vus: self.max_vus.unwrap_or(DEFAULT_MAX_VUS).max(1),
                 })
             }
-            other => Err(format!(
-                "unknown executor `{other}`; use constant-vus, ramping-vus or constant-arrival-rate"
-            )),
+            other => Err(SettingsError::UnknownExecutor(other.to_string())),
         }
     }
 
-    fn thresholds(&self) -> Result<Vec<Threshold>, String> {
+    fn thresholds(&self) -> Result<Vec<Threshold>, ThresholdError> {
         self.thresholds
             .iter()
             .map(|(metric, condition)| Threshold::new(metric, condition))
@@ -124,7 +154,7 @@ impl LoadSettings for LoadBlock {
 }
 
 /// Every VU count within [`VU_LIMIT`].
-fn vus_within_limit(block: &LoadBlock) -> Result<(), String> {
+fn vus_within_limit(block: &LoadBlock) -> Result<(), SettingsError> {
     let stages = block
         .stages
         .iter()
@@ -138,27 +168,27 @@ fn vus_within_limit(block: &LoadBlock) -> Result<(), String> {
     .into_iter()
     .chain(stages)
     {
-        if value.is_some_and(|v| v > VU_LIMIT) {
-            return Err(format!(
-                "{name} is at most {VU_LIMIT}, got {}",
-                value.unwrap_or_default()
-            ));
+        if let Some(value) = value.filter(|&v| v > VU_LIMIT) {
+            return Err(SettingsError::TooManyVus { name, value });
         }
     }
     Ok(())
 }
 
 /// `--stage 10s:100` → a stage.
-pub fn parse_stage(text: &str) -> Result<StageBlock, String> {
+pub fn parse_stage(text: &str) -> Result<StageBlock, SettingsError> {
     let (duration, target) = text
         .split_once(':')
-        .ok_or_else(|| format!("--stage `{text}`: expected DURATION:TARGET, e.g. 30s:100"))?;
+        .ok_or_else(|| SettingsError::StageForm(text.to_string()))?;
     Ok(StageBlock {
-        duration: parse_duration(duration).map_err(|e| format!("--stage `{text}`: {e}"))?,
+        duration: parse_duration(duration).map_err(|source| SettingsError::StageDuration {
+            text: text.to_string(),
+            source,
+        })?,
         target: target
             .trim()
             .parse()
-            .map_err(|_| format!("--stage `{text}`: the target must be a whole number of VUs"))?,
+            .map_err(|_| SettingsError::StageTarget(text.to_string()))?,
     })
 }
 
@@ -191,11 +221,18 @@ mod tests {
         let huge = LoadBlock::from_spec(Some(
             &json!({"rate": 1, "duration": "1s", "max_vus": u64::MAX}),
         ));
-        assert!(huge
-            .unwrap()
-            .executor()
-            .unwrap_err()
-            .contains("at most 1000000"));
+        let err = huge.unwrap().executor().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SettingsError::TooManyVus {
+                    name: "`max_vus`",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("at most 1000000"), "{err}");
     }
 
     #[test]

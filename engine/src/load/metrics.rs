@@ -82,12 +82,12 @@ impl Distribution {
     }
 
     /// The histogram back from its base64 form.
-    pub fn histogram(&self) -> Result<Histogram<u64>, String> {
+    pub fn histogram(&self) -> Result<Histogram<u64>, ResultError> {
         decode(&self.hdr)
     }
 
     /// A percentile (0–100) in milliseconds, read from the histogram for exactness.
-    pub fn percentile_ms(&self, percentile: f64) -> Result<f64, String> {
+    pub fn percentile_ms(&self, percentile: f64) -> Result<f64, ResultError> {
         let histogram = self.histogram()?;
         if histogram.is_empty() {
             return Ok(0.0);
@@ -104,21 +104,35 @@ pub fn encode(histogram: &Histogram<u64>) -> String {
     }
 }
 
-pub fn decode(text: &str) -> Result<Histogram<u64>, String> {
+/// Why load results cannot be read back or merged.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    #[error("bad base64 histogram: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("bad HDR histogram: {0:?}")]
+    Hdr(hdrhistogram::serialization::DeserializeError),
+    #[error("cannot merge histograms: {0:?}")]
+    Add(hdrhistogram::AdditionError),
+    #[error("nothing to merge")]
+    Nothing,
+    #[error("cannot merge results of different scenarios: `{0}` and `{1}`")]
+    DifferentScenarios(String, String),
+    #[error("segment {0} appears twice")]
+    SegmentTwice(String),
+}
+
+pub fn decode(text: &str) -> Result<Histogram<u64>, ResultError> {
     if text.is_empty() {
         return Ok(new_histogram());
     }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| format!("bad base64 histogram: {e}"))?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
     Deserializer::new()
         .deserialize(&mut bytes.as_slice())
-        .map_err(|e| format!("bad HDR histogram: {e:?}"))
+        .map_err(ResultError::Hdr)
 }
 
-fn add(into: &mut Histogram<u64>, other: &Histogram<u64>) -> Result<(), String> {
-    into.add(other)
-        .map_err(|e| format!("cannot merge histograms: {e:?}"))
+fn add(into: &mut Histogram<u64>, other: &Histogram<u64>) -> Result<(), ResultError> {
+    into.add(other).map_err(ResultError::Add)
 }
 
 /// One step's durations.
@@ -240,21 +254,21 @@ pub struct LoadResult {
 impl LoadResult {
     /// One result from several segments' results: counters add up, histograms merge
     /// exactly, time series add up second by second (aligned on each run's start).
-    pub fn merge(parts: &[LoadResult]) -> Result<LoadResult, String> {
-        let first = parts.first().ok_or("nothing to merge")?;
+    pub fn merge(parts: &[LoadResult]) -> Result<LoadResult, ResultError> {
+        let first = parts.first().ok_or(ResultError::Nothing)?;
         if let Some(other) = parts.iter().find(|p| p.scenario != first.scenario) {
-            return Err(format!(
-                "cannot merge results of different scenarios: `{}` and `{}`",
-                first.scenario, other.scenario
+            return Err(ResultError::DifferentScenarios(
+                first.scenario.clone(),
+                other.scenario.clone(),
             ));
         }
         let mut segments: Vec<String> = parts.iter().flat_map(|p| p.segments.clone()).collect();
         segments.sort();
         if let Some(pair) = segments.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("segment {} appears twice", pair[0]));
+            return Err(ResultError::SegmentTwice(pair[0].clone()));
         }
         let merge_dist =
-            |pick: &dyn Fn(&LoadResult) -> &Distribution| -> Result<Distribution, String> {
+            |pick: &dyn Fn(&LoadResult) -> &Distribution| -> Result<Distribution, ResultError> {
                 let mut total = new_histogram();
                 for part in parts {
                     add(&mut total, &pick(part).histogram()?)?;
@@ -488,7 +502,7 @@ impl LoadMetrics {
     }
 
     /// An iteration finished: its duration, its steps' durations, and what failed.
-    pub fn iteration_finished(&self, scenario: &Scenario, attempt: &Attempt) {
+    pub fn iteration_finished(&self, attempt: &Attempt) {
         let interrupted = attempt.status == Status::Interrupted;
         if interrupted {
             self.interrupted_iterations.fetch_add(1, Ordering::Relaxed);
@@ -522,9 +536,7 @@ impl LoadMetrics {
             self.failed_iterations.fetch_add(1, Ordering::Relaxed);
             let mut kinds = lock(&self.failures_by_kind);
             if let Some(failure) = &attempt.failure {
-                *kinds
-                    .entry(failure_kind(scenario, attempt, &failure.message))
-                    .or_insert(0) += 1;
+                *kinds.entry(failure.kind.name().to_string()).or_insert(0) += 1;
             }
             if !attempt.teardown_failures.is_empty() {
                 *kinds.entry("teardown".into()).or_insert(0) += 1;
@@ -672,24 +684,6 @@ impl LoadMetrics {
     }
 }
 
-/// What failed in an attempt: the scenario deadline, setup, or the failed step's kind.
-fn failure_kind(scenario: &Scenario, attempt: &Attempt, message: &str) -> String {
-    if message.starts_with("scenario timed out") {
-        return "timeout".into();
-    }
-    if message.starts_with("setup:") {
-        return "setup".into();
-    }
-    attempt
-        .steps
-        .iter()
-        .rev()
-        .find(|s| s.status == Status::Failed)
-        .map(|s| s.kind.name().to_string())
-        .or_else(|| scenario.steps.first().map(|_| "step".to_string()))
-        .unwrap_or_else(|| "other".into())
-}
-
 /// Resident memory of this process in KiB (0 where /proc is missing).
 pub fn resident_kib() -> u64 {
     let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
@@ -803,14 +797,15 @@ mod tests {
     #[test]
     fn merge_refuses_a_segment_twice_and_other_scenarios() {
         let a = result_with(&[1, 2], "1/2");
-        assert!(LoadResult::merge(&[a.clone(), a.clone()])
-            .unwrap_err()
-            .contains("twice"));
+        assert!(matches!(
+            LoadResult::merge(&[a.clone(), a.clone()]),
+            Err(ResultError::SegmentTwice(segment)) if segment == "1/2"
+        ));
         let mut other = result_with(&[1], "2/2");
         other.scenario = "other".into();
-        assert!(LoadResult::merge(&[a, other])
-            .unwrap_err()
-            .contains("different scenarios"));
+        let err = LoadResult::merge(&[a, other]).unwrap_err();
+        assert!(matches!(err, ResultError::DifferentScenarios(..)), "{err}");
+        assert!(err.to_string().contains("different scenarios"), "{err}");
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub async fn run(
             Box::pin(async move {
                 metrics.iteration_started();
                 let attempt = run.attempt().await;
-                metrics.iteration_finished(&run.scenario, &attempt);
+                metrics.iteration_finished(&attempt);
             })
         })
     };
@@ -124,19 +124,31 @@ pub fn connections_per_iteration(steps: &[Step]) -> u64 {
         .sum()
 }
 
+/// Why the open-files limit cannot be made high enough.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesLimitError {
+    #[error("cannot read the open-files limit: {0}")]
+    Read(std::io::Error),
+    #[error("this run needs about {needed} open files but the limit is {soft}, and raising it failed: {source}")]
+    Raise {
+        needed: u64,
+        soft: u64,
+        source: std::io::Error,
+    },
+    #[error("this run needs about {needed} open files but the hard limit is {hard}; raise it (e.g. `ulimit -Hn {needed}` as root, or LimitNOFILE= in systemd, or the container's nofile ulimit) or use fewer VUs per process (--segment)")]
+    Hard { needed: u64, hard: u64 },
+}
+
 /// Raise the open-files limit to what `needed` descriptors require (up to the hard
 /// limit). Returns the limit in force, or why it cannot be enough.
-pub fn raise_open_files_limit(needed: u64) -> Result<u64, String> {
+pub fn raise_open_files_limit(needed: u64) -> Result<u64, FilesLimitError> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(format!(
-            "cannot read the open-files limit: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(FilesLimitError::Read(std::io::Error::last_os_error()));
     }
     // rlim_t is u64 on Linux but not everywhere.
     #[allow(clippy::unnecessary_cast)]
@@ -151,15 +163,14 @@ pub fn raise_open_files_limit(needed: u64) -> Result<u64, String> {
     };
     // SAFETY: setrlimit reads the struct we pass.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-        return Err(format!(
-            "this run needs about {needed} open files but the limit is {soft}, and raising it failed: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(FilesLimitError::Raise {
+            needed,
+            soft,
+            source: std::io::Error::last_os_error(),
+        });
     }
     if wanted < needed {
-        return Err(format!(
-            "this run needs about {needed} open files but the hard limit is {hard}; raise it (e.g. `ulimit -Hn {needed}` as root, or LimitNOFILE= in systemd, or the container's nofile ulimit) or use fewer VUs per process (--segment)"
-        ));
+        return Err(FilesLimitError::Hard { needed, hard });
     }
     Ok(wanted)
 }
@@ -185,7 +196,8 @@ mod tests {
         assert!(raise_open_files_limit(wanted).unwrap() >= wanted);
         if hard < u64::MAX / 2 {
             let e = raise_open_files_limit(hard + 1).unwrap_err();
-            assert!(e.contains("hard limit"), "{e}");
+            assert!(matches!(e, FilesLimitError::Hard { .. }), "{e}");
+            assert!(e.to_string().contains("hard limit"), "{e}");
         }
     }
 }

@@ -6,6 +6,26 @@
 //! every number belongs to exactly one segment, and a ramp that activates VUs in
 //! number order activates them evenly across segments.
 
+/// A `--segment` value that is not `K/N` with 1 <= K <= N.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--segment `{text}`: {problem}")]
+pub struct SegmentError {
+    pub text: String,
+    pub problem: SegmentProblem,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SegmentProblem {
+    #[error("expected K/N, e.g. 1/4")]
+    NotAFraction,
+    #[error("K must be a whole number")]
+    BadK,
+    #[error("N must be a whole number")]
+    BadN,
+    #[error("need 1 <= K <= N")]
+    OutOfRange,
+}
+
 /// This process's share: segment `index` (1-based) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Segment {
@@ -18,20 +38,18 @@ impl Segment {
     pub const WHOLE: Segment = Segment { index: 1, count: 1 };
 
     /// Parse `K/N` (1 <= K <= N).
-    pub fn parse(text: &str) -> Result<Segment, String> {
+    pub fn parse(text: &str) -> Result<Segment, SegmentError> {
+        let fail = |problem| SegmentError {
+            text: text.to_string(),
+            problem,
+        };
         let (k, n) = text
             .split_once('/')
-            .ok_or_else(|| format!("--segment `{text}`: expected K/N, e.g. 1/4"))?;
-        let index: u64 = k
-            .trim()
-            .parse()
-            .map_err(|_| format!("--segment `{text}`: K must be a whole number"))?;
-        let count: u64 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("--segment `{text}`: N must be a whole number"))?;
+            .ok_or_else(|| fail(SegmentProblem::NotAFraction))?;
+        let index: u64 = k.trim().parse().map_err(|_| fail(SegmentProblem::BadK))?;
+        let count: u64 = n.trim().parse().map_err(|_| fail(SegmentProblem::BadN))?;
         if count == 0 || index == 0 || index > count {
-            return Err(format!("--segment `{text}`: need 1 <= K <= N"));
+            return Err(fail(SegmentProblem::OutOfRange));
         }
         Ok(Segment { index, count })
     }

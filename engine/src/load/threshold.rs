@@ -9,8 +9,36 @@
 //! milliseconds (`200ms`, `1.5s`, `500us`; a bare number is ms), rates as fractions
 //! (`0.1%` = 0.001) or per second.
 
-use super::metrics::{Distribution, LoadResult, ThresholdOutcome};
-use crate::spec::duration::parse_duration;
+use super::metrics::{Distribution, LoadResult, ResultError, ThresholdOutcome};
+use crate::spec::duration::{parse_duration, DurationError};
+
+/// Why a threshold cannot be read, or its metric not found in a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ThresholdError {
+    #[error("threshold `{0}`: expected METRIC < VALUE, e.g. \"event_latency.p95 < 200ms\"")]
+    NoComparison(String),
+    #[error("{}", unknown_metric(.0))]
+    UnknownMetric(String),
+    #[error("`{metric}`: `{text}` is not a percentile like p95 or p99.9")]
+    BadPercentile { metric: String, text: String },
+    #[error("`{0}`: expected steps.N.STAT, e.g. steps.3.p95")]
+    StepForm(String),
+    #[error("`{0}`: the step number counts from 1")]
+    StepNumber(String),
+    #[error("`{0}`: a condition starts with <, <=, >, >= or ==, e.g. \"< 200ms\"")]
+    BadComparison(String),
+    #[error("`{metric}`: `{text}` is not a number")]
+    NotANumber { metric: String, text: String },
+    #[error("`{metric}`: {source}")]
+    BadDuration {
+        metric: String,
+        source: DurationError,
+    },
+    #[error("threshold `{expression}`: step {number} never ran")]
+    StepNeverRan { expression: String, number: usize },
+    #[error(transparent)]
+    Result(#[from] ResultError),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {
@@ -103,6 +131,7 @@ fn known_names() -> Vec<String> {
     names
 }
 
+/// "unknown threshold metric", with the nearest known name or the list of them.
 fn unknown_metric(name: &str) -> String {
     let names = known_names();
     let nearest = names
@@ -118,7 +147,7 @@ fn unknown_metric(name: &str) -> String {
     }
 }
 
-fn parse_statistic(text: &str, metric: &str) -> Result<Statistic, String> {
+fn parse_statistic(text: &str, metric: &str) -> Result<Statistic, ThresholdError> {
     match text {
         "min" => Ok(Statistic::Min),
         "max" => Ok(Statistic::Max),
@@ -126,15 +155,16 @@ fn parse_statistic(text: &str, metric: &str) -> Result<Statistic, String> {
         "count" => Ok(Statistic::Count),
         p if p.starts_with('p') => match p[1..].parse::<f64>() {
             Ok(q) if (0.0..=100.0).contains(&q) => Ok(Statistic::Percentile(q)),
-            _ => Err(format!(
-                "`{metric}`: `{p}` is not a percentile like p95 or p99.9"
-            )),
+            _ => Err(ThresholdError::BadPercentile {
+                metric: metric.to_string(),
+                text: p.to_string(),
+            }),
         },
-        _ => Err(unknown_metric(metric)),
+        _ => Err(ThresholdError::UnknownMetric(metric.to_string())),
     }
 }
 
-fn parse_metric(name: &str) -> Result<MetricRef, String> {
+fn parse_metric(name: &str) -> Result<MetricRef, ThresholdError> {
     let scalar = match name {
         "failures.rate" => Some(MetricRef::FailureRate),
         "failures.count" => Some(MetricRef::FailureCount),
@@ -153,23 +183,25 @@ fn parse_metric(name: &str) -> Result<MetricRef, String> {
     if let Some(rest) = name.strip_prefix("steps.") {
         let (number, statistic) = rest
             .split_once('.')
-            .ok_or_else(|| format!("`{name}`: expected steps.N.STAT, e.g. steps.3.p95"))?;
+            .ok_or_else(|| ThresholdError::StepForm(name.to_string()))?;
         let number: usize = number
             .parse()
             .ok()
             .filter(|&n| n >= 1)
-            .ok_or_else(|| format!("`{name}`: the step number counts from 1"))?;
+            .ok_or_else(|| ThresholdError::StepNumber(name.to_string()))?;
         return Ok(MetricRef::Distribution {
             source: Source::Step(number),
             statistic: parse_statistic(statistic, name)?,
         });
     }
-    let (base, statistic) = name.split_once('.').ok_or_else(|| unknown_metric(name))?;
+    let (base, statistic) = name
+        .split_once('.')
+        .ok_or_else(|| ThresholdError::UnknownMetric(name.to_string()))?;
     let source = match base {
         "connect_time" => Source::ConnectTime,
         "event_latency" => Source::EventLatency,
         "iteration_duration" => Source::IterationDuration,
-        _ => return Err(unknown_metric(name)),
+        _ => return Err(ThresholdError::UnknownMetric(name.to_string())),
     };
     Ok(MetricRef::Distribution {
         source,
@@ -177,7 +209,7 @@ fn parse_metric(name: &str) -> Result<MetricRef, String> {
     })
 }
 
-fn parse_comparison(text: &str) -> Result<(Comparison, &str), String> {
+fn parse_comparison(text: &str) -> Result<(Comparison, &str), ThresholdError> {
     let text = text.trim_start();
     for (symbol, comparison) in [
         ("<=", Comparison::LessOrEqual),
@@ -190,16 +222,17 @@ fn parse_comparison(text: &str) -> Result<(Comparison, &str), String> {
             return Ok((comparison, rest.trim()));
         }
     }
-    Err(format!(
-        "`{text}`: a condition starts with <, <=, >, >= or ==, e.g. \"< 200ms\""
-    ))
+    Err(ThresholdError::BadComparison(text.to_string()))
 }
 
-fn parse_limit(metric: &MetricRef, text: &str, name: &str) -> Result<f64, String> {
+fn parse_limit(metric: &MetricRef, text: &str, name: &str) -> Result<f64, ThresholdError> {
     let number = |t: &str| {
         t.trim()
             .parse::<f64>()
-            .map_err(|_| format!("`{name}`: `{text}` is not a number"))
+            .map_err(|_| ThresholdError::NotANumber {
+                metric: name.to_string(),
+                text: text.to_string(),
+            })
     };
     match metric {
         MetricRef::Distribution {
@@ -215,7 +248,10 @@ fn parse_limit(metric: &MetricRef, text: &str, name: &str) -> Result<f64, String
             }
             parse_duration(text)
                 .map(|d| d.as_secs_f64() * 1000.0)
-                .map_err(|e| format!("`{name}`: {e}"))
+                .map_err(|source| ThresholdError::BadDuration {
+                    metric: name.to_string(),
+                    source,
+                })
         }
         MetricRef::FailureRate => match text.strip_suffix('%') {
             Some(percent) => Ok(number(percent)? / 100.0),
@@ -230,7 +266,7 @@ fn parse_limit(metric: &MetricRef, text: &str, name: &str) -> Result<f64, String
 
 impl Threshold {
     /// A threshold from a metric name and a condition (`< 200ms`).
-    pub fn new(metric: &str, condition: &str) -> Result<Threshold, String> {
+    pub fn new(metric: &str, condition: &str) -> Result<Threshold, ThresholdError> {
         let metric_name = metric.trim();
         let parsed = parse_metric(metric_name)?;
         let (comparison, limit_text) = parse_comparison(condition)?;
@@ -244,17 +280,17 @@ impl Threshold {
     }
 
     /// A threshold from one expression: `event_latency.p95 < 200ms`.
-    pub fn parse(expression: &str) -> Result<Threshold, String> {
+    pub fn parse(expression: &str) -> Result<Threshold, ThresholdError> {
         let at = expression
             .find(['<', '>', '='])
-            .ok_or_else(|| format!("threshold `{expression}`: expected METRIC < VALUE, e.g. \"event_latency.p95 < 200ms\""))?;
+            .ok_or_else(|| ThresholdError::NoComparison(expression.to_string()))?;
         Threshold::new(&expression[..at], &expression[at..])
     }
 
     /// The metric's value in `result`.
-    pub fn value(&self, result: &LoadResult) -> Result<f64, String> {
+    pub fn value(&self, result: &LoadResult) -> Result<f64, ThresholdError> {
         let distribution_value = |d: &Distribution, statistic: Statistic| match statistic {
-            Statistic::Percentile(q) => d.percentile_ms(q),
+            Statistic::Percentile(q) => Ok(d.percentile_ms(q)?),
             Statistic::Min => Ok(d.min_ms),
             Statistic::Max => Ok(d.max_ms),
             Statistic::Mean => Ok(d.mean_ms),
@@ -271,8 +307,9 @@ impl Threshold {
                         .iter()
                         .find(|s| s.index + 1 == *number)
                         .map(|s| &s.duration)
-                        .ok_or_else(|| {
-                            format!("threshold `{}`: step {number} never ran", self.expression)
+                        .ok_or_else(|| ThresholdError::StepNeverRan {
+                            expression: self.expression.clone(),
+                            number: *number,
                         })?,
                 };
                 distribution_value(distribution, *statistic)
@@ -416,13 +453,26 @@ mod tests {
     #[test]
     fn bad_thresholds_say_what_is_wrong() {
         let e = Threshold::new("event_latncy.p95", "< 1s").unwrap_err();
-        assert!(e.contains("did you mean `event_latency.p95`"), "{e}");
-        assert!(Threshold::new("event_latency.p95", "about 1s")
-            .unwrap_err()
-            .contains("starts with"));
-        assert!(Threshold::new("event_latency.p95", "< soon").is_err());
-        assert!(Threshold::parse("event_latency.p95").is_err());
-        assert!(Threshold::new("steps.0.p95", "< 1s").is_err());
+        assert!(matches!(&e, ThresholdError::UnknownMetric(name) if name == "event_latncy.p95"));
+        assert!(
+            e.to_string().contains("did you mean `event_latency.p95`"),
+            "{e}"
+        );
+        let e = Threshold::new("event_latency.p95", "about 1s").unwrap_err();
+        assert!(matches!(e, ThresholdError::BadComparison(_)), "{e}");
+        assert!(e.to_string().contains("starts with"), "{e}");
+        assert!(matches!(
+            Threshold::new("event_latency.p95", "< soon"),
+            Err(ThresholdError::BadDuration { .. })
+        ));
+        assert!(matches!(
+            Threshold::parse("event_latency.p95"),
+            Err(ThresholdError::NoComparison(_))
+        ));
+        assert!(matches!(
+            Threshold::new("steps.0.p95", "< 1s"),
+            Err(ThresholdError::StepNumber(_))
+        ));
     }
 
     #[test]

@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use crate::lifecycle::Exit;
+use crate::lifecycle::{Exit, RunError};
 use crate::redact::Redactor;
+use crate::runner::ws::TlsError;
 use crate::spec::config::SuiteConfig;
 use session::Recorder;
 
@@ -44,33 +45,61 @@ pub struct RecordArgs {
     pub ca_file: Option<PathBuf>,
 }
 
-/// Run the proxy until a stop signal; write the draft; the exit code.
-pub async fn main(args: RecordArgs) -> Exit {
-    match record(args).await {
-        Ok(()) => Exit::Passed,
-        Err(message) => {
-            eprintln!("error: {message}");
-            Exit::Usage
+/// Why a recording could not start or be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("--upstream {0}: give a ws:// or wss:// URL")]
+    Upstream(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl RecordError {
+    /// A wrong flag is a usage error; an address or a file the system refuses, the
+    /// environment.
+    pub fn exit(&self) -> Exit {
+        match self {
+            RecordError::Upstream(_) | RecordError::Tls(_) => Exit::Usage,
+            RecordError::Listen { .. } | RecordError::Write { .. } => Exit::Environment,
         }
     }
 }
 
-async fn record(args: RecordArgs) -> Result<(), String> {
+/// Run the proxy until a stop signal; write the draft; the exit code.
+pub async fn main(args: RecordArgs) -> Exit {
+    match record(args).await {
+        Ok(()) => Exit::Passed,
+        Err(error) => crate::cli::fail(&error),
+    }
+}
+
+async fn record(args: RecordArgs) -> Result<(), RunError> {
     let tls = match args.upstream.split_once("://").map(|(scheme, _)| scheme) {
         Some("ws") => None,
-        Some("wss") => Some(crate::runner::ws::tls_config(args.ca_file.as_deref())?),
-        _ => {
-            return Err(format!(
-                "--upstream {}: give a ws:// or wss:// URL",
-                args.upstream
-            ))
-        }
+        Some("wss") => Some(
+            crate::runner::ws::tls_config(args.ca_file.as_deref()).map_err(RecordError::from)?,
+        ),
+        _ => return Err(RecordError::Upstream(args.upstream.clone()).into()),
     };
     let config = suite_config(&args)?;
+    let listen = |source| RecordError::Listen {
+        address: args.listen.clone(),
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(listen)?;
+    let address = listener.local_addr().map_err(listen)?;
     let upstream = crate::text::hide_password(&args.upstream);
     eprintln!("record: listening on ws://{address}, forwarding to {upstream}");
     eprintln!("record: point your client at ws://{address}; Ctrl-C ends the recording and writes the draft");
@@ -102,8 +131,12 @@ async fn record(args: RecordArgs) -> Result<(), String> {
     let (connections, events) = recorder.with(|s| (s.handshakes.len(), s.events.len()));
     match &args.out {
         Some(path) => {
-            crate::report::write_atomically(path, text.as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            crate::report::write_atomically(path, text.as_bytes()).map_err(|source| {
+                RecordError::Write {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
             eprintln!(
                 "record: {connections} connection(s), {events} event(s) → {}; check it with `engine check {}`",
                 path.display(),
@@ -117,11 +150,11 @@ async fn record(args: RecordArgs) -> Result<(), String> {
 
 /// The config named by `--config`, else the nearest `engine.yaml` above `--out` (or the
 /// current folder); `None` when there is none.
-fn suite_config(args: &RecordArgs) -> Result<Option<Arc<SuiteConfig>>, String> {
+fn suite_config(args: &RecordArgs) -> Result<Option<Arc<SuiteConfig>>, RunError> {
     if let Some(path) = &args.config {
         return SuiteConfig::load(path)
             .map(|c| Some(Arc::new(c)))
-            .map_err(|d| d.render(false));
+            .map_err(|d| RunError::Unreadable(Box::new(d)));
     }
     let start = args
         .out
@@ -129,7 +162,7 @@ fn suite_config(args: &RecordArgs) -> Result<Option<Arc<SuiteConfig>>, String> {
         .and_then(Path::parent)
         .filter(|p| !p.as_os_str().is_empty() && p.is_dir())
         .unwrap_or(Path::new("."));
-    let config = SuiteConfig::discover(start).map_err(|d| d.render(false))?;
+    let config = SuiteConfig::discover(start).map_err(|d| RunError::Unreadable(Box::new(d)))?;
     Ok(config.path.is_some().then_some(config))
 }
 
@@ -140,10 +173,14 @@ fn redactor(config: Option<&SuiteConfig>) -> Redactor {
     })
 }
 
-async fn stop_signal() -> Result<(), String> {
+async fn stop_signal() -> Result<(), RunError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let watch = |source| RunError::System {
+        what: "cannot watch for SIGINT and SIGTERM",
+        source,
+    };
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(watch)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(watch)?;
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}

@@ -56,6 +56,8 @@ struct AttemptEntry {
 
 #[derive(Serialize, Clone)]
 struct FailureEntry {
+    /// What went wrong, as a type (`timeout`, `mismatch`, `connection_closed`…).
+    kind: crate::diagnostic::FailureKind,
     message: String,
     file: Option<String>,
     line: Option<usize>,
@@ -69,6 +71,7 @@ struct FailureEntry {
 impl From<&Diagnostic> for FailureEntry {
     fn from(d: &Diagnostic) -> Self {
         FailureEntry {
+            kind: d.kind,
             message: d.message.clone(),
             file: d.source.as_ref().map(|s| s.path.display().to_string()),
             line: d.span.map(|s| s.line),

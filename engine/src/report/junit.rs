@@ -85,11 +85,20 @@ impl JunitReport {
             }
             Verdict::Failed | Verdict::Interrupted => {
                 let (message, description) = Self::failure_text(last);
-                let (kind, kind_name) = if report.verdict == Verdict::Interrupted {
-                    (NonSuccessKind::Error, "interrupted")
+                let kind = if report.verdict == Verdict::Interrupted {
+                    NonSuccessKind::Error
                 } else {
-                    (NonSuccessKind::Failure, "assertion")
+                    NonSuccessKind::Failure
                 };
+                // The failure's kind (`timeout`, `mismatch`…) as the JUnit type.
+                let kind_name = last.failure.as_ref().map_or(
+                    if kind == NonSuccessKind::Error {
+                        "interrupted"
+                    } else {
+                        "failure"
+                    },
+                    |d| d.kind.name(),
+                );
                 let mut status = TestCaseStatus::non_success(kind);
                 status
                     .set_message(message)

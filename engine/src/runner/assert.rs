@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use super::context::{Failure, ScenarioContext, StepResult};
+use crate::diagnostic::FailureKind;
 use crate::matcher::compare;
 use crate::spec::model::AssertStep;
 
@@ -29,15 +30,18 @@ pub fn assert(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         let Some(expected) = expected else { continue };
         compared = true;
         if let Err(why) = check(op, &step.value, expected) {
-            let mut failure = Failure::new(match &step.message {
-                Some(message) => format!("assertion failed: {message}"),
-                None => format!(
-                    "assertion failed: {} {} {}",
-                    written("value"),
-                    words(op),
-                    written(op)
-                ),
-            })
+            let mut failure = Failure::of(
+                FailureKind::Assertion,
+                match &step.message {
+                    Some(message) => format!("assertion failed: {message}"),
+                    None => format!(
+                        "assertion failed: {} {} {}",
+                        written("value"),
+                        words(op),
+                        written(op)
+                    ),
+                },
+            )
             .note(format!("value:    {}", show(&step.value)))
             .note(format!("{:<9} {}", format!("{}:", op), show(expected)));
             if !why.is_empty() {
@@ -47,10 +51,12 @@ pub fn assert(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         }
     }
     if !compared {
-        return Err(Failure::new("`assert` needs a comparison").hint(format!(
-            "one of: {}",
-            crate::spec::model::ASSERT_COMPARISONS.join(", ")
-        )));
+        return Err(
+            Failure::of(FailureKind::Spec, "`assert` needs a comparison").hint(format!(
+                "one of: {}",
+                crate::spec::model::ASSERT_COMPARISONS.join(", ")
+            )),
+        );
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::context::{Cleanup, Failure, Frame, ScenarioContext};
 use super::scenario::{run_action, run_step, Located};
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::FailureKind;
 use crate::spec::library::LibraryStep;
 use crate::spec::model::Step;
 use crate::template;
@@ -19,7 +20,7 @@ pub async fn call(ctx: &mut ScenarioContext, step: &Step) -> Located {
     let library = step
         .call
         .clone()
-        .ok_or_else(|| Failure::new("a library call without its library step"))?;
+        .ok_or_else(|| Failure::of(FailureKind::Spec, "a library call without its library step"))?;
     let caller = ctx.source().clone();
     ctx.step_at = Some(step.pointer.clone());
     let (params, keep_as) =
@@ -75,15 +76,23 @@ fn bind(
         Value::Object(map) => map,
         Value::Null => Map::new(),
         other => {
-            return Err(Failure::new(format!(
-                "`{}` takes its parameters as a map, got {other}",
-                library.name
-            )))
+            return Err(Failure::of(
+                FailureKind::Spec,
+                format!(
+                    "`{}` takes its parameters as a map, got {other}",
+                    library.name
+                ),
+            ))
         }
     };
     let keep_as = match args.remove("as") {
         Some(Value::String(name)) => Some(name),
-        Some(other) => return Err(Failure::new(format!("`as` must be a name, got {other}"))),
+        Some(other) => {
+            return Err(Failure::of(
+                FailureKind::Spec,
+                format!("`as` must be a name, got {other}"),
+            ))
+        }
         None => None,
     };
     let mut params = Map::new();
@@ -92,27 +101,30 @@ fn bind(
             (Some(value), _) => value,
             (None, Some(default)) => render_default(ctx, &params, default)?,
             (None, None) => {
-                return Err(Failure::new(format!(
-                    "`{}` needs parameter `{}`",
-                    library.name, param.name
-                )))
+                return Err(Failure::of(
+                    FailureKind::Spec,
+                    format!("`{}` needs parameter `{}`", library.name, param.name),
+                ))
             }
         };
         if !param.kind.admits(&value) {
-            return Err(Failure::new(format!(
-                "parameter `{}` of `{}` must be a {}, got {value}",
-                param.name,
-                library.name,
-                param.kind.name()
-            )));
+            return Err(Failure::of(
+                FailureKind::Spec,
+                format!(
+                    "parameter `{}` of `{}` must be a {}, got {value}",
+                    param.name,
+                    library.name,
+                    param.kind.name()
+                ),
+            ));
         }
         params.insert(param.name.clone(), value);
     }
     if let Some(unknown) = args.keys().next() {
-        return Err(Failure::new(format!(
-            "`{}` has no parameter `{unknown}`",
-            library.name
-        )));
+        return Err(Failure::of(
+            FailureKind::Spec,
+            format!("`{}` has no parameter `{unknown}`", library.name),
+        ));
     }
     Ok((params, keep_as))
 }
@@ -132,8 +144,12 @@ fn render_default(
             .map(|(k, v)| (k.clone(), minijinja::Value::from_serialize(v))),
     );
     let scope: minijinja::Value = scope.into_iter().collect();
-    template::render_value(default, &scope)
-        .map_err(|e| Failure::new(format!("default value: {}", e.message)))
+    template::render_value(default, &scope).map_err(|e| {
+        Failure::of(
+            FailureKind::Template,
+            format!("default value: {}", e.message),
+        )
+    })
 }
 
 /// The step's `returns`, rendered in its own scope once its steps have run.
@@ -189,10 +205,13 @@ pub async fn run_cleanups(ctx: &mut ScenarioContext, limit: Duration) -> Vec<Dia
                     message: format!("cleanup of `{}`: {}", library.name, f.message),
                     ..f
                 },
-                Err(_) => Failure::new(format!(
-                    "cleanup of `{}` did not finish within {limit:?}",
-                    library.name
-                )),
+                Err(_) => Failure::of(
+                    FailureKind::Timeout,
+                    format!(
+                        "cleanup of `{}` did not finish within {limit:?}",
+                        library.name
+                    ),
+                ),
             };
             failures.push(failure.at_if_unlocated(&library.source, action.span));
         }

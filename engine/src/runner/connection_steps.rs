@@ -10,6 +10,7 @@ use super::context::{Failure, ScenarioContext, StepResult};
 use super::jwt;
 use super::protocol;
 use super::ws::{tls_config, ConnectError, ConnectRequest, Connection, FrameRules};
+use crate::diagnostic::FailureKind;
 use crate::spec::model::*;
 use crate::spec::profile;
 use crate::text::percent_encode;
@@ -22,9 +23,10 @@ fn with_profile(ctx: &ScenarioContext, body: &Value) -> Result<(Value, Value), F
         Some(name) => match ctx.render_value(&name, &[])? {
             Value::String(name) => Some(name),
             other => {
-                return Err(Failure::new(format!(
-                    "`profile` must be a name, got {other}"
-                )))
+                return Err(Failure::of(
+                    FailureKind::Spec,
+                    format!("`profile` must be a name, got {other}"),
+                ))
             }
         },
         None => None,
@@ -33,11 +35,8 @@ fn with_profile(ctx: &ScenarioContext, body: &Value) -> Result<(Value, Value), F
         Some(identity) => ctx.render_value(&identity, &[])?,
         None => Value::Null,
     };
-    let profile = profile::profile_of(&ctx.config, &own, named.as_deref()).map_err(|name| {
-        Failure::new(format!(
-            "no connection profile `{name}` in the suite config"
-        ))
-    })?;
+    let profile = profile::profile_of(&ctx.config, &own, named.as_deref())
+        .map_err(|unknown| Failure::of(FailureKind::Spec, unknown.to_string()))?;
     let mut merged = Value::Object(profile.cloned().unwrap_or_default());
     profile::merge(&mut merged, Value::Object(own));
     Ok((merged, identity))
@@ -67,10 +66,11 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         None => false,
     };
     if taken {
-        return Err(
-            Failure::new(format!("a connection named `{name}` is already open"))
-                .hint("give the new connection another `name:`"),
-        );
+        return Err(Failure::of(
+            FailureKind::Spec,
+            format!("a connection named `{name}` is already open"),
+        )
+        .hint("give the new connection another `name:`"));
     }
     let mut url = step.url.clone();
     let mut headers: Vec<(String, String)> = step.headers.clone().into_iter().collect();
@@ -123,7 +123,7 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         binary_json: step.binary_json,
         ..ctx.rules.clone()
     };
-    let protocol = protocol::for_connection(&step, &rules).map_err(Failure::new)?;
+    let protocol = protocol::for_connection(&step, &rules)?;
     if let Some(wanted) = protocol::lock(&protocol).subprotocol() {
         if !subprotocols.iter().any(|s| s == wanted) {
             subprotocols.push(wanted.to_string());
@@ -131,7 +131,7 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     }
     let tls = if url.starts_with("wss://") {
         let ca = step.ca_file.as_ref().map(|f| ctx.base_dir().join(f));
-        Some(tls_config(ca.as_deref()).map_err(Failure::new)?)
+        Some(tls_config(ca.as_deref())?)
     } else {
         None
     };
@@ -152,13 +152,16 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         (Ok(connection), None) => {
             if let Some(expected) = &step.expect_subprotocol {
                 if connection.subprotocol.as_deref() != Some(expected.as_str()) {
-                    return Err(Failure::new(format!(
-                        "expected the server to pick subprotocol `{expected}`, {}",
-                        match &connection.subprotocol {
-                            Some(picked) => format!("it picked `{picked}`"),
-                            None => "it picked none".to_string(),
-                        }
-                    )));
+                    return Err(Failure::of(
+                        FailureKind::Mismatch,
+                        format!(
+                            "expected the server to pick subprotocol `{expected}`, {}",
+                            match &connection.subprotocol {
+                                Some(picked) => format!("it picked `{picked}`"),
+                                None => "it picked none".to_string(),
+                            }
+                        ),
+                    ));
                 }
             }
             let connection = Arc::new(connection);
@@ -186,26 +189,33 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
             }
             Ok(())
         }
-        (Ok(_), Some(status)) => Err(Failure::new(format!(
-            "expected the handshake to be refused with HTTP {status}, but it was accepted"
-        ))),
+        (Ok(_), Some(status)) => Err(Failure::of(
+            FailureKind::Mismatch,
+            format!("expected the handshake to be refused with HTTP {status}, but it was accepted"),
+        )),
         (Err(ConnectError::Refused { status, body }), Some(expected)) if status == expected => {
             let _ = body;
             Ok(())
         }
         (Err(ConnectError::Refused { status, body }), expected) => {
-            Err(Failure::new(match expected {
-                Some(e) => {
-                    format!("expected the handshake to be refused with HTTP {e}, got HTTP {status}")
-                }
-                None => format!("the server refused the WebSocket handshake with HTTP {status}"),
-            })
-            .note(format!(
+            let (kind, message) = match expected {
+                Some(e) => (
+                    FailureKind::Mismatch,
+                    format!(
+                        "expected the handshake to be refused with HTTP {e}, got HTTP {status}"
+                    ),
+                ),
+                None => (
+                    FailureKind::Refused,
+                    format!("the server refused the WebSocket handshake with HTTP {status}"),
+                ),
+            };
+            Err(Failure::of(kind, message).note(format!(
                 "response body: {}",
                 crate::text::truncate(&body, 300)
             )))
         }
-        (Err(ConnectError::Other(message)), _) => Err(Failure::new(message)),
+        (Err(other), _) => Err(other.into()),
     }
 }
 
@@ -276,14 +286,19 @@ pub async fn send(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                 let bytes = match payload {
                     BinaryPayload::Base64(b64) => base64::engine::general_purpose::STANDARD
                         .decode(b64.trim())
-                        .map_err(|e| Failure::new(format!("`binary` is not base64: {e}")))?,
+                        .map_err(|e| {
+                            Failure::of(FailureKind::Spec, format!("`binary` is not base64: {e}"))
+                        })?,
                     BinaryPayload::Text { text } => text.into_bytes(),
                     BinaryPayload::Json { json } => json.to_string().into_bytes(),
                 };
                 connection.send_binary(bytes, timeout).await?
             }
             (None, None, None) => {
-                return Err(Failure::new("`send` needs `json`, `text` or `binary`"))
+                return Err(Failure::of(
+                    FailureKind::Spec,
+                    "`send` needs `json`, `text` or `binary`",
+                ))
             }
         }
     }
@@ -299,8 +314,8 @@ pub async fn close(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
             step.reason.as_deref().unwrap_or(""),
             ctx.step_timeout(),
         )
-        .await
-        .map_err(Failure::new)
+        .await;
+    Ok(())
 }
 
 pub async fn disconnect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::resources::Resources;
 use super::transcript::Transcript;
 use super::ws::{Connection, FrameRules};
+use crate::diagnostic::FailureKind;
 use crate::diagnostic::SourceFile;
 use crate::redact::Redactor;
 use crate::spec::config::SuiteConfig;
@@ -142,8 +143,11 @@ impl ScenarioContext {
         }
         let ctx = self.template_context(locals);
         template::render_value(body, &ctx).map_err(|e| {
-            let failure = Failure::new(format!("template error at `{}`: {}", e.pointer, e.message))
-                .hint("check the names used: ids.<name>, vars.<name>, env.<NAME>");
+            let failure = Failure::of(
+                FailureKind::Template,
+                format!("template error at `{}`: {}", e.pointer, e.message),
+            )
+            .hint("check the names used: ids.<name>, vars.<name>, env.<NAME>");
             self.at_field(failure, &e.pointer)
         })
     }
@@ -163,15 +167,18 @@ impl ScenarioContext {
     pub fn typed<T: DeserializeOwned>(&self, rendered: Value) -> Result<T, Failure> {
         serde_path_to_error::deserialize(rendered).map_err(|e| {
             let field = field_pointer(e.path());
-            let failure = Failure::new(format!(
-                "invalid step after templating: {}{}",
-                if field.is_empty() {
-                    String::new()
-                } else {
-                    format!("`{}`: ", e.path())
-                },
-                e.inner()
-            ));
+            let failure = Failure::of(
+                FailureKind::Template,
+                format!(
+                    "invalid step after templating: {}{}",
+                    if field.is_empty() {
+                        String::new()
+                    } else {
+                        format!("`{}`: ", e.path())
+                    },
+                    e.inner()
+                ),
+            );
             self.at_field(failure, &field)
         })
     }
@@ -191,15 +198,19 @@ impl ScenarioContext {
 
     pub fn connection(&self, on: Option<&str>) -> Result<Arc<Connection>, Failure> {
         match on {
-            Some(name) => self
-                .connections
-                .get(name)
-                .cloned()
-                .ok_or_else(|| Failure::new(format!("no connection named `{name}` is open"))),
+            Some(name) => self.connections.get(name).cloned().ok_or_else(|| {
+                Failure::of(
+                    FailureKind::Spec,
+                    format!("no connection named `{name}` is open"),
+                )
+            }),
             None if self.connections.len() == 1 => {
                 Ok(self.connections.values().next().cloned().expect("one"))
             }
-            None => Err(Failure::new("this step needs `on:` to name its connection")),
+            None => Err(Failure::of(
+                FailureKind::Spec,
+                "this step needs `on:` to name its connection",
+            )),
         }
     }
 
@@ -250,25 +261,28 @@ impl ScenarioContext {
             Some(url) => url.clone(),
             None if name == "default" => format!("{{{{ env.{env_default} }}}}"),
             None => {
-                return Err(Failure::new(format!(
-                    "no {what} named `{name}` in the suite config"
-                )))
+                return Err(Failure::of(
+                    FailureKind::Spec,
+                    format!("no {what} named `{name}` in the suite config"),
+                ))
             }
         };
         let ctx = self.template_context(&[]);
         match template::render_str(&raw, &ctx) {
             Ok(Value::String(url)) => Ok(url),
             Ok(other) => Ok(other.to_string()),
-            Err(e) => Err(
-                Failure::new(format!("cannot resolve the {what} URL: {e}")).hint(format!(
-                    "set {env_default} or declare `{}` in engine.yaml",
-                    if what == "database" {
-                        "databases: { default: ... }"
-                    } else {
-                        "redis: { default: ... }"
-                    }
-                )),
-            ),
+            Err(e) => Err(Failure::of(
+                FailureKind::Template,
+                format!("cannot resolve the {what} URL: {e}"),
+            )
+            .hint(format!(
+                "set {env_default} or declare `{}` in engine.yaml",
+                if what == "database" {
+                    "databases: { default: ... }"
+                } else {
+                    "redis: { default: ... }"
+                }
+            ))),
         }
     }
 
@@ -300,11 +314,14 @@ impl ScenarioContext {
                     self.vars_mut().insert(name.clone(), v);
                 }
                 None => {
-                    return Err(
-                        Failure::new(format!("capture `{name}`: `{path}` found nothing")).note(
-                            format!("in: {}", crate::text::truncate(&from.to_string(), 500)),
-                        ),
+                    return Err(Failure::of(
+                        FailureKind::Mismatch,
+                        format!("capture `{name}`: `{path}` found nothing"),
                     )
+                    .note(format!(
+                        "in: {}",
+                        crate::text::truncate(&from.to_string(), 500)
+                    )))
                 }
             }
         }
@@ -315,9 +332,7 @@ impl ScenarioContext {
 /// First value a JSONPath finds.
 pub fn json_path(path: &str, value: &Value) -> Result<Option<Value>, Failure> {
     static PATHS: crate::memo::Memo<serde_json_path::JsonPath> = crate::memo::Memo::new();
-    let parsed = PATHS
-        .get_or_try_insert(path, || crate::json_path::parse(path))
-        .map_err(Failure::new)?;
+    let parsed = PATHS.get_or_try_insert(path, || crate::json_path::parse(path))?;
     Ok(parsed.query(value).first().cloned())
 }
 

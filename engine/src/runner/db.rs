@@ -13,6 +13,7 @@ use sqlx::Postgres;
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::observed::{Observation, Store};
 use super::poll::poll;
+use crate::diagnostic::FailureKind;
 use crate::matcher::compare;
 use crate::spec::model::{AssertDbStep, SqlStep};
 
@@ -52,7 +53,7 @@ pub async fn execute(
     params: &[Value],
 ) -> Result<u64, Failure> {
     let url = ctx.database_url(database)?;
-    let pool = ctx.resources.postgres(&url).await.map_err(Failure::new)?;
+    let pool = ctx.resources.postgres(&url).await?;
     let result = if params.is_empty() && sql.contains(';') {
         // Several statements (a fixture file): run as a batch.
         sqlx::raw_sql(sql).execute(&pool).await
@@ -60,7 +61,7 @@ pub async fn execute(
         bind(sqlx::query(sql), params).execute(&pool).await
     };
     result.map(|r| r.rows_affected()).map_err(|e| {
-        Failure::new(format!("SQL failed: {e}"))
+        Failure::of(FailureKind::Database, format!("SQL failed: {e}"))
             .note(format!("statement: {}", crate::text::truncate(sql, 400)))
     })
 }
@@ -80,7 +81,7 @@ const READ_GRACE: Duration = Duration::from_millis(500);
 /// timeout of the step timeout, then is rolled back: only `sql` steps and fixtures write.
 async fn rows(ctx: &ScenarioContext, step: &AssertDbStep) -> Result<Vec<Value>, Failure> {
     let url = ctx.database_url(step.database.as_deref())?;
-    let pool = ctx.resources.postgres(&url).await.map_err(Failure::new)?;
+    let pool = ctx.resources.postgres(&url).await?;
     let query = step.query.trim().trim_end_matches(';').trim_end();
     let limit = ctx.step_timeout();
     let read = read_only(&pool, query, &step.params, limit);
@@ -136,7 +137,7 @@ async fn read_in(
 fn read_failure(error: &sqlx::Error, query: &str, limit: Duration) -> Failure {
     let shown = format!("query: {}", crate::text::truncate(query, 400));
     let Some(db) = error.as_database_error() else {
-        return Failure::new(format!("query failed: {error}")).note(shown);
+        return Failure::of(FailureKind::Database, format!("query failed: {error}")).note(shown);
     };
     let code = db.code().unwrap_or_default();
     let writes = match code.as_ref() {
@@ -149,9 +150,10 @@ fn read_failure(error: &sqlx::Error, query: &str, limit: Duration) -> Failure {
         _ => None,
     };
     if let Some(reason) = writes {
-        return Failure::new(format!(
-            "the query writes, but `assert_db` queries run read-only: {reason}"
-        ))
+        return Failure::of(
+            FailureKind::Spec,
+            format!("the query writes, but `assert_db` queries run read-only: {reason}"),
+        )
         .note(shown)
         .hint(
             "change data with a `sql` step or a fixture; `assert_db` and its captures only read",
@@ -160,13 +162,16 @@ fn read_failure(error: &sqlx::Error, query: &str, limit: Duration) -> Failure {
     if code == "57014" {
         return too_slow(query, limit);
     }
-    Failure::new(format!("query failed: {error}")).note(shown)
+    Failure::of(FailureKind::Database, format!("query failed: {error}")).note(shown)
 }
 
 fn too_slow(query: &str, limit: Duration) -> Failure {
-    Failure::new(format!(
-        "the query did not finish within {limit:?} (the step timeout, its statement timeout)"
-    ))
+    Failure::of(
+        FailureKind::Timeout,
+        format!(
+            "the query did not finish within {limit:?} (the step timeout, its statement timeout)"
+        ),
+    )
     .note(format!("query: {}", crate::text::truncate(query, 400)))
     .hint("make the query cheaper, or raise `timeouts.step` in engine.yaml")
 }
@@ -194,19 +199,24 @@ fn check(step: &AssertDbStep, rows: &[Value]) -> Result<(), Failure> {
     };
     if let Some(count) = &step.row_count {
         if !crate::matcher::count_holds(count, rows.len()) {
-            return Err(Failure::new(format!(
-                "expected {} rows, got {}",
-                crate::matcher::show_count(count),
-                rows.len()
-            ))
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                format!(
+                    "expected {} rows, got {}",
+                    crate::matcher::show_count(count),
+                    rows.len()
+                ),
+            )
             .note(got()));
         }
     }
     if let Some(expected) = &step.row {
         if rows.len() != 1 {
-            return Err(
-                Failure::new(format!("expected exactly one row, got {}", rows.len())).note(got()),
-            );
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                format!("expected exactly one row, got {}", rows.len()),
+            )
+            .note(got()));
         }
         let mismatches = compare(expected, Some(&rows[0]), false);
         if !mismatches.is_empty() {
@@ -232,7 +242,7 @@ pub fn mismatch_failure(message: &str, mismatches: &[crate::matcher::Mismatch]) 
         .take(20)
         .map(|m| format!("  {m}"))
         .collect();
-    Failure::new(message).note(format!("differences:\n{}", lines.join("\n")))
+    Failure::of(FailureKind::Mismatch, message).note(format!("differences:\n{}", lines.join("\n")))
 }
 
 pub async fn assert_db(ctx: &mut ScenarioContext, body: &Value) -> StepResult {

@@ -12,6 +12,7 @@ use super::context::{Failure, ScenarioContext, StepResult};
 use super::inbox::{Pending, Scan};
 use super::waiter::{find_first, take_first, Pick, WaitEnd, Waiter, SCAN_BUDGET};
 use super::ws::{Connection, Received};
+use crate::diagnostic::FailureKind;
 use crate::matcher::{compare, Mismatch};
 use crate::spec::model::*;
 
@@ -83,7 +84,8 @@ fn generate(
         (Some(range), None) => range_values(range)?,
         (None, Some(items)) => items.clone(),
         _ => {
-            return Err(Failure::new(
+            return Err(Failure::of(
+                FailureKind::Spec,
                 "a generated `sequence` needs one of `range` or `in`",
             ))
         }
@@ -99,13 +101,17 @@ fn generate(
             base.clone(),
         ]);
         let rendered = crate::template::render_value(item, &scope).map_err(|e| {
-            Failure::new(format!(
-                "template error in the sequence item for `{}` = {value}: {}",
-                generator.name, e.message
-            ))
+            Failure::of(
+                FailureKind::Template,
+                format!(
+                    "template error in the sequence item for `{}` = {value}: {}",
+                    generator.name, e.message
+                ),
+            )
         })?;
-        let item: PatternItem = serde_json::from_value(rendered)
-            .map_err(|e| Failure::new(format!("invalid sequence item: {e}")))?;
+        let item: PatternItem = serde_json::from_value(rendered).map_err(|e| {
+            Failure::of(FailureKind::Template, format!("invalid sequence item: {e}"))
+        })?;
         patterns.push(item.into_pattern());
     }
     Ok(patterns)
@@ -130,21 +136,23 @@ fn range_values(range: &[i64]) -> Result<Vec<Value>, Failure> {
         [start, end] => (*start, *end, 1),
         [start, end, step] => (*start, *end, *step),
         _ => {
-            return Err(Failure::new(
+            return Err(Failure::of(
+                FailureKind::Spec,
                 "`range` is `[start, end]` or `[start, end, step]`",
             ))
         }
     };
     if step == 0 {
-        return Err(Failure::new("`range` step cannot be 0"));
+        return Err(Failure::of(FailureKind::Spec, "`range` step cannot be 0"));
     }
     let count = (i128::from(end) - i128::from(start) + i128::from(step)
         - i128::from(step.signum()))
         / i128::from(step);
     if count > i128::from(MAX_ITEMS) {
-        return Err(Failure::new(format!(
-            "`range` gives {count} items; a sequence holds at most {MAX_ITEMS}"
-        )));
+        return Err(Failure::of(
+            FailureKind::Spec,
+            format!("`range` gives {count} items; a sequence holds at most {MAX_ITEMS}"),
+        ));
     }
     let count = count.max(0) as i64;
     Ok((0..count).map(|i| Value::from(start + i * step)).collect())
@@ -334,9 +342,10 @@ pub async fn await_ready(
                 captured.insert(var.clone(), value);
             }
             None => {
-                return Err(Failure::new(format!(
-                    "capture `{var}`: `{path}` found nothing in the ready event"
-                ))
+                return Err(Failure::of(
+                    FailureKind::Mismatch,
+                    format!("capture `{var}`: `{path}` found nothing in the ready event"),
+                )
                 .note(format!("event: {}", frame.shown(500))))
             }
         }
@@ -398,7 +407,7 @@ fn between_failure(
         Between::Frame(frame, mismatches) => {
             ctx.transcript.failed(&connection.name, frame.number);
             let lines: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
-            Failure::new(head).note(format!(
+            Failure::of(FailureKind::Mismatch, head).note(format!(
                 "frame #{} arrived instead: {}\n{}",
                 frame.number + 1,
                 frame.shown(400),
@@ -413,7 +422,7 @@ fn between_failure(
                 .get(*number)
                 .map(|f| crate::text::truncate(&f.data, 400))
                 .unwrap_or_default();
-            Failure::new(head).note(format!(
+            Failure::of(FailureKind::Mismatch, head).note(format!(
                 "frame #{} arrived in between (an earlier step took it): {text}",
                 number + 1
             ))
@@ -438,9 +447,8 @@ fn take(
         // Reported here, precisely; don't report it again at the step boundary.
         let mut state = connection.inbox.lock();
         state.violations.retain(|v| v != violation);
-        return Err(
-            Failure::new(violation.clone()).note(format!("event: {}", frame.shown(usize::MAX)))
-        );
+        return Err(Failure::of(FailureKind::SchemaViolation, violation.clone())
+            .note(format!("event: {}", frame.shown(usize::MAX))));
     }
     if !pattern.capture.is_empty() {
         let json = frame
@@ -477,19 +485,26 @@ fn timeout_failure(
     } else {
         format!(" ({})", wait.position)
     };
-    let mut failure = Failure::new(match &wait.end {
-        WaitEnd::Deadline => format!(
-            "{} on `{}` within {:?}{place}",
-            describe_none(pattern),
-            connection.name,
-            wait.within
-        ),
-        WaitEnd::Closed(how) => format!(
-            "connection `{}` {how} before {} arrived{place}",
-            connection.name,
-            describe(pattern)
-        ),
-    });
+    let kind = match &wait.end {
+        WaitEnd::Deadline => FailureKind::Timeout,
+        WaitEnd::Closed(_) => FailureKind::ConnectionClosed,
+    };
+    let mut failure = Failure::of(
+        kind,
+        match &wait.end {
+            WaitEnd::Deadline => format!(
+                "{} on `{}` within {:?}{place}",
+                describe_none(pattern),
+                connection.name,
+                wait.within
+            ),
+            WaitEnd::Closed(how) => format!(
+                "connection `{}` {how} before {} arrived{place}",
+                connection.name,
+                describe(pattern)
+            ),
+        },
+    );
     let state = connection.inbox.lock();
     // The expected type never arrived: the closest type that did (taken or not) is
     // most likely what was meant.
@@ -597,11 +612,14 @@ pub async fn expect_none(ctx: &mut ScenarioContext, body: &Value) -> StepResult 
     match found {
         Ok(frame) => {
             ctx.transcript.failed(&connection.name, frame.number);
-            Err(Failure::new(format!(
-                "{} arrived on `{}`, and none should have",
-                describe(&pattern),
-                connection.name
-            ))
+            Err(Failure::of(
+                FailureKind::Mismatch,
+                format!(
+                    "{} arrived on `{}`, and none should have",
+                    describe(&pattern),
+                    connection.name
+                ),
+            )
             .note(format!("event: {}", frame.shown(usize::MAX))))
         }
         // Closed: nothing more can arrive, so nothing matching did.
@@ -618,26 +636,32 @@ pub async fn expect_close(ctx: &mut ScenarioContext, body: &Value) -> StepResult
         .next(|state| state.closed.clone().map_or(Pick::Exhausted, Pick::Found))
         .await
         .map_err(|_| {
-            Failure::new(format!(
-                "connection `{}` was not closed within {within:?}",
-                connection.name
-            ))
+            Failure::of(
+                FailureKind::Timeout,
+                format!(
+                    "connection `{}` was not closed within {within:?}",
+                    connection.name
+                ),
+            )
         })?;
     if let Some(code) = step.code {
         if closed.code != Some(code) {
-            return Err(Failure::new(format!(
-                "expected `{}` to be closed with code {code}, but it {closed}",
-                connection.name
-            )));
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                format!(
+                    "expected `{}` to be closed with code {code}, but it {closed}",
+                    connection.name
+                ),
+            ));
         }
     }
     if let Some(reason) = &step.reason {
         let mismatches = compare(reason, Some(&Value::String(closed.reason.clone())), false);
         if !mismatches.is_empty() {
-            return Err(Failure::new(format!(
-                "close reason: expected {reason}, got {:?}",
-                closed.reason
-            )));
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                format!("close reason: expected {reason}, got {:?}", closed.reason),
+            ));
         }
     }
     Ok(())

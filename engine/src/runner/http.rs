@@ -5,6 +5,7 @@ use serde_json::Value;
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::db::mismatch_failure;
 use super::jwt;
+use crate::diagnostic::FailureKind;
 use crate::matcher::compare;
 use crate::spec::model::HttpStep;
 
@@ -12,7 +13,7 @@ pub async fn http(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let step: HttpStep = ctx.render(body, &[])?;
     let method = step.method.as_deref().unwrap_or("GET");
     let method = reqwest::Method::from_bytes(method.as_bytes())
-        .map_err(|_| Failure::new(format!("bad HTTP method `{method}`")))?;
+        .map_err(|_| Failure::of(FailureKind::Spec, format!("bad HTTP method `{method}`")))?;
     let mut request = ctx
         .resources
         .http
@@ -29,28 +30,35 @@ pub async fn http(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     } else if let Some(body) = &step.body {
         request = request.body(body.clone());
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| Failure::new(format!("{method} {} failed: {e}", step.url)))?;
+    let response = request.send().await.map_err(|e| {
+        Failure::of(
+            FailureKind::Http,
+            format!("{method} {} failed: {e}", step.url),
+        )
+    })?;
     let status = response.status().as_u16();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| Failure::new(format!("reading the response of {} failed: {e}", step.url)))?;
+    let text = response.text().await.map_err(|e| {
+        Failure::of(
+            FailureKind::Http,
+            format!("reading the response of {} failed: {e}", step.url),
+        )
+    })?;
     let shown = || format!("response ({status}): {}", crate::text::truncate(&text, 800));
     if let Some(expected) = step.status {
         if expected != status {
-            return Err(
-                Failure::new(format!("expected HTTP {expected}, got {status}")).note(shown()),
-            );
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                format!("expected HTTP {expected}, got {status}"),
+            )
+            .note(shown()));
         }
     } else if status >= 400 {
-        return Err(
-            Failure::new(format!("HTTP {status} from {method} {}", step.url))
-                .note(shown())
-                .hint("add `status:` to expect an error status"),
-        );
+        return Err(Failure::of(
+            FailureKind::Http,
+            format!("HTTP {status} from {method} {}", step.url),
+        )
+        .note(shown())
+        .hint("add `status:` to expect an error status"));
     }
     let json: Option<Value> = serde_json::from_str(&text).ok();
     if let Some(expected) = &step.response {

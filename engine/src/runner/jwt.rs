@@ -5,6 +5,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 
 use super::context::{Failure, ScenarioContext};
+use crate::diagnostic::FailureKind;
 use crate::spec::duration::parse_duration;
 use crate::spec::model::{Credentials, JwtSpec};
 use crate::template;
@@ -22,7 +23,12 @@ pub fn mint(ctx: &mut ScenarioContext, spec: &JwtSpec) -> Result<String, Failure
         "HS384" => Algorithm::HS384,
         "HS512" => Algorithm::HS512,
         "RS256" => Algorithm::RS256,
-        other => return Err(Failure::new(format!("unsupported JWT algorithm `{other}`"))),
+        other => {
+            return Err(Failure::of(
+                FailureKind::Spec,
+                format!("unsupported JWT algorithm `{other}`"),
+            ))
+        }
     };
     let key = if alg == Algorithm::RS256 {
         let file = match (
@@ -32,25 +38,39 @@ pub fn mint(ctx: &mut ScenarioContext, spec: &JwtSpec) -> Result<String, Failure
             (Some(f), _) => ctx.base_dir().join(f),
             (None, Some(f)) => ctx.config.resolve(f),
             (None, None) => {
-                return Err(Failure::new(
+                return Err(Failure::of(
+                    FailureKind::Spec,
                     "RS256 needs `private_key_file` (in the spec or auth.jwt)",
                 ))
             }
         };
-        let pem = std::fs::read(&file)
-            .map_err(|e| Failure::new(format!("cannot read key {}: {e}", file.display())))?;
-        EncodingKey::from_rsa_pem(&pem)
-            .map_err(|e| Failure::new(format!("bad RSA key {}: {e}", file.display())))?
+        let pem = std::fs::read(&file).map_err(|e| {
+            Failure::of(
+                FailureKind::Spec,
+                format!("cannot read key {}: {e}", file.display()),
+            )
+        })?;
+        EncodingKey::from_rsa_pem(&pem).map_err(|e| {
+            Failure::of(
+                FailureKind::Spec,
+                format!("bad RSA key {}: {e}", file.display()),
+            )
+        })?
     } else {
         let secret = match (&spec.secret, defaults.and_then(|d| d.secret.as_ref())) {
             (Some(s), _) => s.clone(),
             (None, Some(s)) => match template::render_str(s, &ctx.template_context(&[])) {
                 Ok(Value::String(s)) => s,
                 Ok(other) => other.to_string(),
-                Err(e) => return Err(Failure::new(format!("cannot resolve auth.jwt.secret: {e}"))),
+                Err(e) => {
+                    return Err(Failure::of(
+                        FailureKind::Spec,
+                        format!("cannot resolve auth.jwt.secret: {e}"),
+                    ))
+                }
             },
             (None, None) => {
-                return Err(Failure::new("no JWT secret")
+                return Err(Failure::of(FailureKind::Spec, "no JWT secret")
                     .hint("set `auth.jwt.secret` in engine.yaml or `secret:` in the step"))
             }
         };
@@ -67,7 +87,7 @@ pub fn mint(ctx: &mut ScenarioContext, spec: &JwtSpec) -> Result<String, Failure
                 Some(rest) => (true, rest),
                 None => (false, text.as_str()),
             };
-            let secs = parse_duration(body).map_err(Failure::new)?.as_secs() as i64;
+            let secs = parse_duration(body)?.as_secs() as i64;
             if negative {
                 -secs
             } else {
@@ -81,7 +101,7 @@ pub fn mint(ctx: &mut ScenarioContext, spec: &JwtSpec) -> Result<String, Failure
         .or_insert(Value::from(now.min(now + lifetime)));
     claims.entry("exp").or_insert(Value::from(now + lifetime));
     jsonwebtoken::encode(&Header::new(alg), &Value::Object(claims), &key)
-        .map_err(|e| Failure::new(format!("cannot sign JWT: {e}")))
+        .map_err(|e| Failure::of(FailureKind::Spec, format!("cannot sign JWT: {e}")))
 }
 
 /// The token to present: minted or given. Either way it is secret from now on.
@@ -89,7 +109,12 @@ pub fn token(ctx: &mut ScenarioContext, credentials: &Credentials) -> Result<Str
     let token = match (&credentials.jwt, &credentials.token) {
         (Some(spec), _) => mint(ctx, spec)?,
         (None, Some(token)) => token.clone(),
-        (None, None) => return Err(Failure::new("credentials need `jwt` or `token`")),
+        (None, None) => {
+            return Err(Failure::of(
+                FailureKind::Spec,
+                "credentials need `jwt` or `token`",
+            ))
+        }
     };
     ctx.presented.push(token.clone());
     Ok(token)

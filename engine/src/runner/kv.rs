@@ -10,6 +10,7 @@ use super::context::{Failure, ScenarioContext, StepResult};
 use super::db::mismatch_failure;
 use super::observed::{Observation, Store};
 use super::poll::poll;
+use crate::diagnostic::FailureKind;
 use crate::matcher::compare;
 use crate::spec::model::{AssertRedisStep, RedisStep};
 
@@ -54,12 +55,12 @@ async fn connection(
     server: Option<&str>,
 ) -> Result<ConnectionManager, Failure> {
     let url = ctx.redis_url(server)?;
-    ctx.resources.redis(&url).await.map_err(Failure::new)
+    Ok(ctx.resources.redis(&url).await?)
 }
 
 async fn run(conn: &mut ConnectionManager, command: &[Value]) -> Result<Value, Failure> {
     let Some((name, args)) = command.split_first() else {
-        return Err(Failure::new("empty Redis command"));
+        return Err(Failure::of(FailureKind::Spec, "empty Redis command"));
     };
     let mut cmd = redis::cmd(&arg_text(name));
     for arg in args {
@@ -68,14 +69,15 @@ async fn run(conn: &mut ConnectionManager, command: &[Value]) -> Result<Value, F
     let shown = command.iter().map(arg_text).collect::<Vec<_>>().join(" ");
     match tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async::<redis::Value>(conn)).await {
         Ok(Ok(value)) => Ok(to_json(value)),
-        Ok(Err(e)) => {
-            Err(Failure::new(format!("Redis command failed: {e}"))
-                .note(format!("command: {shown}")))
-        }
-        Err(_) => Err(
-            Failure::new(format!("Redis did not answer within {COMMAND_TIMEOUT:?}"))
+        Ok(Err(e)) => Err(
+            Failure::of(FailureKind::Redis, format!("Redis command failed: {e}"))
                 .note(format!("command: {shown}")),
         ),
+        Err(_) => Err(Failure::of(
+            FailureKind::Timeout,
+            format!("Redis did not answer within {COMMAND_TIMEOUT:?}"),
+        )
+        .note(format!("command: {shown}"))),
     }
 }
 
@@ -290,19 +292,22 @@ async fn check_key(
     let exists = key_type != "none";
     if let Some(want) = step.exists {
         if want != exists {
-            return Err(Failure::new(if want {
-                format!("key `{}` does not exist", step.key)
-            } else {
-                format!("key `{}` exists (type {key_type}) and should not", step.key)
-            }));
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                if want {
+                    format!("key `{}` does not exist", step.key)
+                } else {
+                    format!("key `{}` exists (type {key_type}) and should not", step.key)
+                },
+            ));
         }
     }
     if let Some(want) = &step.key_type {
         if want != &key_type {
-            return Err(Failure::new(format!(
-                "key `{}` has type {key_type}, expected {want}",
-                step.key
-            )));
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                format!("key `{}` has type {key_type}, expected {want}", step.key),
+            ));
         }
     }
     let wants_value = step.string.is_some()
@@ -319,7 +324,10 @@ async fn check_key(
         || !step.capture.is_empty();
     if !exists {
         if wants_value && !expects_only_emptiness(step) {
-            return Err(Failure::new(format!("key `{}` does not exist", step.key)));
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                format!("key `{}` does not exist", step.key),
+            ));
         }
         return Ok(Value::Null);
     }
@@ -355,10 +363,13 @@ async fn check_key(
     let members = value.as_array().cloned().unwrap_or_default();
     if let Some(expected) = &step.set {
         if sorted_texts(expected) != sorted_texts(&members) {
-            return Err(Failure::new(format!(
-                "set `{}` does not have exactly the expected members",
-                step.key
-            ))
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                format!(
+                    "set `{}` does not have exactly the expected members",
+                    step.key
+                ),
+            )
             .note(format!(
                 "expected: {:?}\n     got: {:?}",
                 sorted_texts(expected),
@@ -374,10 +385,11 @@ async fn check_key(
             .filter(|m| !have.contains(m))
             .collect();
         if !missing.is_empty() {
-            return Err(
-                Failure::new(format!("set `{}` lacks {missing:?}", step.key))
-                    .note(format!("members: {have:?}")),
-            );
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                format!("set `{}` lacks {missing:?}", step.key),
+            )
+            .note(format!("members: {have:?}")));
         }
     }
     if let Some(excluded) = &step.set_excludes {
@@ -388,10 +400,10 @@ async fn check_key(
             .filter(|m| have.contains(m))
             .collect();
         if !present.is_empty() {
-            return Err(Failure::new(format!(
-                "set `{}` contains {present:?}, which it must not",
-                step.key
-            )));
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                format!("set `{}` contains {present:?}, which it must not", step.key),
+            ));
         }
     }
     if let Some(expected) = &step.list {
@@ -423,12 +435,15 @@ async fn check_key(
         let entries = value.as_array().cloned().unwrap_or_default();
         if let Some(length) = &stream.length {
             if !crate::matcher::count_holds(length, entries.len()) {
-                return Err(Failure::new(format!(
-                    "stream `{}` has {} entries, expected {}",
-                    step.key,
-                    entries.len(),
-                    crate::matcher::show_count(length)
-                )));
+                return Err(Failure::of(
+                    FailureKind::Mismatch,
+                    format!(
+                        "stream `{}` has {} entries, expected {}",
+                        step.key,
+                        entries.len(),
+                        crate::matcher::show_count(length)
+                    ),
+                ));
             }
         }
         let fields: Vec<Value> = entries.iter().map(|e| e["fields"].clone()).collect();
@@ -458,11 +473,14 @@ async fn check_key(
             _ => 0,
         };
         if !crate::matcher::count_holds(length, actual) {
-            return Err(Failure::new(format!(
-                "key `{}` has length {actual}, expected {}",
-                step.key,
-                crate::matcher::show_count(length)
-            )));
+            return Err(Failure::of(
+                FailureKind::Mismatch,
+                format!(
+                    "key `{}` has length {actual}, expected {}",
+                    step.key,
+                    crate::matcher::show_count(length)
+                ),
+            ));
         }
     }
     if let Some(ttl) = &step.ttl {
@@ -472,24 +490,30 @@ async fn check_key(
             .unwrap_or(-2);
         if ttl.none {
             if pttl != -1 {
-                return Err(Failure::new(format!(
-                    "key `{}` has a TTL of {pttl}ms, expected none",
-                    step.key
-                )));
+                return Err(Failure::of(
+                    FailureKind::Mismatch,
+                    format!("key `{}` has a TTL of {pttl}ms, expected none", step.key),
+                ));
             }
         } else {
             if pttl < 0 {
-                return Err(Failure::new(format!("key `{}` has no expiry", step.key)));
+                return Err(Failure::of(
+                    FailureKind::Mismatch,
+                    format!("key `{}` has no expiry", step.key),
+                ));
             }
             let remaining = Duration::from_millis(pttl as u64);
             if ttl.min.is_some_and(|min| remaining < min)
                 || ttl.max.is_some_and(|max| remaining > max)
             {
-                return Err(Failure::new(format!(
-                    "key `{}` TTL is {remaining:?}, expected {}",
-                    step.key,
-                    ttl_range(ttl.min, ttl.max)
-                )));
+                return Err(Failure::of(
+                    FailureKind::Mismatch,
+                    format!(
+                        "key `{}` TTL is {remaining:?}, expected {}",
+                        step.key,
+                        ttl_range(ttl.min, ttl.max)
+                    ),
+                ));
             }
         }
     }

@@ -10,11 +10,32 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use crate::diagnostic::FailureKind;
 use crate::spec::asyncapi::EventCatalog;
 use crate::spec::config::SuiteConfig;
 use crate::text::hide_password;
 
-type Lazy<T> = Arc<OnceCell<Result<T, String>>>;
+type Lazy<T> = Arc<OnceCell<Result<T, ResourceError>>>;
+
+/// Why a shared client could not be made. Kept for the rest of the run (every scenario
+/// that needs it gets the same answer), so the cause is kept as its text.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ResourceError {
+    #[error("cannot connect to Postgres at {url}: {reason}")]
+    Postgres { url: String, reason: String },
+    #[error("cannot connect to Redis at {url}: {reason}")]
+    Redis { url: String, reason: String },
+}
+
+impl From<ResourceError> for crate::diagnostic::Diagnostic {
+    fn from(e: ResourceError) -> Self {
+        let kind = match &e {
+            ResourceError::Postgres { .. } => FailureKind::Database,
+            ResourceError::Redis { .. } => FailureKind::Redis,
+        };
+        Self::of(kind, e.to_string())
+    }
+}
 
 /// Shared clients for one run.
 pub struct Resources {
@@ -39,11 +60,11 @@ impl Resources {
         })
     }
 
-    pub async fn postgres(&self, url: &str) -> Result<sqlx::PgPool, String> {
+    pub async fn postgres(&self, url: &str) -> Result<sqlx::PgPool, ResourceError> {
         let cell = self
             .pg
             .lock()
-            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|p| p.into_inner())
             .entry(url.to_string())
             .or_default()
             .clone();
@@ -54,23 +75,27 @@ impl Resources {
                 .acquire_timeout(Duration::from_secs(5))
                 .connect(url)
                 .await
-                .map_err(|e| format!("cannot connect to Postgres at {}: {e}", hide_password(url)))
+                .map_err(|e| ResourceError::Postgres {
+                    url: hide_password(url),
+                    reason: e.to_string(),
+                })
         })
         .await
         .clone()
     }
 
-    pub async fn redis(&self, url: &str) -> Result<redis::aio::ConnectionManager, String> {
+    pub async fn redis(&self, url: &str) -> Result<redis::aio::ConnectionManager, ResourceError> {
         let cell = self
             .redis
             .lock()
-            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|p| p.into_inner())
             .entry(url.to_string())
             .or_default()
             .clone();
         cell.get_or_init(|| async move {
-            let fail = |e: &dyn std::fmt::Display| {
-                format!("cannot connect to Redis at {}: {e}", hide_password(url))
+            let fail = |e: &dyn std::fmt::Display| ResourceError::Redis {
+                url: hide_password(url),
+                reason: e.to_string(),
             };
             let client = redis::Client::open(url).map_err(|e| fail(&e))?;
             let config = redis::aio::ConnectionManagerConfig::new()

@@ -15,7 +15,7 @@ use super::stop::RunStop;
 use super::transcript::{FrameRecord, Keep, Transcript};
 use super::ws::FrameRules;
 use super::{connection_steps, db, expect, http, kv};
-use crate::diagnostic::{Diagnostic, Span};
+use crate::diagnostic::{Diagnostic, FailureKind, Span};
 use crate::spec::config::SuiteConfig;
 use crate::spec::duration::parse_duration;
 use crate::spec::model::{
@@ -121,9 +121,12 @@ impl Attempt {
             ids,
             steps: Vec::new(),
             failure: Some(
-                Diagnostic::new(format!(
-                    "stopped at once by a second {cause} while running: teardown did not run"
-                ))
+                Diagnostic::of(
+                    FailureKind::Interrupted,
+                    format!(
+                        "stopped at once by a second {cause} while running: teardown did not run"
+                    ),
+                )
                 .hint("what this scenario wrote may be left behind; its IDs are listed"),
             ),
             teardown_failures: Vec::new(),
@@ -168,7 +171,10 @@ impl ScenarioRun {
                 duration: Duration::ZERO,
                 ids: Map::new(),
                 steps: Vec::new(),
-                failure: Some(Diagnostic::new(format!("skipped: {reason}"))),
+                failure: Some(Diagnostic::of(
+                    FailureKind::Skipped,
+                    format!("skipped: {reason}"),
+                )),
                 teardown_failures: Vec::new(),
                 teardown_finished: true,
                 frames: Vec::new(),
@@ -269,9 +275,10 @@ impl ScenarioRun {
                         records.push(record);
                     }
                 }
-                let failure = Failure::new(format!(
-                    "scenario timed out after {deadline:?} while running this step"
-                ))
+                let failure = Failure::of(
+                    FailureKind::Timeout,
+                    format!("scenario timed out after {deadline:?} while running this step"),
+                )
                 .hint("raise `timeout:` on the scenario, or look for a wait that never ends");
                 Some(self.diagnostic(failure, span))
             }
@@ -296,8 +303,7 @@ impl ScenarioRun {
         // answers after the frames sent before, so the actions below run once it has
         // acted on what the scenario sent.
         let close_all = futures_util::future::join_all(connections.iter().map(|c| async move {
-            let _ = c
-                .close(1000, "scenario finished", Duration::from_secs(1))
+            c.close(1000, "scenario finished", Duration::from_secs(1))
                 .await;
             server_closed(c).await;
         }));
@@ -318,9 +324,12 @@ impl ScenarioRun {
                 )),
                 Err(_) => {
                     let skipped = self.scenario.teardown.len() - done - 1;
-                    let mut failure = Failure::new(format!(
-                        "teardown did not finish within {limit:?}: this action was cut short"
-                    ));
+                    let mut failure = Failure::of(
+                        FailureKind::Timeout,
+                        format!(
+                            "teardown did not finish within {limit:?}: this action was cut short"
+                        ),
+                    );
                     if skipped > 0 {
                         failure = failure.note(format!("{skipped} later action(s) did not run"));
                     }
@@ -373,9 +382,12 @@ async fn server_closed(connection: &super::ws::Connection) {
 /// The failure that ends the steps when a stop is requested; marks the context.
 fn interrupted(ctx: &mut ScenarioContext, span: Span) -> Failure {
     ctx.interrupted = true;
-    Failure::new(format!("interrupted by {} at this step", ctx.stop.cause()))
-        .hint("the run was asked to stop; teardown ran")
-        .at_if_unlocated(ctx.source(), span)
+    Failure::of(
+        FailureKind::Interrupted,
+        format!("interrupted by {} at this step", ctx.stop.cause()),
+    )
+    .hint("the run was asked to stop; teardown ran")
+    .at_if_unlocated(ctx.source(), span)
 }
 
 async fn run_body(
@@ -434,7 +446,10 @@ fn schema_violations(ctx: &ScenarioContext) -> StepResult {
         if let Some(first) = state.violations.first().cloned() {
             let more = state.violations.len() - 1;
             state.violations.clear();
-            let mut failure = Failure::new(format!("on `{}`: {first}", connection.name));
+            let mut failure = Failure::of(
+                FailureKind::SchemaViolation,
+                format!("on `{}`: {first}", connection.name),
+            );
             if more > 0 {
                 failure = failure.note(format!("and {more} more violation(s)"));
             }
@@ -518,12 +533,20 @@ async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Located {
                 .ok_or_else(|| {
                     at(
                         ctx,
-                        Failure::new(format!("`count` must be a number, got {count}")),
+                        Failure::of(
+                            FailureKind::Spec,
+                            format!("`count` must be a number, got {count}"),
+                        ),
                     )
                 })?;
             (0..n).map(Value::from).collect()
         }
-        _ => return Err(at(ctx, Failure::new("`each` needs `count` or `items`"))),
+        _ => {
+            return Err(at(
+                ctx,
+                Failure::of(FailureKind::Spec, "`each` needs `count` or `items`"),
+            ))
+        }
     };
     let saved = ctx.locals.get(&name).cloned();
     let mut outcome = Ok(());
@@ -565,29 +588,34 @@ async fn run_leaf(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
         StepKind::Redis => kv::redis_step(ctx, body).await,
         StepKind::Sleep => {
             let text: String = ctx.render(body, &[])?;
-            let duration = parse_duration(&text).map_err(Failure::new)?;
+            let duration = parse_duration(&text)?;
             tokio::time::sleep(duration).await;
             Ok(())
         }
         StepKind::StartProcess => start_process(ctx, body).await,
         StepKind::StopProcess => stop_process(ctx, body).await,
         StepKind::Assert => super::assert::assert(ctx, body),
-        StepKind::Each | StepKind::Call => Err(Failure::new("run by `run_step`")),
+        StepKind::Each | StepKind::Call => Err(Failure::of(FailureKind::Spec, "run by `run_step`")),
     }
 }
 
 async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let step: StartProcessStep = ctx.render(body, &[])?;
     if ctx.processes.contains_key(&step.name) {
-        return Err(Failure::new(format!(
-            "process `{}` is already running",
-            step.name
-        )));
+        return Err(Failure::of(
+            FailureKind::Spec,
+            format!("process `{}` is already running", step.name),
+        ));
     }
     let tmpdir = tempfile::Builder::new()
         .prefix("engine-process-")
         .tempdir()
-        .map_err(|e| Failure::new(format!("cannot create a temporary folder: {e}")))?;
+        .map_err(|e| {
+            Failure::of(
+                FailureKind::Process,
+                format!("cannot create a temporary folder: {e}"),
+            )
+        })?;
     // The suite's env defaults (rendered) reach the process; the process env does anyway.
     let rendered = ctx.config.env_values();
     let mut env: std::collections::BTreeMap<String, String> = ctx
@@ -608,7 +636,7 @@ async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         .as_deref()
         .map(regex::Regex::new)
         .transpose()
-        .map_err(|e| Failure::new(format!("bad `ready_log` regex: {e}")))?;
+        .map_err(|e| Failure::of(FailureKind::Spec, format!("bad `ready_log` regex: {e}")))?;
     let launch = super::serve::Launch {
         name: &step.name,
         command: &step.command,
@@ -623,7 +651,7 @@ async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let started = launch
         .start(tmpdir)
         .await
-        .map_err(|e| Failure::new(format!("process {e}")))?;
+        .map_err(|e| Failure::of(FailureKind::Process, format!("process {e}")))?;
     for (name, value) in &started.captured {
         ctx.vars_mut()
             .insert(name.clone(), Value::String(value.clone()));
@@ -634,10 +662,12 @@ async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 
 async fn stop_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let step: StopProcessStep = ctx.render(body, &[])?;
-    let mut process = ctx
-        .processes
-        .remove(&step.name)
-        .ok_or_else(|| Failure::new(format!("no process named `{}` was started", step.name)))?;
+    let mut process = ctx.processes.remove(&step.name).ok_or_else(|| {
+        Failure::of(
+            FailureKind::Spec,
+            format!("no process named `{}` was started", step.name),
+        )
+    })?;
     let signal = match step.signal.as_deref().unwrap_or("TERM") {
         "KILL" => libc::SIGKILL,
         "INT" => libc::SIGINT,
@@ -647,10 +677,13 @@ async fn stop_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     if process.terminate(signal, within).await {
         Ok(())
     } else {
-        Err(Failure::new(format!(
-            "process `{}` did not exit within {within:?}; killed",
-            step.name
-        )))
+        Err(Failure::of(
+            FailureKind::Process,
+            format!(
+                "process `{}` did not exit within {within:?}; killed",
+                step.name
+            ),
+        ))
     }
 }
 
@@ -662,16 +695,20 @@ pub(super) async fn run_action(ctx: &mut ScenarioContext, action: &Action) -> St
         db::execute(ctx, body.database.as_deref(), sql, &body.params).await?;
     } else if let Some(file) = &body.sql_file {
         let path = ctx.base_dir().join(file);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Failure::of(
+                FailureKind::Spec,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
         let rendered = match crate::template::render_str(&text, &ctx.template_context(&[])) {
             Ok(Value::String(s)) => s,
             Ok(other) => other.to_string(),
             Err(e) => {
-                return Err(Failure::new(format!(
-                    "template error in {}: {e}",
-                    path.display()
-                )))
+                return Err(Failure::of(
+                    FailureKind::Template,
+                    format!("template error in {}: {e}", path.display()),
+                ))
             }
         };
         db::execute(ctx, body.database.as_deref(), &rendered, &[]).await?;

@@ -41,7 +41,7 @@ pub enum ServeError {
     Template {
         name: String,
         field: &'static str,
-        message: String,
+        message: crate::template::RenderError,
     },
     #[error("`{name}`: cannot create a temporary folder or log: {source}")]
     Folder {
@@ -326,7 +326,7 @@ impl Launch<'_> {
                     None => return Ok(()),
                     Some(url) => match check_ready(url, Duration::from_secs(2)).await {
                         Ok(()) => return Ok(()),
-                        Err(e) => last_error = e,
+                        Err(e) => last_error = e.to_string(),
                     },
                 }
             }
@@ -410,57 +410,60 @@ fn excerpt(text: &str) -> String {
     )
 }
 
+/// Why a readiness probe failed, by what it probed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+    #[error("{0}")]
+    Tcp(#[from] std::io::Error),
+    #[error("{0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("{0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unsupported readiness check `{0}` (use http://, tcp://, postgres://, redis://)")]
+    Unsupported(String),
+    #[error("no answer")]
+    NoAnswer,
+}
+
 /// One readiness probe, by URL scheme.
-pub async fn check_ready(url: &str, timeout: Duration) -> Result<(), String> {
+pub async fn check_ready(url: &str, timeout: Duration) -> Result<(), ProbeError> {
     let probe = async {
         if url.starts_with("http://") || url.starts_with("https://") {
             let response = reqwest::Client::new()
                 .get(url)
                 .timeout(timeout)
                 .send()
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if response.status().is_success() {
                 Ok(())
             } else {
-                Err(format!("HTTP {}", response.status()))
+                Err(ProbeError::Status(response.status()))
             }
         } else if let Some(addr) = url.strip_prefix("tcp://") {
-            tokio::net::TcpStream::connect(addr)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            tokio::net::TcpStream::connect(addr).await?;
+            Ok(())
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            sqlx::query("SELECT 1")
-                .execute(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            sqlx::query("SELECT 1").execute(&mut conn).await?;
             let _ = conn.close().await;
             Ok(())
         } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-            let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-            let mut conn = client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(|e| e.to_string())?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            let client = redis::Client::open(url)?;
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await?;
+            Ok(())
         } else {
-            Err(format!(
-                "unsupported readiness check `{url}` (use http://, tcp://, postgres://, redis://)"
-            ))
+            Err(ProbeError::Unsupported(url.to_string()))
         }
     };
     match tokio::time::timeout(timeout, probe).await {
         Ok(result) => result,
-        Err(_) => Err("no answer".into()),
+        Err(_) => Err(ProbeError::NoAnswer),
     }
 }
 

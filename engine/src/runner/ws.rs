@@ -19,6 +19,7 @@ use super::protocol::SharedProtocol;
 use super::reader::{Reader, Writer};
 use super::resources::EventSchemas;
 use super::transcript::{Direction, Transcript};
+use crate::diagnostic::FailureKind;
 
 /// Initial read buffer of a connection. tungstenite's default (128 KiB) is zero-filled
 /// on the first read, which would cost 128 KiB of memory per idle connection in load
@@ -70,14 +71,89 @@ pub struct ConnectRequest {
 }
 
 /// Why a handshake failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The server answered the upgrade with an HTTP status.
-    Refused {
-        status: u16,
-        body: String,
+    #[error("the server refused the WebSocket handshake with HTTP {status}")]
+    Refused { status: u16, body: String },
+    /// The request cannot be made: a bad URL, header or subprotocol list.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no WebSocket handshake from {url} within {timeout:?}")]
+    Timeout { url: String, timeout: Duration },
+    /// No connection: refused, unreachable, a TLS or protocol error.
+    #[error("cannot connect to {url}: {source}")]
+    Unreachable {
+        url: String,
+        source: Box<tungstenite::Error>,
     },
-    Other(String),
+}
+
+impl From<ConnectError> for crate::diagnostic::Diagnostic {
+    fn from(e: ConnectError) -> Self {
+        let kind = match &e {
+            ConnectError::Refused { .. } | ConnectError::Unreachable { .. } => FailureKind::Refused,
+            ConnectError::Invalid(_) => FailureKind::Spec,
+            ConnectError::Timeout { .. } => FailureKind::Timeout,
+        };
+        Self::of(kind, e.to_string())
+    }
+}
+
+/// Why a frame could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("cannot send on `{name}`: the connection {closed}")]
+    ClosedByServer { name: String, closed: Closed },
+    #[error("connection `{name}` is already closed by this scenario")]
+    ClosedByScenario { name: String },
+    #[error("cannot send on `{name}`: {source}")]
+    Failed {
+        name: String,
+        source: Box<tungstenite::Error>,
+    },
+    #[error("sending on `{name}` did not finish within {timeout:?}")]
+    Timeout { name: String, timeout: Duration },
+}
+
+impl From<SendError> for crate::diagnostic::Diagnostic {
+    fn from(e: SendError) -> Self {
+        let kind = match &e {
+            SendError::Timeout { .. } => FailureKind::Timeout,
+            _ => FailureKind::ConnectionClosed,
+        };
+        Self::of(kind, e.to_string())
+    }
+}
+
+/// Why a TLS client config cannot be built from `connect.ca_file`.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read CA file {}: {source}", path.display())]
+    Unreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad PEM in {}: {source}", path.display())]
+    Pem {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad certificate in {}: {source}", path.display())]
+    Certificate {
+        path: std::path::PathBuf,
+        source: rustls::Error,
+    },
+    #[error("no certificate found in {}", path.display())]
+    Empty { path: std::path::PathBuf },
+    #[error("{0}")]
+    Protocols(rustls::Error),
+}
+
+impl From<TlsError> for crate::diagnostic::Diagnostic {
+    fn from(e: TlsError) -> Self {
+        Self::of(FailureKind::Spec, e.to_string())
+    }
 }
 
 impl Connection {
@@ -92,18 +168,18 @@ impl Connection {
             .url
             .as_str()
             .into_client_request()
-            .map_err(|e| ConnectError::Other(format!("bad URL `{}`: {e}", request.url)))?;
+            .map_err(|e| ConnectError::Invalid(format!("bad URL `{}`: {e}", request.url)))?;
         for (key, value) in &request.headers {
             let name = HeaderName::from_bytes(key.as_bytes())
-                .map_err(|e| ConnectError::Other(format!("bad header name `{key}`: {e}")))?;
+                .map_err(|e| ConnectError::Invalid(format!("bad header name `{key}`: {e}")))?;
             let value = HeaderValue::from_str(value)
-                .map_err(|e| ConnectError::Other(format!("bad value for header `{key}`: {e}")))?;
+                .map_err(|e| ConnectError::Invalid(format!("bad value for header `{key}`: {e}")))?;
             http.headers_mut().append(name, value);
         }
         if !request.subprotocols.is_empty() {
             let joined = request.subprotocols.join(", ");
             let value = HeaderValue::from_str(&joined)
-                .map_err(|e| ConnectError::Other(format!("bad subprotocol list: {e}")))?;
+                .map_err(|e| ConnectError::Invalid(format!("bad subprotocol list: {e}")))?;
             http.headers_mut().insert("sec-websocket-protocol", value);
         }
         let connector = request.tls.map(tokio_tungstenite::Connector::Rustls);
@@ -112,10 +188,10 @@ impl Connection {
             tokio_tungstenite::connect_async_tls_with_config(http, Some(config), true, connector);
         let (socket, response) = match tokio::time::timeout(request.timeout, handshake).await {
             Err(_) => {
-                return Err(ConnectError::Other(format!(
-                    "no WebSocket handshake from {} within {:?}",
-                    request.url, request.timeout
-                )))
+                return Err(ConnectError::Timeout {
+                    url: request.url,
+                    timeout: request.timeout,
+                })
             }
             Ok(Err(tungstenite::Error::Http(response))) => {
                 let body = response
@@ -129,10 +205,10 @@ impl Connection {
                 });
             }
             Ok(Err(e)) => {
-                return Err(ConnectError::Other(format!(
-                    "cannot connect to {}: {e}",
-                    request.url
-                )))
+                return Err(ConnectError::Unreachable {
+                    url: request.url,
+                    source: Box::new(e),
+                })
             }
             Ok(Ok((socket, response))) => (socket, response),
         };
@@ -176,7 +252,7 @@ impl Connection {
         &self.protocol
     }
 
-    pub async fn send_text(&self, text: String, timeout: Duration) -> Result<(), String> {
+    pub async fn send_text(&self, text: String, timeout: Duration) -> Result<(), SendError> {
         self.transcript.record(&self.name, Direction::Sent, &text);
         self.send(Message::text(text), timeout).await
     }
@@ -188,12 +264,12 @@ impl Connection {
         shown: &str,
         raw: String,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), SendError> {
         self.transcript.record_encoded(&self.name, shown, &raw);
         self.send(Message::text(raw), timeout).await
     }
 
-    pub async fn send_binary(&self, bytes: Vec<u8>, timeout: Duration) -> Result<(), String> {
+    pub async fn send_binary(&self, bytes: Vec<u8>, timeout: Duration) -> Result<(), SendError> {
         self.transcript.record(
             &self.name,
             Direction::Sent,
@@ -202,15 +278,16 @@ impl Connection {
         self.send(Message::binary(bytes), timeout).await
     }
 
-    async fn send(&self, message: Message, timeout: Duration) -> Result<(), String> {
+    async fn send(&self, message: Message, timeout: Duration) -> Result<(), SendError> {
         let mut writer = self.writer.lock().await;
+        let name = self.name.clone();
         let Some(sink) = writer.as_mut() else {
             return Err(match &self.inbox.lock().closed {
-                Some(closed) => format!("cannot send on `{}`: the connection {closed}", self.name),
-                None => format!(
-                    "connection `{}` is already closed by this scenario",
-                    self.name
-                ),
+                Some(closed) => SendError::ClosedByServer {
+                    name,
+                    closed: closed.clone(),
+                },
+                None => SendError::ClosedByScenario { name },
             });
         };
         // Before sending: an answer can arrive before `send` returns.
@@ -218,16 +295,16 @@ impl Connection {
             .store(nanos_since_origin(Instant::now()), Ordering::Relaxed);
         match tokio::time::timeout(timeout, sink.send(message)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("cannot send on `{}`: {e}", self.name)),
-            Err(_) => Err(format!(
-                "sending on `{}` did not finish within {timeout:?}",
-                self.name
-            )),
+            Ok(Err(e)) => Err(SendError::Failed {
+                name,
+                source: Box::new(e),
+            }),
+            Err(_) => Err(SendError::Timeout { name, timeout }),
         }
     }
 
     /// Close with a close frame; the reader keeps running to record the server's answer.
-    pub async fn close(&self, code: u16, reason: &str, timeout: Duration) -> Result<(), String> {
+    pub async fn close(&self, code: u16, reason: &str, timeout: Duration) {
         let frame = CloseFrame {
             code: CloseCode::from(code),
             reason: reason.to_string().into(),
@@ -237,7 +314,6 @@ impl Connection {
             let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(frame)))).await;
         }
         writer.take();
-        Ok(())
     }
 
     /// Still usable: not closed by this scenario and not closed by the server.
@@ -268,31 +344,41 @@ impl Drop for Connection {
 }
 
 /// A rustls client config with the system's roots, plus an extra CA when given.
-pub fn tls_config(extra_ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+pub fn tls_config(
+    extra_ca: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
     }
     if let Some(path) = extra_ca {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|source| TlsError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut reader = std::io::BufReader::new(pem.as_slice());
         let mut added = 0;
         for cert in rustls_pemfile::certs(&mut reader) {
-            let cert = cert.map_err(|e| format!("bad PEM in {}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+            let cert = cert.map_err(|source| TlsError::Pem {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            roots.add(cert).map_err(|source| TlsError::Certificate {
+                path: path.to_path_buf(),
+                source,
+            })?;
             added += 1;
         }
         if added == 0 {
-            return Err(format!("no certificate found in {}", path.display()));
+            return Err(TlsError::Empty {
+                path: path.to_path_buf(),
+            });
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(TlsError::Protocols)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))

@@ -329,6 +329,8 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// Rendered failure (and teardown failures), empty when it passed.
     pub failure: String,
+    /// The kind of the last attempt's failure.
+    pub kind: Option<engine::diagnostic::FailureKind>,
     pub ids: serde_json::Map<String, serde_json::Value>,
     /// The steps of the last attempt, with their durations.
     pub steps: Vec<engine::runner::scenario::StepRecord>,
@@ -377,6 +379,7 @@ impl Listener for Collector {
                 name: report.planned.scenario.name.clone(),
                 verdict: report.verdict,
                 failure,
+                kind: last.failure.as_ref().map(|d| d.kind),
                 ids: last.ids.clone(),
                 steps: last.steps.clone(),
             });
@@ -495,6 +498,15 @@ pub async fn redis() -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("Redis at 127.0.0.1:6379 must be reachable for these tests")
+}
+
+/// A TCP port nothing listens on right now (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn fresh() -> String {

@@ -10,6 +10,11 @@
 //! After the WebSocket handshake, [`open`] runs the protocol's opening phase (frames
 //! from [`Protocol::start`], then waiting on [`Protocol::opening`]) within the connect
 //! step's deadline. Adding a protocol: a module here, an arm in [`for_connection`].
+//!
+//! Seam change (errors helper): [`for_connection`] and [`open`] return a
+//! [`ProtocolError`] instead of a `String`, so a failure keeps its kind (refused,
+//! closed, timeout…); the messages are unchanged. A protocol's refusal still comes as
+//! `Opening::Refused(why)`.
 
 pub mod raw;
 
@@ -19,7 +24,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::ws::{Connection, FrameRules};
+use super::ws::{Closed, Connection, FrameRules, SendError};
+use crate::diagnostic::FailureKind;
 use crate::spec::model::ConnectStep;
 pub use crate::spec::model::ProtocolKind;
 
@@ -144,23 +150,57 @@ pub fn with_state<T: Protocol, R>(
     state.as_any_mut().downcast_mut::<T>().map(f)
 }
 
+/// Why a connection's protocol cannot be used, or did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("protocol `{0}` is not supported yet by this engine")]
+    Unsupported(&'static str),
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("the server refused to open `{connection}`: {why}")]
+    Refused { connection: String, why: String },
+    #[error("connection `{connection}` {closed} while waiting for {waiting_for}")]
+    Closed {
+        connection: String,
+        closed: Closed,
+        waiting_for: String,
+    },
+    #[error("no {waiting_for} on `{connection}` within {within:?}")]
+    Timeout {
+        connection: String,
+        waiting_for: String,
+        within: Duration,
+    },
+}
+
+impl From<ProtocolError> for crate::diagnostic::Diagnostic {
+    fn from(e: ProtocolError) -> Self {
+        let kind = match e {
+            ProtocolError::Send(send) => return send.into(),
+            ProtocolError::Unsupported(_) => FailureKind::Spec,
+            ProtocolError::Refused { .. } => FailureKind::Refused,
+            ProtocolError::Closed { .. } => FailureKind::ConnectionClosed,
+            ProtocolError::Timeout { .. } => FailureKind::Timeout,
+        };
+        Self::of(kind, e.to_string())
+    }
+}
+
 /// The protocol state for a new connection.
-pub fn for_connection(step: &ConnectStep, rules: &FrameRules) -> Result<SharedProtocol, String> {
+pub fn for_connection(
+    step: &ConnectStep,
+    rules: &FrameRules,
+) -> Result<SharedProtocol, ProtocolError> {
     let state: Box<dyn Protocol> = match step.protocol {
         ProtocolKind::Raw => Box::new(raw::Raw::new(rules)),
-        other => {
-            return Err(format!(
-                "protocol `{}` is not supported yet by this engine",
-                other.name()
-            ))
-        }
+        other => return Err(ProtocolError::Unsupported(other.name())),
     };
     Ok(Arc::new(Mutex::new(state)))
 }
 
 /// The opening phase after the WebSocket handshake: send the protocol's first frames,
 /// then wait until it is open, refused, or the connection ends, until `within`.
-pub async fn open(connection: &Connection, within: Duration) -> Result<(), String> {
+pub async fn open(connection: &Connection, within: Duration) -> Result<(), ProtocolError> {
     let deadline = tokio::time::Instant::now() + within;
     let first = lock(connection.protocol()).start();
     for frame in first {
@@ -172,27 +212,29 @@ pub async fn open(connection: &Connection, within: Duration) -> Result<(), Strin
         let waiting_for = match lock(connection.protocol()).opening() {
             Opening::Open => return Ok(()),
             Opening::Refused(why) => {
-                return Err(format!(
-                    "the server refused to open `{}`: {why}",
-                    connection.name
-                ))
+                return Err(ProtocolError::Refused {
+                    connection: connection.name.clone(),
+                    why,
+                })
             }
             Opening::Waiting(what) => what,
         };
         if let Some(closed) = &connection.inbox.lock().closed {
-            return Err(format!(
-                "connection `{}` {closed} while waiting for {waiting_for}",
-                connection.name
-            ));
+            return Err(ProtocolError::Closed {
+                connection: connection.name.clone(),
+                closed: closed.clone(),
+                waiting_for,
+            });
         }
         if tokio::time::timeout_at(deadline, changes.changed())
             .await
             .is_err()
         {
-            return Err(format!(
-                "no {waiting_for} on `{}` within {within:?}",
-                connection.name
-            ));
+            return Err(ProtocolError::Timeout {
+                connection: connection.name.clone(),
+                waiting_for,
+                within,
+            });
         }
     }
 }
