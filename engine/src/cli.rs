@@ -80,7 +80,8 @@ pub struct RunArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub select: Selection,
-    /// Scenarios run at once (default: the suite config's `jobs`, else the CPU count).
+    /// Most scenarios run at once (default: the suite config's `jobs`, else 64). Past 4 per
+    /// CPU, one more starts only while the runtime keeps up.
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
     /// Run every selected scenario N times, with fresh IDs each time.
@@ -331,7 +332,11 @@ async fn run_suite(args: RunArgs) -> Result<Exit, RunError> {
     let jobs = args
         .jobs
         .or_else(|| loaded.configs.first().and_then(|c| c.jobs))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        .unwrap_or(runner::admission::DEFAULT_JOBS);
+    // Dozens of scenarios at once may hold thousands of connections: take the hard limit
+    // where the soft one is lower (often 1024). Where even that is short, the scenario
+    // that runs out says so in its connect error.
+    let _ = crate::load::raise_open_files_limit(jobs as u64 * 256);
     let options = lifecycle::Options {
         serve: !args.no_serve,
         work: "scenarios",

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::Regex;
 
 use crate::diagnostic::{Diagnostic, SourceFile};
@@ -70,18 +70,23 @@ impl Redactor {
     /// This redactor plus more secrets (an attempt's tokens).
     pub fn with<S: AsRef<str>>(&self, secrets: impl IntoIterator<Item = S>) -> Self {
         let mut values: Vec<String> = self.values.as_ref().clone();
-        let before = values.len();
         for secret in secrets {
             values.extend(forms(secret.as_ref()));
         }
-        if values.len() == before {
-            return self.clone();
-        }
         values.sort();
         values.dedup();
+        // Ours were unique already: as many after the merge means nothing new (an
+        // attempt presenting the suite's own JWT secret).
+        if values.len() == self.values.len() {
+            return self.clone();
+        }
         // Longest first wins where secrets overlap, so no piece of a longer one is left.
+        // A contiguous NFA: one is built per attempt (its tokens), and building the DFA
+        // the automatic choice picks for few patterns costs more than the attempt's
+        // whole redaction saves with it.
         let matcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(&values)
             .ok()
             .map(Arc::new);

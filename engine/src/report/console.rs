@@ -129,7 +129,7 @@ impl Listener for Console {
                 self.total = *total;
                 let _ = writeln!(
                     self.out,
-                    "running {total} scenario{} ({jobs} at a time)",
+                    "running {total} scenario{} (up to {jobs} at a time)",
                     if *total == 1 { "" } else { "s" }
                 );
             }

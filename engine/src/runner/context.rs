@@ -32,6 +32,10 @@ pub struct RunEnv {
     env: minijinja::Value,
     /// Knows the secrets of every suite config in the run.
     pub redactor: Redactor,
+    /// Config strings that read nothing but `env` (service URLs, the JWT secret),
+    /// rendered once: they are the same for every step of every scenario.
+    /// `None`: the string reads more than `env`.
+    env_only: std::sync::Mutex<HashMap<String, Option<Value>>>,
 }
 
 impl RunEnv {
@@ -40,7 +44,30 @@ impl RunEnv {
         Self {
             env: minijinja::Value::from_serialize(config.env_values()),
             redactor: Redactor::new(super::secrets(config)),
+            env_only: Default::default(),
         }
+    }
+
+    /// A config string rendered once per run when it reads nothing but `env`; None
+    /// when it reads anything else (IDs, variables, a function such as `uuid()`), which
+    /// is rendered at each use.
+    pub fn render_env_only(&self, raw: &str) -> Option<Result<Value, String>> {
+        let cache = || self.env_only.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = cache().get(raw) {
+            return known.clone().map(Ok);
+        }
+        let env_only = template::referenced_names(raw)
+            .is_ok_and(|names| names.iter().all(|n| n.starts_with("env.")));
+        if !env_only {
+            cache().insert(raw.to_string(), None);
+            return None;
+        }
+        let ctx: minijinja::Value = [("env", self.env.clone())].into_iter().collect();
+        let rendered = template::render_str(raw, &ctx);
+        if let Ok(value) = &rendered {
+            cache().insert(raw.to_string(), Some(value.clone()));
+        }
+        Some(rendered)
     }
 
     /// Also redact the secrets of other suite configs run alongside.
@@ -267,8 +294,11 @@ impl ScenarioContext {
                 ))
             }
         };
-        let ctx = self.template_context(&[]);
-        match template::render_str(&raw, &ctx) {
+        let rendered = match self.run_env.render_env_only(&raw) {
+            Some(rendered) => rendered,
+            None => template::render_str(&raw, &self.template_context(&[])),
+        };
+        match rendered {
             Ok(Value::String(url)) => Ok(url),
             Ok(other) => Ok(other.to_string()),
             Err(e) => Err(Failure::of(
@@ -351,4 +381,36 @@ fn field_pointer(path: &serde_path_to_error::Path) -> String {
         }
     }
     pointer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn config_strings_reading_only_env_are_rendered_once_others_at_each_use() {
+        let text = "env: { DB_PORT: \"5999\" }\n";
+        let config = SuiteConfig::parse(&SourceFile::new("engine.yaml", text)).unwrap();
+        let run_env = RunEnv::new(&config);
+        let url = "postgres://127.0.0.1:{{ env.DB_PORT }}/test";
+        let once = run_env.render_env_only(url).unwrap().unwrap();
+        assert_eq!(once, json!("postgres://127.0.0.1:5999/test"));
+        assert_eq!(run_env.render_env_only(url).unwrap().unwrap(), once);
+        assert_eq!(
+            run_env.render_env_only("plain").unwrap().unwrap(),
+            json!("plain")
+        );
+        // Anything else may differ from one use to the next.
+        assert!(run_env.render_env_only("{{ vars.url }}").is_none());
+        assert!(run_env
+            .render_env_only("{{ env.DB_PORT }}{{ ids.a }}")
+            .is_none());
+        assert!(run_env.render_env_only("x{{ uuid() }}").is_none());
+        // An undefined name stays an error (and is not kept).
+        assert!(run_env
+            .render_env_only("{{ env.MISSING }}")
+            .unwrap()
+            .is_err());
+    }
 }

@@ -92,44 +92,34 @@ async fn rows(ctx: &ScenarioContext, step: &AssertDbStep) -> Result<Vec<Value>, 
     }
 }
 
-/// Begin, read, roll back.
+/// Begin read-only, read, roll back: two round trips. `BEGIN` and the statement
+/// timeout go in one simple query; the rollback is queued when the transaction drops and
+/// goes out with the pool's check of the returned connection, off the step's path (a
+/// read-only transaction has nothing to undo, and a connection that cannot roll back is
+/// closed by the pool, never reused).
 async fn read_only(
     pool: &sqlx::PgPool,
     query: &str,
     params: &[Value],
     limit: Duration,
 ) -> Result<Vec<Value>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let row = read_in(&mut tx, query, params, limit).await;
-    // Nothing to keep; the query's own error matters more than the rollback's.
-    let rolled_back = tx.rollback().await;
-    let value: sqlx::types::Json<Value> = sqlx::Row::try_get(&row?, 0)?;
-    rolled_back?;
+    // Both local to the transaction; the timeout is a number of milliseconds we format.
+    let begin = format!(
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+        limit.as_millis().max(1)
+    );
+    let mut tx = pool.begin_with(begin).await?;
+    // `q.*` is the whole row even when a column is itself named `q`; the line break ends
+    // a trailing `-- comment` in the query.
+    let wrapped = format!("SELECT COALESCE(json_agg(q.*), '[]'::json) FROM ({query}\n) AS q");
+    let row = bind(sqlx::query(&wrapped), params)
+        .fetch_one(&mut *tx)
+        .await?;
+    let value: sqlx::types::Json<Value> = sqlx::Row::try_get(&row, 0)?;
     Ok(match value.0 {
         Value::Array(rows) => rows,
         other => vec![other],
     })
-}
-
-/// The query, wrapped to return its rows as one JSON array, in the open transaction.
-async fn read_in(
-    conn: &mut sqlx::PgConnection,
-    query: &str,
-    params: &[Value],
-    limit: Duration,
-) -> Result<sqlx::postgres::PgRow, sqlx::Error> {
-    // Both local to the transaction; turning read-only on is allowed at any point.
-    sqlx::query(
-        "SELECT set_config('transaction_read_only', 'on', true), \
-         set_config('statement_timeout', $1, true)",
-    )
-    .bind(limit.as_millis().max(1).to_string())
-    .execute(&mut *conn)
-    .await?;
-    // `q.*` is the whole row even when a column is itself named `q`; the line break ends
-    // a trailing `-- comment` in the query.
-    let wrapped = format!("SELECT COALESCE(json_agg(q.*), '[]'::json) FROM ({query}\n) AS q");
-    bind(sqlx::query(&wrapped), params).fetch_one(conn).await
 }
 
 /// Why a read failed, in the user's terms: it tried to write, it was too slow, or what

@@ -59,7 +59,11 @@ pub fn mint(ctx: &mut ScenarioContext, spec: &JwtSpec) -> Result<String, Failure
     } else {
         let secret = match (&spec.secret, defaults.and_then(|d| d.secret.as_ref())) {
             (Some(s), _) => s.clone(),
-            (None, Some(s)) => match template::render_str(s, &ctx.template_context(&[])) {
+            (None, Some(s)) => match ctx
+                .run_env
+                .render_env_only(s)
+                .unwrap_or_else(|| template::render_str(s, &ctx.template_context(&[])))
+            {
                 Ok(Value::String(s)) => s,
                 Ok(other) => other.to_string(),
                 Err(e) => {

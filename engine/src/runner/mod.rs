@@ -1,6 +1,7 @@
 //! The runner: executes planned scenarios in parallel and emits [`RunEvent`]s. It never
 //! prints; console, JUnit and JSON reports are [`Listener`]s.
 
+pub mod admission;
 pub mod assert;
 pub mod call;
 pub mod connection_steps;
@@ -303,12 +304,18 @@ async fn launch(
     tx: mpsc::UnboundedSender<Message>,
 ) {
     let run_envs = RunEnvs::for_plan(&plan);
-    let semaphore = Arc::new(Semaphore::new(options.jobs.max(1)));
+    let jobs = options.jobs.max(1);
+    let semaphore = Arc::new(Semaphore::new(jobs));
+    let admission = admission::Admission::new(jobs);
     let failed_fast = Arc::new(AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..plan.len() {
+        let running = || jobs - semaphore.available_permits();
         let permit = tokio::select! {
-            permit = semaphore.clone().acquire_owned() => permit,
+            permit = async {
+                admission.admit(running).await;
+                semaphore.clone().acquire_owned().await
+            } => permit,
             () = stop.requested() => break,
         };
         let Ok(permit) = permit else {

@@ -56,7 +56,10 @@ impl Resources {
                 .connect_timeout(Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),
-            max_db_connections: (jobs as u32 * 2).clamp(4, 64),
+            // Two round trips per `assert_db`: a few connections serve thousands of
+            // checks a second, and Postgres's own limit (100 by default) is shared with
+            // the application under test.
+            max_db_connections: (jobs as u32 * 2).clamp(4, 16),
         })
     }
 
