@@ -14,9 +14,11 @@ use tokio::time::Instant;
 /// How often the probe wakes, and the pace at which scenarios past the floor start.
 pub const TICK: Duration = Duration::from_millis(10);
 
-/// Past the floor, a scenario starts only while the probe's lateness is below this:
-/// work that waits this long for a CPU is a runtime that no longer keeps up.
-pub const LATE_LIMIT: Duration = Duration::from_millis(20);
+/// Past the floor, a scenario starts only while the probe's lateness is below this. An
+/// idle machine wakes it within the timer's 1 ms granularity; on the 2-core machine
+/// with a load average of 20 a sleeping thread woke 14 ms late (median), and there the
+/// suite's backend already waited seconds for its Postgres pool.
+pub const LATE_LIMIT: Duration = Duration::from_millis(5);
 
 /// Scenarios per CPU that start without asking (the floor), as the runner always did.
 pub const FLOOR_PER_CPU: usize = 4;
@@ -120,13 +122,10 @@ mod tests {
     #[test]
     fn lateness_follows_a_backlog_within_a_few_samples_and_forgets_it() {
         let lateness = Lateness::default();
-        lateness.record(Duration::from_millis(200));
-        assert!(
-            lateness.now() < LATE_LIMIT * 3,
-            "one late wake-up is damped"
-        );
+        lateness.record(LATE_LIMIT * 2);
+        assert!(lateness.now() < LATE_LIMIT, "one late wake-up is damped");
         for _ in 0..4 {
-            lateness.record(Duration::from_millis(200));
+            lateness.record(LATE_LIMIT * 2);
         }
         assert!(lateness.now() > LATE_LIMIT, "{:?}", lateness.now());
         for _ in 0..20 {
