@@ -51,7 +51,7 @@ impl RunEnv {
     /// A config string rendered once per run when it reads nothing but `env`; None
     /// when it reads anything else (IDs, variables, a function such as `uuid()`), which
     /// is rendered at each use.
-    pub fn render_env_only(&self, raw: &str) -> Option<Result<Value, String>> {
+    pub fn render_env_only(&self, raw: &str) -> Option<Result<Value, template::RenderError>> {
         let cache = || self.env_only.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(known) = cache().get(raw) {
             return known.clone().map(Ok);
