@@ -344,7 +344,7 @@ async fn an_interrupted_run_keeps_a_valid_report_and_tears_down() {
     suite.spec("a_quick.yaml", "name: quick\nsteps:\n  - sleep: 1ms\n");
     suite.spec(
         "b_slow.yaml",
-        &format!("name: slow\nsteps:\n  - sleep: 1500ms\nteardown:\n  - redis: [SET, \"{key}\", done, EX, 60]\n"),
+        &format!("name: slow\nsteps:\n  - sleep: 30s\nteardown:\n  - redis: [SET, \"{key}\", done, EX, 60]\n"),
     );
     suite.spec(
         "c_never.yaml",

@@ -89,13 +89,14 @@ async fn a_server_that_closes_early_fails_at_once_with_its_close_code() {
 name: closes early
 steps:
   - connect: { url: "{{ env.WS_URL }}/close-early" }
-  - expect: { event: hello, within: 10s }
+  - expect: { event: hello, within: 60s }
 "##,
     );
     let started = Instant::now();
     let outcomes = suite.run().await;
+    // Far below the deadline whatever the machine's load: the close ends the wait.
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(30),
         "waited for the deadline"
     );
     let failure = &outcomes[0].failure;
