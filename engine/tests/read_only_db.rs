@@ -155,6 +155,7 @@ async fn a_slow_query_is_cancelled_at_the_step_timeout() {
         "{}",
         outcomes[0].failure
     );
-    // The suite's step timeout is 2 s; the query asked for 30.
-    assert!(took < Duration::from_secs(8), "took {took:?}");
+    // The suite's step timeout is 2 s; the query asked for 30: well under 30 s even on
+    // a loaded machine, or the query was not cancelled.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
 }
