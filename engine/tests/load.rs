@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{fresh, redis, start_server, Suite};
@@ -474,4 +475,77 @@ async fn the_spec_schema_checks_the_load_block() {
         assert_eq!(code, 2, "{bad} was accepted");
         assert!(stderr.contains(why), "{bad}: {stderr}");
     }
+}
+
+/// A server that records the address each connection came from and greets it.
+async fn start_address_recording_server() -> (String, Arc<Mutex<Vec<String>>>) {
+    use futures_util::{SinkExt, StreamExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let addr = listener.local_addr().expect("local addr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            record.lock().unwrap().push(peer.ip().to_string());
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                let hello = r#"{"type":"hello"}"#;
+                let _ = ws
+                    .send(tokio_tungstenite::tungstenite::Message::text(hello))
+                    .await;
+                while let Some(Ok(message)) = ws.next().await {
+                    if message.is_close() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (format!("ws://{addr}"), seen)
+}
+
+#[tokio::test]
+async fn local_ips_spread_the_connections_over_source_addresses_in_turn() {
+    let (url, seen) = start_address_recording_server().await;
+    let suite = Suite::new(&url, "");
+    let spec = suite.spec(
+        "hello.yaml",
+        "name: hello\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}\" }\n  - expect: { event: hello }\n",
+    );
+    let (code, stdout, stderr) = engine(args(&[
+        "load",
+        spec.to_str().unwrap(),
+        "--no-serve",
+        "--vus",
+        "1",
+        "--iterations",
+        "4",
+        "--local-ips",
+        "127.0.0.2-127.0.0.3",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"]
+    );
+    // A list that is not one is a usage error, before anything runs.
+    let (code, _, stderr) = engine(args(&[
+        "load",
+        spec.to_str().unwrap(),
+        "--no-serve",
+        "--local-ips",
+        "127.0.0.x",
+    ]))
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`127.0.0.x` is not an IP address"),
+        "{stderr}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 4);
 }

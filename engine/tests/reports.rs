@@ -58,7 +58,7 @@ async fn junit_and_json_reports_parse_back_with_the_documented_schema() {
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(&report)
-        .map(|e| format!("{} at {}", e, e.instance_path))
+        .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(report["finished"], true);

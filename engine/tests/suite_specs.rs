@@ -53,7 +53,7 @@ fn suite_configs_are_valid_against_the_config_schema() {
         let (value, _) = engine::spec::yaml::to_json(&engine::spec::yaml::parse(&text).unwrap());
         let errors: Vec<String> = validator
             .iter_errors(&value)
-            .map(|e| format!("{e} at {}", e.instance_path))
+            .map(|e| format!("{e} at {}", e.instance_path()))
             .collect();
         assert!(errors.is_empty(), "{config}: {errors:?}");
         // And the engine reads it.

@@ -306,15 +306,15 @@ pub fn schema_problems(
         // A whole-value template (`headers: "{{ vars.headers }}"`) stands for a value of
         // any type: what it yields is checked when it is rendered.
         if error
-            .instance
+            .instance()
             .as_str()
             .is_some_and(template::is_sole_expression)
         {
             continue;
         }
-        let pointer = error.instance_path.to_string();
+        let pointer = error.instance_path().to_string();
         let schema_node = schema_at(root, &pointer);
-        let diagnostic = match &error.kind {
+        let diagnostic = match error.kind() {
             jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let allowed: Vec<String> = schema_node
                     .and_then(|s| s.get("properties"))
@@ -348,8 +348,8 @@ pub fn schema_problems(
                 Diagnostic::new("a step has exactly one kind; this one has several keys")
                     .hint("start each step with its own `- ` item")
             }
-            jsonschema::error::ValidationErrorKind::OneOfNotValid
-            | jsonschema::error::ValidationErrorKind::OneOfMultipleValid => {
+            jsonschema::error::ValidationErrorKind::OneOfNotValid { .. }
+            | jsonschema::error::ValidationErrorKind::OneOfMultipleValid { .. } => {
                 let expected = schema_node
                     .and_then(|s| s.get("description"))
                     .and_then(Value::as_str)
@@ -364,7 +364,7 @@ pub fn schema_problems(
                 let mut d = Diagnostic::new(format!(
                     "invalid {}: {} does not have the expected form",
                     describe_place(&pointer),
-                    match error.instance.as_ref() {
+                    match error.instance().as_ref() {
                         Value::String(s) => format!("`{s}`"),
                         other => other.to_string(),
                     }

@@ -59,6 +59,11 @@ pub struct LoadArgs {
     /// Run share K of N of the VUs or arrival rate (1-based), for N engine processes.
     #[arg(long, value_name = "K/N", env = "ENGINE_LOAD_SEGMENT")]
     pub segment: Option<String>,
+    /// Spread the connections over these source addresses, in turn: addresses and IPv4
+    /// ranges, comma-separated, e.g. 127.0.0.1-127.0.0.8 (for more connections to one
+    /// server than one address has ephemeral ports).
+    #[arg(long, value_name = "IPS", value_parser = super::local_ips::parse)]
+    pub local_ips: Option<super::local_ips::LocalIps>,
     /// Write the whole result (with histograms and a per-second series) as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -206,6 +211,7 @@ fn prepare(args: &LoadArgs) -> Result<Prepared, RunError> {
             config,
             executor,
             segment,
+            local_ips: args.local_ips.clone().unwrap_or_default().0,
         },
         thresholds,
     })

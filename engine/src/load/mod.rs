@@ -4,6 +4,7 @@
 //! - [`config`]: the `load:` block and the flags over it;
 //! - [`executor`]: when iterations start (constant VUs, ramping VUs, arrival rate);
 //! - [`segment`]: each of N processes' share (`--segment K/N`);
+//! - [`local_ips`]: the source addresses connections are spread over;
 //! - [`metrics`]: histograms, counters, the per-second series and the result;
 //! - [`threshold`]: pass/fail criteria;
 //! - [`report`], [`plot`]: text and SVG/HTML output;
@@ -12,6 +13,7 @@
 pub mod command;
 pub mod config;
 pub mod executor;
+pub mod local_ips;
 pub mod metrics;
 pub mod plot;
 pub mod report;
@@ -42,6 +44,9 @@ pub struct LoadPlan {
     pub config: Arc<SuiteConfig>,
     pub executor: Executor,
     pub segment: Segment,
+    /// Source addresses the connections are spread over (`--local-ips`); empty: the
+    /// system's choice.
+    pub local_ips: Vec<std::net::IpAddr>,
 }
 
 /// Run the plan until its executor is done or `stop` is requested: then no iteration
@@ -56,7 +61,7 @@ pub async fn run(
     let scenario_run = Arc::new(ScenarioRun {
         scenario: plan.scenario.clone(),
         config: plan.config.clone(),
-        resources: Resources::new(DATABASE_POOL_JOBS),
+        resources: Resources::with_local_ips(DATABASE_POOL_JOBS, plan.local_ips.clone()),
         run_env: Arc::new(RunEnv::new(&plan.config)),
         frames: crate::runner::transcript::Keep::Nothing,
         meter: Some(metrics.clone() as SharedMeter),

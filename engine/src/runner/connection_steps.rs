@@ -142,6 +142,7 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         subprotocols,
         tls,
         timeout: within,
+        local_ip: ctx.resources.local_ip(),
     };
     let connecting = std::time::Instant::now();
     let opened = Connection::open(&name, request, rules, protocol, ctx.transcript.clone()).await;

@@ -3,7 +3,9 @@
 //! that never touches Redis never needs it.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,10 +46,18 @@ pub struct Resources {
     schemas: Mutex<HashMap<PathBuf, Arc<EventSchemas>>>,
     pub http: reqwest::Client,
     pub max_db_connections: u32,
+    /// Source addresses connections take in turn (load mode's `--local-ips`).
+    local_ips: Vec<IpAddr>,
+    next_local_ip: AtomicUsize,
 }
 
 impl Resources {
     pub fn new(jobs: usize) -> Arc<Self> {
+        Self::with_local_ips(jobs, Vec::new())
+    }
+
+    /// Shared clients whose WebSocket connections come from `local_ips` in turn.
+    pub fn with_local_ips(jobs: usize, local_ips: Vec<IpAddr>) -> Arc<Self> {
         Arc::new(Self {
             pg: Mutex::default(),
             redis: Mutex::default(),
@@ -60,7 +70,17 @@ impl Resources {
             // checks a second, and Postgres's own limit (100 by default) is shared with
             // the application under test.
             max_db_connections: (jobs as u32 * 2).clamp(4, 16),
+            local_ips,
+            next_local_ip: AtomicUsize::new(0),
         })
+    }
+
+    /// The source address for the next connection, if any are set.
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        let turn = self.next_local_ip.fetch_add(1, Ordering::Relaxed);
+        self.local_ips
+            .get(turn.checked_rem(self.local_ips.len())?)
+            .copied()
     }
 
     pub async fn postgres(&self, url: &str) -> Result<sqlx::PgPool, ResourceError> {
@@ -244,12 +264,12 @@ impl EventSchemas {
                     .iter_errors(event)
                     .take(3)
                     .map(|e| {
-                        let pointer = e.instance_path.to_string();
+                        let pointer = e.instance_path().to_string();
                         format!(
                             "at `{}`: {} (rule `{}`)",
                             if pointer.is_empty() { "/" } else { &pointer },
                             e.masked(),
-                            e.schema_path
+                            e.schema_path()
                         )
                     })
                     .collect();

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::context::{Failure, RunEnv, ScenarioContext, StepResult};
@@ -183,10 +184,12 @@ impl ScenarioRun {
         }
         let mut ctx = self.context(ids.clone());
         let mut records = Vec::new();
-        let failure = self.run_steps(&mut ctx, &mut records).await;
+        // Boxed, so that the attempt holds the steps' state or teardown's, not room for
+        // both (load mode keeps one attempt per virtual user).
+        let failure = Box::pin(self.run_steps(&mut ctx, &mut records)).await;
         // Frames from here on (closing, teardown) belong to no step.
         ctx.transcript.step_ended();
-        let teardown = self.teardown(&mut ctx).await;
+        let teardown = Box::pin(self.teardown(&mut ctx)).await;
         let status = if ctx.interrupted {
             Status::Interrupted
         } else if failure.is_some() || !teardown.failures.is_empty() {
@@ -408,7 +411,7 @@ async fn run_body(
         if ctx.stop.is_requested() {
             return Err(interrupted(ctx, action.span));
         }
-        run_action(ctx, action).await.map_err(|f| {
+        Box::pin(run_action(ctx, action)).await.map_err(|f| {
             Failure {
                 message: format!("setup: {}", f.message),
                 ..f
@@ -570,33 +573,43 @@ async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Located {
     outcome
 }
 
-async fn run_leaf(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
+/// The future of one leaf step, boxed on its own: a future of every kind at once would
+/// be as large as the largest (about 12 KiB, the database and HTTP steps), and each
+/// virtual user of a load test would hold that much for as long as it sleeps or waits.
+fn run_leaf<'a>(ctx: &'a mut ScenarioContext, step: &'a Step) -> BoxFuture<'a, StepResult> {
     let body = &step.body;
     match step.kind {
-        StepKind::Connect => connection_steps::connect(ctx, body).await,
-        StepKind::Authenticate => connection_steps::authenticate(ctx, body).await,
-        StepKind::Send => connection_steps::send(ctx, body).await,
-        StepKind::Close => connection_steps::close(ctx, body).await,
-        StepKind::Disconnect => connection_steps::disconnect(ctx, body).await,
-        StepKind::Expect => expect::expect(ctx, body).await,
-        StepKind::ExpectNone => expect::expect_none(ctx, body).await,
-        StepKind::ExpectClose => expect::expect_close(ctx, body).await,
-        StepKind::AssertDb => db::assert_db(ctx, body).await,
-        StepKind::AssertRedis => kv::assert_redis(ctx, body).await,
-        StepKind::Http => http::http(ctx, body).await,
-        StepKind::Sql => db::sql_step(ctx, body).await,
-        StepKind::Redis => kv::redis_step(ctx, body).await,
-        StepKind::Sleep => {
-            let text: String = ctx.render(body, &[])?;
-            let duration = parse_duration(&text)?;
-            tokio::time::sleep(duration).await;
-            Ok(())
+        StepKind::Connect => Box::pin(connection_steps::connect(ctx, body)),
+        StepKind::Authenticate => Box::pin(connection_steps::authenticate(ctx, body)),
+        StepKind::Send => Box::pin(connection_steps::send(ctx, body)),
+        StepKind::Close => Box::pin(connection_steps::close(ctx, body)),
+        StepKind::Disconnect => Box::pin(connection_steps::disconnect(ctx, body)),
+        StepKind::Expect => Box::pin(expect::expect(ctx, body)),
+        StepKind::ExpectNone => Box::pin(expect::expect_none(ctx, body)),
+        StepKind::ExpectClose => Box::pin(expect::expect_close(ctx, body)),
+        StepKind::AssertDb => Box::pin(db::assert_db(ctx, body)),
+        StepKind::AssertRedis => Box::pin(kv::assert_redis(ctx, body)),
+        StepKind::Http => Box::pin(http::http(ctx, body)),
+        StepKind::Sql => Box::pin(db::sql_step(ctx, body)),
+        StepKind::Redis => Box::pin(kv::redis_step(ctx, body)),
+        StepKind::Sleep => Box::pin(sleep(ctx, body)),
+        StepKind::StartProcess => Box::pin(start_process(ctx, body)),
+        StepKind::StopProcess => Box::pin(stop_process(ctx, body)),
+        StepKind::Assert => Box::pin(std::future::ready(super::assert::assert(ctx, body))),
+        StepKind::Each | StepKind::Call => {
+            Box::pin(std::future::ready(Err(Failure::of(
+                FailureKind::Spec,
+                "run by `run_step`",
+            ))))
         }
-        StepKind::StartProcess => start_process(ctx, body).await,
-        StepKind::StopProcess => stop_process(ctx, body).await,
-        StepKind::Assert => super::assert::assert(ctx, body),
-        StepKind::Each | StepKind::Call => Err(Failure::of(FailureKind::Spec, "run by `run_step`")),
     }
+}
+
+async fn sleep(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let text: String = ctx.render(body, &[])?;
+    let duration = parse_duration(&text)?;
+    tokio::time::sleep(duration).await;
+    Ok(())
 }
 
 async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {

@@ -2,6 +2,7 @@
 //! inbox fed by its own reader task ([`super::reader`]) from the first frame on, so no
 //! event is lost between steps; steps take frames out of the inbox and leave the rest.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -68,6 +69,9 @@ pub struct ConnectRequest {
     pub subprotocols: Vec<String>,
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub timeout: Duration,
+    /// The source address to connect from (load mode's `--local-ips`); else the
+    /// system's choice.
+    pub local_ip: Option<IpAddr>,
 }
 
 /// Why a handshake failed.
@@ -184,8 +188,31 @@ impl Connection {
         }
         let connector = request.tls.map(tokio_tungstenite::Connector::Rustls);
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-        let handshake =
-            tokio_tungstenite::connect_async_tls_with_config(http, Some(config), true, connector);
+        let handshake = async {
+            match request.local_ip {
+                None => {
+                    tokio_tungstenite::connect_async_tls_with_config(
+                        http,
+                        Some(config),
+                        true,
+                        connector,
+                    )
+                    .await
+                }
+                Some(local) => {
+                    let tcp = connect_from(http.uri(), local)
+                        .await
+                        .map_err(tungstenite::Error::Io)?;
+                    tokio_tungstenite::client_async_tls_with_config(
+                        http,
+                        tcp,
+                        Some(config),
+                        connector,
+                    )
+                    .await
+                }
+            }
+        };
         let (socket, response) = match tokio::time::timeout(request.timeout, handshake).await {
             Err(_) => {
                 return Err(ConnectError::Timeout {
@@ -341,6 +368,70 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.reader.abort();
     }
+}
+
+/// A TCP connection (without delay) to the URI's host from the source address `local`.
+/// Its port is picked at connect time (IP_BIND_ADDRESS_NO_PORT), so that one source
+/// address reaches as many servers as it has free ports for each, not for all of them.
+async fn connect_from(
+    uri: &tungstenite::http::Uri,
+    local: IpAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("wss") {
+            443
+        } else {
+            80
+        });
+    let mut failed = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        if addr.is_ipv4() != local.is_ipv4() {
+            continue;
+        }
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        bind_address_no_port(&socket);
+        socket.bind(SocketAddr::new(local, 0))?;
+        match socket.connect(addr).await {
+            Ok(tcp) => {
+                tcp.set_nodelay(true)?;
+                return Ok(tcp);
+            }
+            Err(e) => failed = Some(e),
+        }
+    }
+    Err(failed.unwrap_or_else(|| {
+        std::io::Error::other(format!(
+            "{host} has no address of the family of the source address {local}"
+        ))
+    }))
+}
+
+/// Leave the port of a bound socket to `connect` (Linux); elsewhere `bind` picks it.
+fn bind_address_no_port(socket: &tokio::net::TcpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket descriptor and an int option of the right size. Failing
+        // only means bind picks the port, as without the option.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
 }
 
 /// A rustls client config with the system's roots, plus an extra CA when given.
