@@ -6,20 +6,25 @@
 # Prints the count reached, the engine's RSS per connection (before the VUs start vs.
 # with all open; goal <= 20 KiB) and the servers' figures.
 #
-#   bash bench/scale.sh                      # CONNECTIONS=19500 SERVERS=2 RAMP=40s HOLD=20s
+#   bash bench/scale.sh         # CONNECTIONS=19500 SERVERS=2 RAMP=60 HOLD=20 (seconds)
 #   CONNECTIONS=5000 bash bench/scale.sh
-#   LOCAL_IPS=127.0.0.1-127.0.0.4 bash bench/scale.sh   # spread over source addresses
+#   LOCAL_IPS= bash bench/scale.sh    # all from one source address (default: 4)
+# Linux gives connect() the ports of one parity of net.ipv4.ip_local_port_range first
+# (14,116 of the default range) and searches the others slowly: past about 14,000
+# connections from one source address to one server, connects take seconds and the
+# ramp falls behind. So the connections come from 4 loopback addresses (--local-ips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNECTIONS="${CONNECTIONS:-19500}"
 SERVERS="${SERVERS:-2}"
-RAMP="${RAMP:-40}"
+RAMP="${RAMP:-60}"
 HOLD="${HOLD:-20}"
-LOCAL_IPS="${LOCAL_IPS:-}"
+LOCAL_IPS="${LOCAL_IPS-127.0.0.1-127.0.0.4}"
 OUT="${OUT:-target/bench-scale}"
 mkdir -p "$OUT"
 
-cargo build --release -q -p engine -p scale-bench --bins
+# BUILD=0 runs the binaries already built.
+[ "${BUILD:-1}" = 0 ] || cargo build --release -q -p engine -p scale-bench --bins
 ENGINE=target/release/engine
 ECHO=target/release/scale-echo-server
 
@@ -43,8 +48,8 @@ echo "echo servers: $SERVERS process(es) on $URL"
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 sockets() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
-SERVER_RSS0=()
-for pid in "${SERVER_PIDS[@]}"; do SERVER_RSS0+=("$(rss_kib "$pid")"); done
+SERVER_START=()
+for pid in "${SERVER_PIDS[@]}"; do SERVER_START+=("$(sockets "$pid"):$(rss_kib "$pid")"); done
 
 # Each VU holds its connection past the end of the ramp, so all are open at once.
 IDLE_HOLD="$((RAMP + HOLD))s"
@@ -67,10 +72,10 @@ while kill -0 $LOAD 2>/dev/null; do
 done
 wait $LOAD && STATUS=0 || STATUS=$?
 tail -20 "$OUT/idle.txt"
-python3 - "$OUT" "$STATUS" "$PEAK_FDS" "$PEAK_RSS" "${SERVER_RSS0[*]}" "$SERVER_PEAK" <<'PY'
+python3 - "$OUT" "$STATUS" "$PEAK_FDS" "$PEAK_RSS" "${SERVER_START[*]}" "$SERVER_PEAK" <<'PY'
 import json, sys
 out, status, peak_fds, peak_rss = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rss0 = [int(x) for x in sys.argv[5].split()]
+started = [tuple(map(int, s.split(":"))) for s in sys.argv[5].split()]
 servers = [tuple(map(int, s.split(":"))) for s in sys.argv[6].split()]
 r = json.load(open(f"{out}/idle.json"))
 m = r["memory"]
@@ -83,10 +88,10 @@ print(f"engine RSS: {m['rss_start_kib'] / 1024:.1f} MB before the VUs, {m['rss_a
 if peak_fds:
     print(f"  from /proc: {peak_fds} descriptors, RSS {peak_rss / 1024:.1f} MB -> {(peak_rss - m['rss_start_kib']) / peak_fds:.1f} KiB per descriptor")
 total_conns = total_grown = 0
-for i, ((fds, rss), start) in enumerate(zip(servers, rss0), 1):
-    conns = max(fds - 4, 0)  # stdin/out/err and the listener
-    total_conns += conns; total_grown += rss - start
-    print(f"echo server {i}: {conns} connections, RSS {start / 1024:.1f} MB -> {rss / 1024:.1f} MB")
+for i, ((fds, rss), (fds0, rss0)) in enumerate(zip(servers, started), 1):
+    conns = max(fds - fds0, 0)  # descriptors beyond those it started with
+    total_conns += conns; total_grown += rss - rss0
+    print(f"echo server {i}: {conns} connections, RSS {rss0 / 1024:.1f} MB -> {rss / 1024:.1f} MB")
 if total_conns:
     print(f"echo servers: {total_conns} connections, {total_grown / total_conns:.1f} KiB per connection")
 print(f"connect time p50 {r['connect_time']['p50_ms']:.1f} ms, p99 {r['connect_time']['p99_ms']:.1f} ms, max {r['connect_time']['max_ms']:.1f} ms")
