@@ -596,12 +596,10 @@ fn run_leaf<'a>(ctx: &'a mut ScenarioContext, step: &'a Step) -> BoxFuture<'a, S
         StepKind::StartProcess => Box::pin(start_process(ctx, body)),
         StepKind::StopProcess => Box::pin(stop_process(ctx, body)),
         StepKind::Assert => Box::pin(std::future::ready(super::assert::assert(ctx, body))),
-        StepKind::Each | StepKind::Call => {
-            Box::pin(std::future::ready(Err(Failure::of(
-                FailureKind::Spec,
-                "run by `run_step`",
-            ))))
-        }
+        StepKind::Each | StepKind::Call => Box::pin(std::future::ready(Err(Failure::of(
+            FailureKind::Spec,
+            "run by `run_step`",
+        )))),
     }
 }
 
