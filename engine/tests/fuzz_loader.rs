@@ -254,6 +254,8 @@ fn exercise_body(kind: StepKind, body: &Value) {
         StepKind::StopProcess => typed::<model::StopProcessStep>(body),
         StepKind::Each => typed::<model::EachStep>(body),
         StepKind::Assert => typed::<model::AssertStep>(body),
+        StepKind::Subscribe => typed::<model::SubscribeStep>(body),
+        StepKind::Complete => typed::<model::CompleteStep>(body),
         // A library step's own steps are loaded (and fuzzed) with the library.
         StepKind::Sleep | StepKind::Call => {}
     }

@@ -13,8 +13,9 @@ use serde_json::{Map, Value};
 
 use super::model::{
     ActionBody, AssertDbStep, AssertRedisStep, AssertStep, AuthenticateStep, CloseStep,
-    ConnectStep, DisconnectStep, EachStep, ExpectCloseStep, ExpectNoneStep, ExpectStep, HttpStep,
-    RedisStep, SendStep, SqlStep, StartProcessStep, StepKind, StopProcessStep,
+    CompleteStep, ConnectStep, DisconnectStep, EachStep, ExpectCloseStep, ExpectNoneStep,
+    ExpectStep, HttpStep, RedisStep, SendStep, SqlStep, StartProcessStep, StepKind,
+    StopProcessStep, SubscribeStep,
 };
 use super::schema::{DurationText, Identifier};
 
@@ -148,6 +149,8 @@ fn body_schema(kind: StepKind, generator: &mut SchemaGenerator) -> Schema {
         StepKind::StartProcess => generator.subschema_for::<StartProcessStep>(),
         StepKind::StopProcess => generator.subschema_for::<StopProcessStep>(),
         StepKind::Assert => generator.subschema_for::<AssertStep>(),
+        StepKind::Subscribe => generator.subschema_for::<SubscribeStep>(),
+        StepKind::Complete => generator.subschema_for::<CompleteStep>(),
         // Written under the library step's own name: `additionalProperties` above.
         StepKind::Call => json_schema!(true),
     }

@@ -671,6 +671,8 @@ impl<'a> Checker<'a> {
             StepKind::StartProcess => self.typed::<StartProcessStep>(&step.body, &pointer),
             StepKind::StopProcess => self.typed::<StopProcessStep>(&step.body, &pointer),
             StepKind::Assert => self.typed::<AssertStep>(&step.body, &pointer),
+            StepKind::Subscribe => self.typed::<SubscribeStep>(&step.body, &pointer),
+            StepKind::Complete => self.typed::<CompleteStep>(&step.body, &pointer),
             StepKind::Call => self.call(step, &pointer),
             StepKind::Sleep | StepKind::Each => {}
         }

@@ -100,13 +100,17 @@ pub enum StepKind {
     StartProcess,
     StopProcess,
     Assert,
+    /// graphql-transport-ws: start an operation.
+    Subscribe,
+    /// graphql-transport-ws: end an operation from the client.
+    Complete,
     /// A step from the suite's library, written under its own name.
     Call,
 }
 
 impl StepKind {
     /// The built-in kinds (a [`StepKind::Call`] is written under its library step's name).
-    pub const ALL: [StepKind; 18] = [
+    pub const ALL: [StepKind; 20] = [
         StepKind::Connect,
         StepKind::Authenticate,
         StepKind::Send,
@@ -125,6 +129,8 @@ impl StepKind {
         StepKind::StartProcess,
         StepKind::StopProcess,
         StepKind::Assert,
+        StepKind::Subscribe,
+        StepKind::Complete,
     ];
 
     pub fn name(self) -> &'static str {
@@ -147,6 +153,8 @@ impl StepKind {
             StepKind::StartProcess => "start_process",
             StepKind::StopProcess => "stop_process",
             StepKind::Assert => "assert",
+            StepKind::Subscribe => "subscribe",
+            StepKind::Complete => "complete",
             StepKind::Call => "call",
         }
     }
@@ -167,6 +175,8 @@ impl StepKind {
                 | StepKind::ExpectClose
                 | StepKind::Close
                 | StepKind::Disconnect
+                | StepKind::Subscribe
+                | StepKind::Complete
         )
     }
 }
@@ -276,6 +286,10 @@ pub struct ConnectStep {
     #[serde(default)]
     #[schemars(with = "Option<Templated<ProtocolKind>>", example = &"graphql-transport-ws")]
     pub protocol: ProtocolKind,
+    /// graphql-transport-ws: the payload of `connection_init` (e.g. credentials); the
+    /// connect step waits for `connection_ack`.
+    #[schemars(example = serde_json::json!({"authorization": "Bearer {{ vars.token }}"}))]
+    pub connection_init: Option<Value>,
     /// Captures from the ready event, as `vars.<name>`; a profile's ready captures land
     /// under `vars.<connection>.<name>`.
     #[serde(default)]
@@ -506,6 +520,17 @@ pub struct EventPattern {
     /// (JSON or not, text or binary).
     #[schemars(example = &"message_created")]
     pub event: Option<String>,
+    /// graphql-transport-ws: a `next` (result) of the operation a `subscribe` step gave
+    /// this name; `match` compares its payload (`{data, errors}`).
+    #[schemars(example = &"chat")]
+    pub next: Option<String>,
+    /// graphql-transport-ws: an `error` of the operation of this name; `match`
+    /// compares its payload (the list of GraphQL errors).
+    #[schemars(example = &"chat")]
+    pub error: Option<String>,
+    /// graphql-transport-ws: the `complete` of the operation of this name.
+    #[schemars(example = &"chat")]
+    pub complete: Option<String>,
     /// Subset match; placeholders: #string #number #boolean #array #object #uuid
     /// #present #absent #null #notnull #ignore `#regex <re>`.
     #[serde(rename = "match")]
@@ -519,6 +544,26 @@ pub struct EventPattern {
     #[serde(default)]
     #[schemars(with = "Option<CapturesMap>", example = serde_json::json!({"message_id": "$.message_id"}))]
     pub capture: Captures,
+}
+
+impl EventPattern {
+    /// The operation message wanted (graphql-transport-ws) as its type and the
+    /// operation's name: `next: chat` is `("next", "chat")`.
+    pub fn operation_message(&self) -> Option<(&'static str, &str)> {
+        operation_message(&self.next, &self.error, &self.complete)
+    }
+}
+
+/// The first of `next`, `error` and `complete` given, as the message type and the
+/// operation's name.
+pub fn operation_message<'a>(
+    next: &'a Option<String>,
+    error: &'a Option<String>,
+    complete: &'a Option<String>,
+) -> Option<(&'static str, &'a str)> {
+    [("next", next), ("error", error), ("complete", complete)]
+        .into_iter()
+        .find_map(|(kind, name)| name.as_deref().map(|name| (kind, name)))
 }
 
 /// An event type, or `{event, match, capture}`.
@@ -550,7 +595,7 @@ impl PatternItem {
 #[schemars(
     title = "expect",
     example = serde_json::json!({"on": "tab1", "event": "message_created", "match": {"content": "hi"}, "within": "2s"}),
-    extend("anyOf" = [{"required": ["event"]}, {"required": ["match"]}, {"required": ["sequence"]}, {"required": ["unordered"]}])
+    extend("anyOf" = [{"required": ["event"]}, {"required": ["match"]}, {"required": ["sequence"]}, {"required": ["unordered"]}, {"required": ["next"]}, {"required": ["error"]}, {"required": ["complete"]}])
 )]
 pub struct ExpectStep {
     /// The connection (may be left out when the scenario has one).
@@ -559,6 +604,17 @@ pub struct ExpectStep {
     /// Event type (from the suite's `events.type_field`); `*` is any frame.
     #[schemars(example = &"message_created")]
     pub event: Option<String>,
+    /// graphql-transport-ws: a `next` (result) of the operation a `subscribe` step gave
+    /// this name; `match` compares its payload (`{data, errors}`).
+    #[schemars(example = &"chat")]
+    pub next: Option<String>,
+    /// graphql-transport-ws: an `error` of the operation of this name; `match`
+    /// compares its payload (the list of GraphQL errors).
+    #[schemars(example = &"chat")]
+    pub error: Option<String>,
+    /// graphql-transport-ws: the `complete` of the operation of this name.
+    #[schemars(example = &"chat")]
+    pub complete: Option<String>,
     /// Subset match with placeholders (`#uuid`, `#number`, `#regex ^a`, `#gte 3`…).
     #[serde(rename = "match")]
     #[schemars(example = serde_json::json!({"content": "hi", "seq": "#number"}))]
@@ -699,6 +755,17 @@ pub struct ExpectNoneStep {
     /// Event type; `*` is any frame.
     #[schemars(example = &"message_created")]
     pub event: Option<String>,
+    /// graphql-transport-ws: a `next` (result) of the operation a `subscribe` step gave
+    /// this name; `match` compares its payload (`{data, errors}`).
+    #[schemars(example = &"chat")]
+    pub next: Option<String>,
+    /// graphql-transport-ws: an `error` of the operation of this name; `match`
+    /// compares its payload (the list of GraphQL errors).
+    #[schemars(example = &"chat")]
+    pub error: Option<String>,
+    /// graphql-transport-ws: the `complete` of the operation of this name.
+    #[schemars(example = &"chat")]
+    pub complete: Option<String>,
     /// Subset match with placeholders.
     #[serde(rename = "match")]
     #[schemars(example = serde_json::json!({"thread_id": "{{ ids.t1 }}"}))]
@@ -909,6 +976,58 @@ pub struct HttpStep {
     #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
     #[schemars(with = "Option<DurationText>", example = &"5s")]
     pub within: Option<Duration>,
+}
+
+/// Start a GraphQL operation (subscription, query or mutation) on a
+/// graphql-transport-ws connection under a name later steps use (`expect: {next:
+/// <name>}`, `complete: <name>`); the engine allocates its id.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "subscribe",
+    example = serde_json::json!({"name": "chat", "query": "subscription ($room: String!) { messageAdded(room: $room) { text } }", "variables": {"room": "{{ ids.room }}"}}))]
+pub struct SubscribeStep {
+    /// The connection (may be left out when the scenario has one).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
+    pub on: Option<String>,
+    /// The spec's name for the operation; a name may be used again once its
+    /// operation ended.
+    #[schemars(example = &"chat")]
+    pub name: String,
+    /// The GraphQL document.
+    #[schemars(example = &"subscription { messageAdded { text } }")]
+    pub query: String,
+    /// The operation's variables.
+    #[schemars(example = serde_json::json!({"room": "{{ ids.room }}"}))]
+    pub variables: Option<Value>,
+    /// GraphQL's `operationName`, when the document holds several operations (it
+    /// also names the event schema of the operation's results).
+    #[schemars(example = &"OnMessage")]
+    pub operation_name: Option<String>,
+    /// The request's `extensions`.
+    #[schemars(example = serde_json::json!({"persistedQuery": {"version": 1}}))]
+    pub extensions: Option<Value>,
+}
+
+/// End a running GraphQL operation from the client (graphql-transport-ws `complete`):
+/// its name, or `{name, on}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(title = "complete", example = &"chat")]
+pub enum CompleteStep {
+    Name(String),
+    Full(CompleteOn),
+}
+
+/// `complete: {name, on}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteOn {
+    /// The operation's name (from its `subscribe`).
+    #[schemars(example = &"chat")]
+    pub name: String,
+    /// The connection (may be left out when the scenario has one).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
+    pub on: Option<String>,
 }
 
 /// Close a connection from the client side with a close frame.

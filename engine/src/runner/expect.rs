@@ -34,6 +34,28 @@ fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
             });
         }
     }
+    if let Some((kind, name)) = pattern.operation_message() {
+        if frame.event_type.as_deref() != Some(kind) {
+            problems.push(Mismatch {
+                path: "type".into(),
+                expected: format!("`{kind}`"),
+                got: frame
+                    .event_type
+                    .as_ref()
+                    .map_or_else(|| "no message type".into(), |t| format!("`{t}`")),
+            });
+        }
+        if frame.operation.as_deref() != Some(name) {
+            problems.push(Mismatch {
+                path: "operation".into(),
+                expected: format!("`{name}`"),
+                got: frame
+                    .operation
+                    .as_ref()
+                    .map_or_else(|| "none".into(), |o| format!("`{o}`")),
+            });
+        }
+    }
     if let Some(expected) = &pattern.matches {
         match &frame.json {
             Some(json) => problems.extend(compare(expected, Some(json), pattern.exact)),
@@ -52,8 +74,30 @@ fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
     (!problems.is_empty()).then_some(problems)
 }
 
-/// The expected event as a noun phrase: "`hello`", "an event matching {…}".
+/// The frame ends the operation `pattern` waits for without matching it (a GraphQL
+/// `error` or `complete` when a `next` was expected): the wait is over.
+fn ends_wanted_operation(pattern: &EventPattern, frame: &Received) -> bool {
+    frame.ends_operation
+        && pattern
+            .operation_message()
+            .is_some_and(|(_, name)| frame.operation.as_deref() == Some(name))
+}
+
+/// What a wait for `pattern` takes: a frame that matches it, or one that ends its
+/// operation (then [`take`] fails the step).
+fn settles(pattern: &EventPattern, frame: &Received) -> bool {
+    fit(pattern, frame).is_none() || ends_wanted_operation(pattern, frame)
+}
+
+/// The expected event as a noun phrase: "`hello`", "an event matching {…}", "`next`
+/// of `chat`".
 fn describe(pattern: &EventPattern) -> String {
+    if let Some((kind, name)) = pattern.operation_message() {
+        return match &pattern.matches {
+            Some(m) => format!("`{kind}` of `{name}` matching {m}"),
+            None => format!("`{kind}` of `{name}`"),
+        };
+    }
     let event = pattern.event.as_ref().filter(|e| *e != ANY_FRAME);
     match (event, &pattern.matches) {
         (Some(e), Some(m)) => format!("`{e}` matching {m}"),
@@ -66,6 +110,9 @@ fn describe(pattern: &EventPattern) -> String {
 /// "No" and the expected event: "no `hello`", "no event matching {…}", "no frame".
 fn describe_none(pattern: &EventPattern) -> String {
     let event = pattern.event.as_ref().filter(|e| *e != ANY_FRAME);
+    if pattern.operation_message().is_some() {
+        return format!("no {}", describe(pattern));
+    }
     match (event, &pattern.matches) {
         (None, Some(m)) => format!("no event matching {m}"),
         (None, None) => "no frame".into(),
@@ -172,12 +219,16 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let mut waiter = Waiter::new(&connection, Instant::now() + within);
     let single = EventPattern {
         event: step.event.clone(),
+        next: step.next.clone(),
+        error: step.error.clone(),
+        complete: step.complete.clone(),
         matches: step.matches.clone(),
         exact: step.exact,
         capture: step.capture.clone(),
     };
     if let Some(sequence) = step.sequence {
         let patterns = patterns_of(ctx, sequence, item.as_ref())?;
+        known_operations(&connection, &patterns)?;
         // Each item matches only frames after the one the previous item took.
         let mut after: Option<usize> = None;
         for (i, pattern) in patterns.iter().enumerate() {
@@ -185,9 +236,8 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
             let found = waiter
                 .next(|state| match after {
                     Some(a) if step.strict => take_next_strictly(&mut state.pending, a, pattern),
-                    _ => match take_first(&mut state.pending, &mut cursor, |f| {
-                        fit(pattern, f).is_none()
-                    }) {
+                    _ => match take_first(&mut state.pending, &mut cursor, |f| settles(pattern, f))
+                    {
                         Pick::Found(frame) => Pick::Found(Ok(frame)),
                         Pick::Paused => Pick::Paused,
                         Pick::Exhausted => Pick::Exhausted,
@@ -225,6 +275,7 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     }
     if let Some(items) = step.unordered {
         let patterns = patterns_of(ctx, items, item.as_ref())?;
+        known_operations(&connection, &patterns)?;
         let mut open: Vec<usize> = (0..patterns.len()).collect();
         // Per pattern, the arrival number up to which no frame matches it.
         let mut cursors = vec![0; patterns.len()];
@@ -234,7 +285,7 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                     for (slot, &p) in open.iter().enumerate() {
                         let pattern = &patterns[p];
                         match take_first(&mut state.pending, &mut cursors[p], |f| {
-                            fit(pattern, f).is_none()
+                            settles(pattern, f)
                         }) {
                             Pick::Found(frame) => return Pick::Found((slot, frame)),
                             Pick::Paused => return Pick::Paused,
@@ -265,15 +316,12 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         }
         return Ok(());
     }
+    known_operations(&connection, std::slice::from_ref(&single))?;
     let count = step.count.unwrap_or(1);
     let mut cursor = 0;
     for n in 0..count {
         let found = waiter
-            .next(|state| {
-                take_first(&mut state.pending, &mut cursor, |f| {
-                    fit(&single, f).is_none()
-                })
-            })
+            .next(|state| take_first(&mut state.pending, &mut cursor, |f| settles(&single, f)))
             .await;
         match found {
             Ok(frame) => take(ctx, &connection, &single, &frame)?,
@@ -442,6 +490,22 @@ fn take(
         meter.event_latency(latency);
     }
     ctx.transcript.taken(&connection.name, frame.number);
+    if fit(pattern, frame).is_some() {
+        // Taken because it ended the operation the pattern waits for.
+        ctx.transcript.failed(&connection.name, frame.number);
+        let ended = match frame.event_type.as_deref() {
+            Some("error") => "failed with a GraphQL `error`",
+            _ => "completed",
+        };
+        let failure = Failure::new(format!(
+            "operation `{}` on `{}` {ended} before {} arrived",
+            frame.operation.as_deref().unwrap_or_default(),
+            connection.name,
+            describe(pattern)
+        ))
+        .note(format!("message: {}", frame.shown(2000)));
+        return Err(received_note(ctx, connection, failure));
+    }
     if let Some(violation) = &frame.schema_violation {
         ctx.transcript.failed(&connection.name, frame.number);
         // Reported here, precisely; don't report it again at the step boundary.
@@ -456,6 +520,39 @@ fn take(
             .clone()
             .unwrap_or(Value::String(frame.text.clone()));
         ctx.capture(&pattern.capture, &json)?;
+    }
+    Ok(())
+}
+
+/// Operations a pattern names (`next: chat`) must have been started on the
+/// connection: otherwise the wait could only time out.
+fn known_operations(connection: &Connection, patterns: &[EventPattern]) -> StepResult {
+    for pattern in patterns {
+        let Some((kind, name)) = pattern.operation_message() else {
+            continue;
+        };
+        let known = super::graphql_steps::graphql(connection, |state| {
+            Ok((state.knows(name), state.names()))
+        });
+        let (known, names) = known.map_err(|mut f| {
+            f.message = format!(
+                "`{kind}: {name}` waits for a GraphQL operation's message: {}",
+                f.message
+            );
+            f
+        })?;
+        if !known {
+            let started = if names.is_empty() {
+                "none was started".to_string()
+            } else {
+                format!("started: {}", names.join(", "))
+            };
+            return Err(Failure::new(format!(
+                "no operation `{name}` was started on `{}` ({started})",
+                connection.name
+            ))
+            .hint("a `subscribe` step with this `name` starts it"));
+        }
     }
     Ok(())
 }
@@ -601,9 +698,13 @@ pub async fn expect_none(ctx: &mut ScenarioContext, body: &Value) -> StepResult 
     let connection = ctx.connection(step.on.as_deref())?;
     let pattern = EventPattern {
         event: step.event.clone(),
+        next: step.next.clone(),
+        error: step.error.clone(),
+        complete: step.complete.clone(),
         matches: step.matches.clone(),
         ..EventPattern::default()
     };
+    known_operations(&connection, std::slice::from_ref(&pattern))?;
     let mut waiter = Waiter::new(&connection, Instant::now() + step.during);
     let mut cursor = 0;
     let found = waiter

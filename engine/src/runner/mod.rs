@@ -8,6 +8,7 @@ pub mod connection_steps;
 pub mod context;
 pub mod db;
 pub mod expect;
+pub mod graphql_steps;
 pub mod http;
 pub mod inbox;
 pub mod jwt;

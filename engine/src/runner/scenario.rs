@@ -596,6 +596,8 @@ fn run_leaf<'a>(ctx: &'a mut ScenarioContext, step: &'a Step) -> BoxFuture<'a, S
         StepKind::StartProcess => Box::pin(start_process(ctx, body)),
         StepKind::StopProcess => Box::pin(stop_process(ctx, body)),
         StepKind::Assert => Box::pin(std::future::ready(super::assert::assert(ctx, body))),
+        StepKind::Subscribe => Box::pin(super::graphql_steps::subscribe(ctx, body)),
+        StepKind::Complete => Box::pin(super::graphql_steps::complete(ctx, body)),
         StepKind::Each | StepKind::Call => Box::pin(std::future::ready(Err(Failure::of(
             FailureKind::Spec,
             "run by `run_step`",

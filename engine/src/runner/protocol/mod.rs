@@ -16,6 +16,7 @@
 //! closed, timeout…); the messages are unchanged. A protocol's refusal still comes as
 //! `Opening::Refused(why)`.
 
+pub mod graphql;
 pub mod raw;
 
 use std::any::Any;
@@ -193,6 +194,9 @@ pub fn for_connection(
 ) -> Result<SharedProtocol, ProtocolError> {
     let state: Box<dyn Protocol> = match step.protocol {
         ProtocolKind::Raw => Box::new(raw::Raw::new(rules)),
+        ProtocolKind::GraphqlTransportWs => Box::new(graphql::GraphqlTransportWs::new(
+            step.connection_init.clone(),
+        )),
         other => return Err(ProtocolError::Unsupported(other.name())),
     };
     Ok(Arc::new(Mutex::new(state)))

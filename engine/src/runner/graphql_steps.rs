@@ -1,0 +1,69 @@
+//! Steps of graphql-transport-ws connections: `subscribe` starts an operation under a
+//! name (the engine allocates its id), `complete` ends one from the client. Their
+//! messages are expected with `expect: {next | error | complete: <name>}`.
+
+use serde_json::{Map, Value};
+
+use super::context::{Failure, ScenarioContext, StepResult};
+use super::protocol::graphql::GraphqlTransportWs;
+use super::protocol::{self, ProtocolKind};
+use super::ws::Connection;
+use crate::spec::model::{CompleteStep, SubscribeStep};
+
+pub async fn subscribe(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let step: SubscribeStep = ctx.render(body, &[])?;
+    let connection = ctx.connection(step.on.as_deref())?;
+    let mut payload = Map::new();
+    payload.insert("query".into(), Value::String(step.query));
+    if let Some(variables) = step.variables {
+        payload.insert("variables".into(), variables);
+    }
+    if let Some(name) = step.operation_name {
+        payload.insert("operationName".into(), Value::String(name));
+    }
+    if let Some(extensions) = step.extensions {
+        payload.insert("extensions".into(), extensions);
+    }
+    let (shown, frame) = graphql(&connection, |state| state.subscribe(&step.name, payload))?;
+    connection
+        .send_encoded(&shown, frame, ctx.step_timeout())
+        .await?;
+    Ok(())
+}
+
+pub async fn complete(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let (name, on) = match ctx.render::<CompleteStep>(body, &[])? {
+        CompleteStep::Name(name) => (name, None),
+        CompleteStep::Full(step) => (step.name, step.on),
+    };
+    let connection = ctx.connection(on.as_deref())?;
+    let (shown, frame) = graphql(&connection, |state| state.complete(&name))?;
+    connection
+        .send_encoded(&shown, frame, ctx.step_timeout())
+        .await?;
+    Ok(())
+}
+
+/// Run `f` on the connection's graphql-transport-ws state.
+pub fn graphql<R>(
+    connection: &Connection,
+    f: impl FnOnce(&mut GraphqlTransportWs) -> Result<R, String>,
+) -> Result<R, Failure> {
+    match protocol::with_state(connection.protocol(), f) {
+        Some(result) => result.map_err(Failure::new),
+        None => Err(not_graphql(connection)),
+    }
+}
+
+fn not_graphql(connection: &Connection) -> Failure {
+    let kind = protocol::lock(connection.protocol()).kind();
+    Failure::new(format!(
+        "connection `{}` speaks {}, not graphql-transport-ws",
+        connection.name,
+        kind.name()
+    ))
+    .hint(format!(
+        "connect with `protocol: {}`",
+        ProtocolKind::GraphqlTransportWs.name()
+    ))
+}

@@ -1,0 +1,436 @@
+//! GraphQL over WebSocket, `graphql-transport-ws` (the protocol of the `graphql-ws`
+//! library): `connection_init` and its ack open the connection; each operation
+//! (subscription, query, mutation) runs under an id the engine allocates and the spec
+//! names; the server's `next`, `error` and `complete` reach the inbox as messages of
+//! that name; pings are answered at once. Anything else the server sends breaks the
+//! protocol: the engine closes with 4004 (the `graphql-ws` client's "bad response").
+
+use std::any::Any;
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use super::{Breach, Decoded, Incoming, Message, Opening, Protocol, ProtocolKind};
+
+/// The WebSocket subprotocol.
+pub const SUBPROTOCOL: &str = "graphql-transport-ws";
+
+/// The close code the engine sends when the server breaks the protocol.
+const BAD_RESPONSE: u16 = 4004;
+
+/// What graphql-transport-ws says its close codes mean.
+pub fn close_meaning(code: u16) -> Option<&'static str> {
+    Some(match code {
+        4400 => "graphql-transport-ws 4400 bad request: the server could not accept a message the client sent",
+        4401 => "graphql-transport-ws 4401 unauthorized: a `subscribe` before the server acknowledged `connection_init`",
+        4403 => "graphql-transport-ws 4403 forbidden: the server refused the connection (e.g. the `connection_init` payload)",
+        4406 => "graphql-transport-ws 4406: the server does not accept the subprotocol",
+        4408 => "graphql-transport-ws 4408 connection initialisation timeout: no `connection_init` reached the server in time",
+        4409 => "graphql-transport-ws 4409 subscriber already exists: an operation id the server still runs was used again",
+        4429 => "graphql-transport-ws 4429 too many initialisation requests: `connection_init` was sent more than once",
+        4500 => "graphql-transport-ws 4500 internal server error",
+        _ => return None,
+    })
+}
+
+/// An operation the spec started.
+#[derive(Debug)]
+struct Operation {
+    name: String,
+    /// Its GraphQL operation name: the event schema of its `next` payloads.
+    graphql_name: Option<String>,
+    ended: Ended,
+}
+
+/// Whether an operation still runs, and who ended it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Running,
+    /// The client sent `complete`.
+    ByClient,
+    /// The server sent `error` or `complete`.
+    ByServer,
+}
+
+/// One connection's graphql-transport-ws state.
+pub struct GraphqlTransportWs {
+    init_payload: Option<Value>,
+    acknowledged: bool,
+    /// Operations by wire id.
+    operations: HashMap<String, Operation>,
+    /// Wire id of the latest operation of each spec name.
+    by_name: HashMap<String, String>,
+    next_id: u64,
+}
+
+impl GraphqlTransportWs {
+    pub fn new(init_payload: Option<Value>) -> Self {
+        GraphqlTransportWs {
+            init_payload,
+            acknowledged: false,
+            operations: HashMap::new(),
+            by_name: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    /// Start operation `name`: allocate its id and encode its `subscribe` frame.
+    /// Returns the message as the transcript shows it and the frame.
+    pub fn subscribe(
+        &mut self,
+        name: &str,
+        mut payload: Map<String, Value>,
+    ) -> Result<(String, String), String> {
+        if let Some(id) = self.by_name.get(name) {
+            if self
+                .operations
+                .get(id)
+                .is_some_and(|op| op.ended == Ended::Running)
+            {
+                return Err(format!(
+                    "operation `{name}` is still running on this connection; `complete: {name}` ends it, or give the new one another name"
+                ));
+            }
+        }
+        let id = self.next_id.to_string();
+        self.next_id += 1;
+        let graphql_name = payload
+            .get("operationName")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| {
+                payload
+                    .get("query")
+                    .and_then(Value::as_str)
+                    .and_then(operation_name)
+            });
+        payload.retain(|_, v| !v.is_null());
+        let payload = Value::Object(payload);
+        let shown = json!({"subscribe": name, "payload": payload}).to_string();
+        let frame = json!({"id": id, "type": "subscribe", "payload": payload}).to_string();
+        self.operations.insert(
+            id.clone(),
+            Operation {
+                name: name.to_string(),
+                graphql_name,
+                ended: Ended::Running,
+            },
+        );
+        self.by_name.insert(name.to_string(), id);
+        Ok((shown, frame))
+    }
+
+    /// End operation `name` from the client: encode its `complete` frame.
+    pub fn complete(&mut self, name: &str) -> Result<(String, String), String> {
+        let Some(id) = self.by_name.get(name) else {
+            return Err(format!(
+                "no operation `{name}` was started on this connection (`subscribe` starts one)"
+            ));
+        };
+        let operation = self
+            .operations
+            .get_mut(id)
+            .ok_or_else(|| format!("operation `{name}` is unknown"))?;
+        if operation.ended != Ended::Running {
+            return Err(format!("operation `{name}` has already ended"));
+        }
+        operation.ended = Ended::ByClient;
+        let shown = json!({"complete": name}).to_string();
+        let frame = json!({"id": id, "type": "complete"}).to_string();
+        Ok((shown, frame))
+    }
+
+    /// Whether the spec started an operation of this name on the connection.
+    pub fn knows(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Names of the operations started, for hints.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.by_name.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn breach(&self, reason: String, frame: &str) -> Decoded {
+        Decoded {
+            breach: Some(Breach {
+                code: BAD_RESPONSE,
+                reason: format!(
+                    "the server broke graphql-transport-ws: {reason}: {}",
+                    crate::text::truncate(frame, 200)
+                ),
+            }),
+            ..Decoded::default()
+        }
+    }
+
+    /// An operation's `next`, `error` or `complete`.
+    fn operation_message(
+        &mut self,
+        kind: &str,
+        message: &Map<String, Value>,
+        raw: String,
+    ) -> Decoded {
+        let Some(id) = message.get("id").and_then(Value::as_str) else {
+            return self.breach(format!("`{kind}` without an `id`"), &raw);
+        };
+        let Some(operation) = self.operations.get_mut(id) else {
+            return self.breach(
+                format!("`{kind}` for id `{id}`, which the client never used"),
+                &raw,
+            );
+        };
+        match operation.ended {
+            Ended::Running => {}
+            // The client's `complete` may cross the server's last messages: those are
+            // shown in the transcript, not delivered.
+            Ended::ByClient => {
+                return Decoded {
+                    chatter: Some(raw),
+                    ..Decoded::default()
+                }
+            }
+            Ended::ByServer => {
+                let name = operation.name.clone();
+                return self.breach(
+                    format!("`{kind}` for operation `{name}` after it ended"),
+                    &raw,
+                );
+            }
+        }
+        let payload = message.get("payload").cloned();
+        match (kind, &payload) {
+            ("next", Some(Value::Object(_))) => {}
+            ("error", Some(Value::Array(_))) => {}
+            ("complete", _) => {}
+            ("next", _) => {
+                return self.breach("`next` without an execution result as payload".into(), &raw)
+            }
+            _ => return self.breach("`error` without a list of errors as payload".into(), &raw),
+        }
+        if kind != "next" {
+            operation.ended = Ended::ByServer;
+        }
+        let name = operation.name.clone();
+        let shown = match &payload {
+            Some(payload) => json!({kind: name, "payload": payload}),
+            None => json!({kind: name}),
+        };
+        Decoded::message(Message {
+            text: shown.to_string(),
+            json: Some(payload.unwrap_or(Value::Null)),
+            event_type: Some(kind.to_string()),
+            schema_type: (kind == "next")
+                .then(|| operation.graphql_name.clone())
+                .flatten(),
+            operation: Some(name),
+            ends_operation: kind != "next",
+            raw: Some(raw),
+            binary: false,
+        })
+    }
+}
+
+/// The name in `subscription OnMessage(...) {`, `query Q {`, `mutation M {`.
+fn operation_name(query: &str) -> Option<String> {
+    let query = query.trim_start();
+    let rest = ["subscription", "query", "mutation"]
+        .iter()
+        .find_map(|keyword| query.strip_prefix(keyword))?;
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let name: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+impl Protocol for GraphqlTransportWs {
+    fn kind(&self) -> ProtocolKind {
+        ProtocolKind::GraphqlTransportWs
+    }
+
+    fn subprotocol(&self) -> Option<&'static str> {
+        Some(SUBPROTOCOL)
+    }
+
+    fn start(&mut self) -> Vec<String> {
+        let init = match &self.init_payload {
+            Some(payload) => json!({"type": "connection_init", "payload": payload}),
+            None => json!({"type": "connection_init"}),
+        };
+        vec![init.to_string()]
+    }
+
+    fn opening(&self) -> Opening {
+        if self.acknowledged {
+            Opening::Open
+        } else {
+            Opening::Waiting("`connection_ack`".into())
+        }
+    }
+
+    fn close_meaning(&self, code: u16) -> Option<&'static str> {
+        close_meaning(code)
+    }
+
+    fn decode(&mut self, frame: Incoming) -> Decoded {
+        if frame.binary {
+            return self.breach(
+                "a binary frame (the protocol is text only)".into(),
+                &frame.text,
+            );
+        }
+        let message = match serde_json::from_str::<Value>(&frame.text) {
+            Ok(Value::Object(message)) => message,
+            _ => return self.breach("a frame that is not a JSON object".into(), &frame.text),
+        };
+        let Some(kind) = message
+            .get("type")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            return self.breach("a message without a `type`".into(), &frame.text);
+        };
+        match kind.as_str() {
+            "ping" => Decoded {
+                replies: vec![json!({"type": "pong"}).to_string()],
+                chatter: Some(frame.text),
+                ..Decoded::default()
+            },
+            "pong" => Decoded {
+                chatter: Some(frame.text),
+                ..Decoded::default()
+            },
+            "connection_ack" if self.acknowledged => {
+                self.breach("a second `connection_ack`".into(), &frame.text)
+            }
+            "connection_ack" => {
+                self.acknowledged = true;
+                Decoded {
+                    chatter: Some(frame.text),
+                    ..Decoded::default()
+                }
+            }
+            _ if !self.acknowledged => {
+                self.breach(format!("`{kind}` before `connection_ack`"), &frame.text)
+            }
+            "next" | "error" | "complete" => self.operation_message(&kind, &message, frame.text),
+            other => self.breach(
+                format!("a message of type `{other}`, which the server may not send"),
+                &frame.text,
+            ),
+        }
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming(text: &str) -> Incoming {
+        Incoming {
+            text: text.into(),
+            binary: false,
+        }
+    }
+
+    fn open() -> GraphqlTransportWs {
+        let mut state = GraphqlTransportWs::new(Some(json!({"token": "t"})));
+        assert_eq!(
+            state.start(),
+            [r#"{"type":"connection_init","payload":{"token":"t"}}"#]
+        );
+        assert!(matches!(state.opening(), Opening::Waiting(_)));
+        let ack = state.decode(incoming(r#"{"type":"connection_ack"}"#));
+        assert!(ack.messages.is_empty() && ack.breach.is_none());
+        assert_eq!(state.opening(), Opening::Open);
+        state
+    }
+
+    fn subscribe(state: &mut GraphqlTransportWs, name: &str) -> String {
+        let mut payload = Map::new();
+        payload.insert("query".into(), json!("subscription OnTick { tick }"));
+        let (_, frame) = state.subscribe(name, payload).unwrap();
+        let frame: Value = serde_json::from_str(&frame).unwrap();
+        frame["id"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn messages_of_an_operation_carry_its_name_and_schema_and_end_it() {
+        let mut state = open();
+        let id = subscribe(&mut state, "ticks");
+        let next = state.decode(incoming(&format!(
+            r#"{{"id":"{id}","type":"next","payload":{{"data":{{"tick":1}}}}}}"#
+        )));
+        let message = &next.messages[0];
+        assert_eq!(message.event_type.as_deref(), Some("next"));
+        assert_eq!(message.operation.as_deref(), Some("ticks"));
+        assert_eq!(message.schema_type.as_deref(), Some("OnTick"));
+        assert_eq!(message.json, Some(json!({"data": {"tick": 1}})));
+        assert!(message.raw.as_deref().unwrap().contains(r#""type":"next""#));
+        let done = state.decode(incoming(&format!(r#"{{"id":"{id}","type":"complete"}}"#)));
+        assert!(done.messages[0].ends_operation);
+        // A new operation may reuse the name once the first ended; it gets a new id.
+        assert_ne!(subscribe(&mut state, "ticks"), id);
+    }
+
+    #[test]
+    fn pings_are_answered_and_breaches_close_with_4004() {
+        let mut state = open();
+        let ping = state.decode(incoming(r#"{"type":"ping"}"#));
+        assert_eq!(ping.replies, [r#"{"type":"pong"}"#]);
+        for bad in [
+            "not json",
+            r#"{"type":"next","id":"99","payload":{}}"#,
+            r#"{"type":"subscribe","id":"1"}"#,
+            r#"{"type":"connection_ack"}"#,
+            r#"{"id":"1"}"#,
+        ] {
+            let decoded = state.decode(incoming(bad));
+            assert_eq!(decoded.breach.map(|b| b.code), Some(4004), "{bad}");
+        }
+        let mut fresh = GraphqlTransportWs::new(None);
+        let early = fresh.decode(incoming(r#"{"id":"1","type":"next","payload":{}}"#));
+        assert!(early
+            .breach
+            .unwrap()
+            .reason
+            .contains("before `connection_ack`"));
+    }
+
+    #[test]
+    fn a_running_name_cannot_be_reused_and_complete_needs_a_running_operation() {
+        let mut state = open();
+        subscribe(&mut state, "a");
+        assert!(state.subscribe("a", Map::new()).is_err());
+        let (shown, frame) = state.complete("a").unwrap();
+        assert_eq!(shown, r#"{"complete":"a"}"#);
+        assert!(frame.contains(r#""type":"complete""#));
+        assert!(state.complete("a").is_err());
+        assert!(state.complete("b").is_err());
+    }
+
+    #[test]
+    fn operation_names_are_read_from_the_query() {
+        assert_eq!(
+            operation_name("subscription OnMsg($r: ID!) { m }").as_deref(),
+            Some("OnMsg")
+        );
+        assert_eq!(
+            operation_name("  mutation Send { send }").as_deref(),
+            Some("Send")
+        );
+        assert_eq!(operation_name("{ hello }"), None);
+        assert_eq!(operation_name("query { hello }"), None);
+        assert_eq!(operation_name("queryX { hello }"), None);
+    }
+}
