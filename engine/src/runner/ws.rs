@@ -434,19 +434,41 @@ fn bind_address_no_port(socket: &tokio::net::TcpSocket) {
     let _ = socket;
 }
 
-/// A rustls client config with the system's roots, plus an extra CA when given.
+/// The system's root certificates, read once per process: reading them means reading
+/// and parsing every file of the system's store.
+fn native_roots() -> &'static rustls::RootCertStore {
+    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        roots
+    })
+}
+
+/// A rustls client config with the system's roots, plus an extra CA when given. Built
+/// once per process for the system's roots alone, and once per distinct CA file
+/// content (the file is read each time, so a CA rewritten between connects is seen).
 pub fn tls_config(
     extra_ca: Option<&std::path::Path>,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = extra_ca {
-        let pem = std::fs::read(path).map_err(|source| TlsError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    static SYSTEM_ONLY: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    static WITH_CA: crate::memo::Memo<rustls::ClientConfig> = crate::memo::Memo::new();
+    let Some(path) = extra_ca else {
+        if let Some(config) = SYSTEM_ONLY.get() {
+            return Ok(config.clone());
+        }
+        let config = Arc::new(client_config(native_roots().clone())?);
+        return Ok(SYSTEM_ONLY.get_or_init(|| config).clone());
+    };
+    let pem = std::fs::read(path).map_err(|source| TlsError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let key = format!("{}\n{}", path.display(), String::from_utf8_lossy(&pem));
+    WITH_CA.get_or_try_insert(&key, || {
+        let mut roots = native_roots().clone();
         let mut reader = std::io::BufReader::new(pem.as_slice());
         let mut added = 0;
         for cert in rustls_pemfile::certs(&mut reader) {
@@ -465,12 +487,16 @@ pub fn tls_config(
                 path: path.to_path_buf(),
             });
         }
-    }
+        client_config(roots)
+    })
+}
+
+fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Protocols)?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(config)
 }
