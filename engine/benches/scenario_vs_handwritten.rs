@@ -187,6 +187,7 @@ fn main() {
             ),
             meter: None,
             stop: Default::default(),
+            plans: Default::default(),
         };
         let hand = Handwritten {
             ws_url,

@@ -66,6 +66,7 @@ pub async fn run(
         frames: crate::runner::transcript::Keep::Nothing,
         meter: Some(metrics.clone() as SharedMeter),
         stop: stop.clone(),
+        plans: Default::default(),
     });
     let iteration: Iteration = {
         let metrics = metrics.clone();

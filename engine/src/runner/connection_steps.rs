@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::jwt;
+use super::plan::{Outgoing, OutgoingFrame};
 use super::protocol;
 use super::ws::{tls_config, ConnectError, ConnectRequest, Connection, FrameRules};
 use crate::diagnostic::FailureKind;
@@ -276,34 +277,50 @@ pub async fn send(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         .transpose()?
         .and_then(|r| r.as_u64())
         .unwrap_or(1);
+    // A body without templates is the same every time (whatever `index`).
+    let planned = ctx.planned(&ctx.plans.sends, body, || outgoing(ctx, body, 0))?;
     for index in 0..repeat {
-        let step: SendStep = ctx.render(body, &[("index", json!(index))])?;
-        let connection = ctx.connection(step.on.as_deref())?;
+        let rendered;
+        let outgoing = match &planned {
+            Some(plan) => plan.as_ref(),
+            None => {
+                rendered = outgoing(ctx, body, index)?;
+                &rendered
+            }
+        };
+        let connection = ctx.connection(outgoing.on.as_deref())?;
         let timeout = ctx.step_timeout();
-        match (step.json, step.text, step.binary) {
-            (Some(json), _, _) => connection.send_text(json.to_string(), timeout).await?,
-            (None, Some(text), _) => connection.send_text(text, timeout).await?,
-            (None, None, Some(payload)) => {
-                let bytes = match payload {
-                    BinaryPayload::Base64(b64) => base64::engine::general_purpose::STANDARD
-                        .decode(b64.trim())
-                        .map_err(|e| {
-                            Failure::of(FailureKind::Spec, format!("`binary` is not base64: {e}"))
-                        })?,
-                    BinaryPayload::Text { text } => text.into_bytes(),
-                    BinaryPayload::Json { json } => json.to_string().into_bytes(),
-                };
-                connection.send_binary(bytes, timeout).await?
-            }
-            (None, None, None) => {
-                return Err(Failure::of(
-                    FailureKind::Spec,
-                    "`send` needs `json`, `text` or `binary`",
-                ))
-            }
+        match &outgoing.frame {
+            OutgoingFrame::Text(text) => connection.send_text(text.clone(), timeout).await?,
+            OutgoingFrame::Binary(bytes) => connection.send_binary(bytes.clone(), timeout).await?,
         }
     }
     Ok(())
+}
+
+/// The frame a `send` body gives, rendered with `index` (its repetition).
+fn outgoing(ctx: &ScenarioContext, body: &Value, index: u64) -> Result<Outgoing, Failure> {
+    let step: SendStep = ctx.render(body, &[("index", json!(index))])?;
+    let frame = match (step.json, step.text, step.binary) {
+        (Some(json), _, _) => OutgoingFrame::Text(json.to_string()),
+        (None, Some(text), _) => OutgoingFrame::Text(text),
+        (None, None, Some(payload)) => OutgoingFrame::Binary(match payload {
+            BinaryPayload::Base64(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| {
+                    Failure::of(FailureKind::Spec, format!("`binary` is not base64: {e}"))
+                })?,
+            BinaryPayload::Text { text } => text.into_bytes(),
+            BinaryPayload::Json { json } => json.to_string().into_bytes(),
+        }),
+        (None, None, None) => {
+            return Err(Failure::of(
+                FailureKind::Spec,
+                "`send` needs `json`, `text` or `binary`",
+            ))
+        }
+    };
+    Ok(Outgoing { on: step.on, frame })
 }
 
 pub async fn close(ctx: &mut ScenarioContext, body: &Value) -> StepResult {

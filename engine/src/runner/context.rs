@@ -109,6 +109,9 @@ pub struct ScenarioContext {
     pub interrupted: bool,
     /// What the running step's state assertions saw; moved to its record when it ends.
     pub observations: Vec<super::observed::Observation>,
+    /// The scenario's template-free step bodies in their typed form, shared by its
+    /// attempts.
+    pub plans: Arc<super::plan::StepPlans>,
 }
 
 /// The scope of a library call in progress: its parameters and its own variables.
@@ -177,6 +180,21 @@ impl ScenarioContext {
             .hint("check the names used: ids.<name>, vars.<name>, env.<NAME>");
             self.at_field(failure, &e.pointer)
         })
+    }
+
+    /// The plan of a body of this scenario's own steps (see [`super::plan`]), made by
+    /// `make` the first time; `None` inside a library call or when the body has
+    /// templates.
+    pub fn planned<T>(
+        &self,
+        plans: &super::plan::Plans<T>,
+        body: &Value,
+        make: impl FnOnce() -> Result<T, Failure>,
+    ) -> Result<Option<Arc<T>>, Failure> {
+        if !self.frames.is_empty() {
+            return Ok(None);
+        }
+        plans.get(body, make)
     }
 
     /// Render a step body and read it as its typed form; a field that does not fit is

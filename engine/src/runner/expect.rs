@@ -3,6 +3,7 @@
 //! connection's inbox and leaves the rest. A timeout reports every frame the
 //! connection received and diffs the nearest candidate against the expectation.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -10,6 +11,7 @@ use tokio::time::Instant;
 
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::inbox::{Pending, Scan};
+use super::plan::ExpectPlan;
 use super::waiter::{find_first, take_first, Pick, WaitEnd, Waiter, SCAN_BUDGET};
 use super::ws::{Connection, Received};
 use crate::diagnostic::FailureKind;
@@ -205,8 +207,9 @@ fn range_values(range: &[i64]) -> Result<Vec<Value>, Failure> {
     Ok((0..count).map(|i| Value::from(start + i * step)).collect())
 }
 
-pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    // A generated sequence's item is rendered per value, not with the step.
+/// An `expect` body rendered and read: the step, a generated sequence's item (rendered
+/// per value, not with the step) and its single-event pattern.
+fn expect_plan(ctx: &ScenarioContext, body: &Value) -> Result<ExpectPlan, Failure> {
     let mut body = body.clone();
     let item = ["sequence", "unordered"].into_iter().find_map(|key| {
         body.get_mut(key)
@@ -214,9 +217,6 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
             .and_then(|generator| generator.remove("item"))
     });
     let step: ExpectStep = ctx.render(&body, &[])?;
-    let connection = ctx.connection(step.on.as_deref())?;
-    let within = step.within.unwrap_or_else(|| ctx.step_timeout());
-    let mut waiter = Waiter::new(&connection, Instant::now() + within);
     let single = EventPattern {
         event: step.event.clone(),
         next: step.next.clone(),
@@ -226,7 +226,19 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         exact: step.exact,
         capture: step.capture.clone(),
     };
-    if let Some(sequence) = step.sequence {
+    Ok(ExpectPlan { step, item, single })
+}
+
+pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let plan = match ctx.planned(&ctx.plans.expects, body, || expect_plan(ctx, body))? {
+        Some(plan) => plan,
+        None => Arc::new(expect_plan(ctx, body)?),
+    };
+    let ExpectPlan { step, item, single } = &*plan;
+    let connection = ctx.connection(step.on.as_deref())?;
+    let within = step.within.unwrap_or_else(|| ctx.step_timeout());
+    let mut waiter = Waiter::new(&connection, Instant::now() + within);
+    if let Some(sequence) = step.sequence.clone() {
         let patterns = patterns_of(ctx, sequence, item.as_ref())?;
         known_operations(&connection, &patterns)?;
         // Each item matches only frames after the one the previous item took.
@@ -273,7 +285,7 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         }
         return Ok(());
     }
-    if let Some(items) = step.unordered {
+    if let Some(items) = step.unordered.clone() {
         let patterns = patterns_of(ctx, items, item.as_ref())?;
         known_operations(&connection, &patterns)?;
         let mut open: Vec<usize> = (0..patterns.len()).collect();
@@ -316,15 +328,15 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         }
         return Ok(());
     }
-    known_operations(&connection, std::slice::from_ref(&single))?;
+    known_operations(&connection, std::slice::from_ref(single))?;
     let count = step.count.unwrap_or(1);
     let mut cursor = 0;
     for n in 0..count {
         let found = waiter
-            .next(|state| take_first(&mut state.pending, &mut cursor, |f| settles(&single, f)))
+            .next(|state| take_first(&mut state.pending, &mut cursor, |f| settles(single, f)))
             .await;
         match found {
-            Ok(frame) => take(ctx, &connection, &single, &frame)?,
+            Ok(frame) => take(ctx, &connection, single, &frame)?,
             Err(end) => {
                 let position = if count > 1 {
                     format!("event {} of {count}", n + 1)
@@ -337,7 +349,7 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                     position: &position,
                     after: None,
                 };
-                return Err(timeout_failure(ctx, &connection, &single, wait));
+                return Err(timeout_failure(ctx, &connection, single, wait));
             }
         }
     }

@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod kv;
 pub mod meter;
 pub mod observed;
+pub mod plan;
 pub mod poll;
 pub mod process_group;
 pub mod protocol;
@@ -337,6 +338,7 @@ async fn launch(
             },
             meter: None,
             stop: stop.clone(),
+            plans: Default::default(),
         };
         let (tx, options, failed_fast) = (tx.clone(), options.clone(), failed_fast.clone());
         tasks.spawn(async move {

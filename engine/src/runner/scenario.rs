@@ -150,6 +150,9 @@ pub struct ScenarioRun {
     /// A requested stop ends the steps at their next boundary or wait; teardown still
     /// runs.
     pub stop: RunStop,
+    /// The typed form of `scenario`'s template-free step bodies, made once for all
+    /// attempts (`Default::default()`; see [`super::plan`]).
+    pub plans: Arc<super::plan::StepPlans>,
 }
 
 impl ScenarioRun {
@@ -250,6 +253,7 @@ impl ScenarioRun {
             stop: self.stop.clone(),
             interrupted: false,
             observations: Vec::new(),
+            plans: self.plans.clone(),
         }
     }
 
@@ -467,34 +471,43 @@ fn schema_violations(ctx: &ScenarioContext) -> StepResult {
 /// call sites that led there.
 pub(super) type Located = Result<(), Failure>;
 
-pub(super) fn run_step<'a>(
+pub(super) async fn run_step(ctx: &mut ScenarioContext, step: &Step) -> Located {
+    if ctx.stop.is_requested() {
+        return Err(interrupted(ctx, step.span));
+    }
+    match step.kind {
+        StepKind::Each | StepKind::Call => return run_nested(ctx, step).await,
+        _ => {}
+    }
+    ctx.step_at = Some(step.pointer.clone());
+    let result = if waits(step.kind) {
+        let stop = ctx.stop.clone();
+        tokio::select! {
+            result = run_leaf(ctx, step) => result,
+            () = stop.requested() => return Err(interrupted(ctx, step.span)),
+        }
+    } else {
+        run_leaf(ctx, step).await
+    };
+    let result = match result {
+        Ok(()) => schema_violations(ctx),
+        Err(f) => Err(f),
+    };
+    result.map_err(|f| f.at_if_unlocated(ctx.source(), step.span))
+}
+
+/// Steps that hold steps (`each`, library calls) run them through [`run_step`]: their
+/// futures are boxed to break the cycle. A leaf step's future is boxed once, at its own
+/// kind's size ([`run_leaf`]), not again around it.
+fn run_nested<'a>(
     ctx: &'a mut ScenarioContext,
     step: &'a Step,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Located> + Send + 'a>> {
     Box::pin(async move {
-        if ctx.stop.is_requested() {
-            return Err(interrupted(ctx, step.span));
-        }
         match step.kind {
-            StepKind::Each => return run_each(ctx, step).await,
-            StepKind::Call => return super::call::call(ctx, step).await,
-            _ => {}
+            StepKind::Each => run_each(ctx, step).await,
+            _ => super::call::call(ctx, step).await,
         }
-        ctx.step_at = Some(step.pointer.clone());
-        let result = if waits(step.kind) {
-            let stop = ctx.stop.clone();
-            tokio::select! {
-                result = run_leaf(ctx, step) => result,
-                () = stop.requested() => return Err(interrupted(ctx, step.span)),
-            }
-        } else {
-            run_leaf(ctx, step).await
-        };
-        let result = match result {
-            Ok(()) => schema_violations(ctx),
-            Err(f) => Err(f),
-        };
-        result.map_err(|f| f.at_if_unlocated(ctx.source(), step.span))
     })
 }
 

@@ -159,6 +159,9 @@ impl Transcript {
 
     /// Change received frame `number` of `connection`, if it is kept.
     fn mark(&self, connection: &str, number: usize, change: impl FnOnce(&mut FrameRecord)) {
+        if self.keep == Keep::Nothing {
+            return;
+        }
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         let Some(entry) = log.connections.get_mut(connection) else {
             return;

@@ -1,0 +1,114 @@
+//! Step bodies without templates, read into their typed form once per scenario run
+//! instead of at every execution: inside `each`, and in every load iteration, the same
+//! `send` and `expect` run again and again, and cloning, rendering and deserializing
+//! their bodies would cost more than the steps' own work.
+//!
+//! Plans are keyed by the address of the step body: they hold for the steps of the one
+//! scenario their [`ScenarioRun`](super::scenario::ScenarioRun) keeps alive for as long
+//! as the plans live. Steps of library calls (another file) are not planned.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+use crate::spec::model::{EventPattern, ExpectStep};
+
+/// The plans of one scenario's steps, by kind.
+#[derive(Default)]
+pub struct StepPlans {
+    pub sends: Plans<Outgoing>,
+    pub expects: Plans<ExpectPlan>,
+}
+
+/// What a `send` sends: on which connection, and the frame.
+pub struct Outgoing {
+    pub on: Option<String>,
+    pub frame: OutgoingFrame,
+}
+
+pub enum OutgoingFrame {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// An `expect` read into its typed form, with a generated sequence's item kept apart
+/// (it is rendered per value) and its single-event pattern.
+pub struct ExpectPlan {
+    pub step: ExpectStep,
+    pub item: Option<Value>,
+    pub single: EventPattern,
+}
+
+/// Plans of one kind, by step body.
+pub struct Plans<T> {
+    /// `None`: the body has templates, so it is rendered at every execution.
+    by_body: RwLock<HashMap<usize, Option<Arc<T>>>>,
+}
+
+impl<T> Default for Plans<T> {
+    fn default() -> Self {
+        Self {
+            by_body: RwLock::default(),
+        }
+    }
+}
+
+impl<T> Plans<T> {
+    /// The plan of `body`, made by `make` the first time; `None` when the body has
+    /// templates. Errors are not kept: a bad body fails every time it runs.
+    pub fn get<E>(
+        &self,
+        body: &Value,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Option<Arc<T>>, E> {
+        let key = body as *const Value as usize;
+        if let Some(known) = self
+            .by_body
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(known.clone());
+        }
+        let plan = if crate::template::contains_template(body) {
+            None
+        } else {
+            Some(Arc::new(make()?))
+        };
+        self.by_body
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, plan.clone());
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_planned_once_and_templated_bodies_are_not() {
+        let plans: Plans<String> = Plans::default();
+        let plain = serde_json::json!({"json": {"type": "ping"}});
+        let templated = serde_json::json!({"json": {"id": "{{ ids.a }}"}});
+        let mut made = 0;
+        let mut make = |ok: bool| {
+            made += 1;
+            if ok {
+                Ok("plan".to_string())
+            } else {
+                Err("bad")
+            }
+        };
+        assert_eq!(plans.get(&plain, || make(false)), Err("bad"));
+        assert_eq!(
+            plans.get(&plain, || make(true)).unwrap().as_deref(),
+            Some(&"plan".to_string())
+        );
+        assert!(plans.get(&plain, || make(true)).unwrap().is_some());
+        assert!(plans.get(&templated, || make(true)).unwrap().is_none());
+        assert_eq!(made, 2);
+    }
+}
