@@ -132,15 +132,13 @@ impl Subscription {
 /// async-graphql over axum on a free port, graphql-transport-ws at `/graphql`; a
 /// `connection_init` without a `user` is refused. Returns `ws://127.0.0.1:PORT`.
 async fn start_async_graphql() -> String {
+    common::create_table(
+        "CREATE TABLE IF NOT EXISTS engine_gql_messages (id TEXT PRIMARY KEY, room TEXT NOT NULL, text TEXT NOT NULL)",
+    )
+    .await;
     let db = sqlx::PgPool::connect(DATABASE_URL)
         .await
         .expect("PostgreSQL at 127.0.0.1:5432 must be reachable for these tests");
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS engine_gql_messages (id TEXT PRIMARY KEY, room TEXT NOT NULL, text TEXT NOT NULL)",
-    )
-    .execute(&db)
-    .await
-    .expect("create table");
     let redis = redis::Client::open(REDIS_URL)
         .unwrap()
         .get_connection_manager()

@@ -6,20 +6,12 @@ mod common;
 use common::{fresh, redis, start_server, Suite};
 use engine::runner::Verdict;
 
-/// A table of our own for these tests (created if missing; never dropped, since other
-/// runs may use it at the same time; rows are keyed by fresh IDs and deleted).
+/// A table of our own for these tests (see `common::create_table`).
 async fn ensure_table() {
-    let pool = sqlx::PgPool::connect(common::DATABASE_URL)
-        .await
-        .expect("Postgres at 127.0.0.1:5432 must be reachable for these tests");
-    sqlx::raw_sql(
-        "SELECT pg_advisory_lock(872341);
-         CREATE TABLE IF NOT EXISTS engine_it_items (id TEXT PRIMARY KEY, owner TEXT NOT NULL, n INT, note TEXT, created_at TIMESTAMPTZ DEFAULT now());
-         SELECT pg_advisory_unlock(872341);",
+    common::create_table(
+        "CREATE TABLE IF NOT EXISTS engine_it_items (id TEXT PRIMARY KEY, owner TEXT NOT NULL, n INT, note TEXT, created_at TIMESTAMPTZ DEFAULT now())",
     )
-    .execute(&pool)
-    .await
-    .expect("create test table");
+    .await;
 }
 
 #[tokio::test]

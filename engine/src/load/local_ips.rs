@@ -12,8 +12,23 @@ const MAX_ADDRESSES: u64 = 65_536;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LocalIps(pub Vec<IpAddr>);
 
+/// Why a `--local-ips` list cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalIpsError {
+    #[error("--local-ips: `{0}` is not an IP address")]
+    NotAnAddress(String),
+    #[error("--local-ips: range `{0}`: ranges are of IPv4 addresses; list IPv6 ones")]
+    Ipv6Range(String),
+    #[error("--local-ips: range `{0}` ends before it starts")]
+    Backwards(String),
+    #[error("--local-ips: more than {MAX_ADDRESSES} addresses")]
+    TooMany,
+    #[error("--local-ips: name at least one address, e.g. 127.0.0.1-127.0.0.4")]
+    Empty,
+}
+
 /// Parse `A,B,C-D`: addresses and inclusive IPv4 ranges, comma-separated.
-pub fn parse(text: &str) -> Result<LocalIps, String> {
+pub fn parse(text: &str) -> Result<LocalIps, LocalIpsError> {
     let mut ips = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match item.split_once('-') {
@@ -22,33 +37,31 @@ pub fn parse(text: &str) -> Result<LocalIps, String> {
                 let (first, last) = (ipv4(first, item)?, ipv4(last, item)?);
                 let (from, to) = (u32::from(first), u32::from(last));
                 if from > to {
-                    return Err(format!("--local-ips: range `{item}` ends before it starts"));
+                    return Err(LocalIpsError::Backwards(item.to_string()));
                 }
                 if u64::from(to - from) + ips.len() as u64 >= MAX_ADDRESSES {
-                    return Err(format!("--local-ips: more than {MAX_ADDRESSES} addresses"));
+                    return Err(LocalIpsError::TooMany);
                 }
                 ips.extend((from..=to).map(|n| IpAddr::V4(Ipv4Addr::from(n))));
             }
         }
     }
     if ips.is_empty() {
-        return Err("--local-ips: name at least one address, e.g. 127.0.0.1-127.0.0.4".into());
+        return Err(LocalIpsError::Empty);
     }
     Ok(LocalIps(ips))
 }
 
-fn address(text: &str) -> Result<IpAddr, String> {
+fn address(text: &str) -> Result<IpAddr, LocalIpsError> {
     text.trim()
         .parse()
-        .map_err(|_| format!("--local-ips: `{}` is not an IP address", text.trim()))
+        .map_err(|_| LocalIpsError::NotAnAddress(text.trim().to_string()))
 }
 
-fn ipv4(text: &str, range: &str) -> Result<Ipv4Addr, String> {
+fn ipv4(text: &str, range: &str) -> Result<Ipv4Addr, LocalIpsError> {
     match address(text)? {
         IpAddr::V4(ip) => Ok(ip),
-        IpAddr::V6(_) => Err(format!(
-            "--local-ips: range `{range}`: ranges are of IPv4 addresses; list IPv6 ones"
-        )),
+        IpAddr::V6(_) => Err(LocalIpsError::Ipv6Range(range.to_string())),
     }
 }
 
@@ -76,7 +89,7 @@ mod tests {
             ("10.0.0.0-10.255.255.255", "more than"),
         ] {
             let e = parse(text).unwrap_err();
-            assert!(e.contains(says), "{text}: {e}");
+            assert!(e.to_string().contains(says), "{text}: {e}");
         }
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::context::{Failure, ScenarioContext, StepResult};
-use super::protocol::graphql::GraphqlTransportWs;
+use super::protocol::graphql::{GraphqlTransportWs, OperationError};
 use super::protocol::{self, ProtocolKind};
 use super::ws::Connection;
 use crate::spec::model::{CompleteStep, SubscribeStep};
@@ -47,10 +47,10 @@ pub async fn complete(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 /// Run `f` on the connection's graphql-transport-ws state.
 pub fn graphql<R>(
     connection: &Connection,
-    f: impl FnOnce(&mut GraphqlTransportWs) -> Result<R, String>,
+    f: impl FnOnce(&mut GraphqlTransportWs) -> Result<R, OperationError>,
 ) -> Result<R, Failure> {
     match protocol::with_state(connection.protocol(), f) {
-        Some(result) => result.map_err(Failure::new),
+        Some(result) => result.map_err(Failure::from),
         None => Err(not_graphql(connection)),
     }
 }

@@ -21,6 +21,26 @@ use tokio_tungstenite::tungstenite::Message;
 pub const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
+/// Create a table of the tests' own if it is missing. Never dropped: other test
+/// binaries and runs share it (rows are keyed by fresh IDs and deleted). Postgres's
+/// `CREATE TABLE IF NOT EXISTS` is not safe against itself (two at once on a fresh
+/// database: one fails on `pg_type`), so creations are serialized by an advisory lock.
+pub async fn create_table(ddl: &str) {
+    let pool = sqlx::PgPool::connect(DATABASE_URL)
+        .await
+        .expect("Postgres at 127.0.0.1:5432 must be reachable for these tests");
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock(872341)")
+        .execute(&mut *tx)
+        .await
+        .expect("advisory lock");
+    sqlx::raw_sql(ddl)
+        .execute(&mut *tx)
+        .await
+        .unwrap_or_else(|e| panic!("{ddl}: {e}"));
+    tx.commit().await.expect("commit");
+}
+
 /// Start the test server on a free port; returns `ws://127.0.0.1:PORT`.
 ///
 /// Routes: `/echo` greets with `{"type":"hello","n":1}` and answers every JSON frame

@@ -63,6 +63,24 @@ pub struct GraphqlTransportWs {
     next_id: u64,
 }
 
+/// Why a `subscribe` or `complete` step cannot start or end an operation: the spec
+/// names operations, so these are the spec's mistakes.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    #[error("operation `{0}` is still running on this connection; `complete: {0}` ends it, or give the new one another name")]
+    StillRunning(String),
+    #[error("no operation `{0}` was started on this connection (`subscribe` starts one)")]
+    NotStarted(String),
+    #[error("operation `{0}` has already ended")]
+    AlreadyEnded(String),
+}
+
+impl From<OperationError> for crate::diagnostic::Diagnostic {
+    fn from(e: OperationError) -> Self {
+        Self::of(crate::diagnostic::FailureKind::Spec, e.to_string())
+    }
+}
+
 impl GraphqlTransportWs {
     pub fn new(init_payload: Option<Value>) -> Self {
         GraphqlTransportWs {
@@ -80,16 +98,14 @@ impl GraphqlTransportWs {
         &mut self,
         name: &str,
         mut payload: Map<String, Value>,
-    ) -> Result<(String, String), String> {
+    ) -> Result<(String, String), OperationError> {
         if let Some(id) = self.by_name.get(name) {
             if self
                 .operations
                 .get(id)
                 .is_some_and(|op| op.ended == Ended::Running)
             {
-                return Err(format!(
-                    "operation `{name}` is still running on this connection; `complete: {name}` ends it, or give the new one another name"
-                ));
+                return Err(OperationError::StillRunning(name.to_string()));
             }
         }
         let id = self.next_id.to_string();
@@ -121,18 +137,17 @@ impl GraphqlTransportWs {
     }
 
     /// End operation `name` from the client: encode its `complete` frame.
-    pub fn complete(&mut self, name: &str) -> Result<(String, String), String> {
-        let Some(id) = self.by_name.get(name) else {
-            return Err(format!(
-                "no operation `{name}` was started on this connection (`subscribe` starts one)"
-            ));
-        };
+    pub fn complete(&mut self, name: &str) -> Result<(String, String), OperationError> {
+        let id = self
+            .by_name
+            .get(name)
+            .ok_or_else(|| OperationError::NotStarted(name.to_string()))?;
         let operation = self
             .operations
             .get_mut(id)
-            .ok_or_else(|| format!("operation `{name}` is unknown"))?;
+            .ok_or_else(|| OperationError::NotStarted(name.to_string()))?;
         if operation.ended != Ended::Running {
-            return Err(format!("operation `{name}` has already ended"));
+            return Err(OperationError::AlreadyEnded(name.to_string()));
         }
         operation.ended = Ended::ByClient;
         let shown = json!({"complete": name}).to_string();
