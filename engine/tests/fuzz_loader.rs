@@ -256,6 +256,7 @@ fn exercise_body(kind: StepKind, body: &Value) {
         StepKind::Assert => typed::<model::AssertStep>(body),
         StepKind::Subscribe => typed::<model::SubscribeStep>(body),
         StepKind::Complete => typed::<model::CompleteStep>(body),
+        StepKind::Emit => typed::<model::EmitStep>(body),
         // A library step's own steps are loaded (and fuzzed) with the library.
         StepKind::Sleep | StepKind::Call => {}
     }

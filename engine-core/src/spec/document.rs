@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::model::{
     ActionBody, AssertDbStep, AssertRedisStep, AssertStep, AuthenticateStep, CloseStep,
-    CompleteStep, ConnectStep, DisconnectStep, EachStep, ExpectCloseStep, ExpectNoneStep,
+    CompleteStep, ConnectStep, DisconnectStep, EachStep, EmitStep, ExpectCloseStep, ExpectNoneStep,
     ExpectStep, HttpStep, RedisStep, SendStep, SqlStep, StartProcessStep, StepKind,
     StopProcessStep, SubscribeStep,
 };
@@ -151,6 +151,7 @@ fn body_schema(kind: StepKind, generator: &mut SchemaGenerator) -> Schema {
         StepKind::Assert => generator.subschema_for::<AssertStep>(),
         StepKind::Subscribe => generator.subschema_for::<SubscribeStep>(),
         StepKind::Complete => generator.subschema_for::<CompleteStep>(),
+        StepKind::Emit => generator.subschema_for::<EmitStep>(),
         // Written under the library step's own name: `additionalProperties` above.
         StepKind::Call => json_schema!(true),
     }

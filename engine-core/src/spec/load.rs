@@ -673,6 +673,7 @@ impl<'a> Checker<'a> {
             StepKind::Assert => self.typed::<AssertStep>(&step.body, &pointer),
             StepKind::Subscribe => self.typed::<SubscribeStep>(&step.body, &pointer),
             StepKind::Complete => self.typed::<CompleteStep>(&step.body, &pointer),
+            StepKind::Emit => self.typed::<EmitStep>(&step.body, &pointer),
             StepKind::Call => self.call(step, &pointer),
             StepKind::Sleep | StepKind::Each => {}
         }

@@ -104,13 +104,15 @@ pub enum StepKind {
     Subscribe,
     /// graphql-transport-ws: end an operation from the client.
     Complete,
+    /// socket.io: emit an event.
+    Emit,
     /// A step from the suite's library, written under its own name.
     Call,
 }
 
 impl StepKind {
     /// The built-in kinds (a [`StepKind::Call`] is written under its library step's name).
-    pub const ALL: [StepKind; 20] = [
+    pub const ALL: [StepKind; 21] = [
         StepKind::Connect,
         StepKind::Authenticate,
         StepKind::Send,
@@ -131,6 +133,7 @@ impl StepKind {
         StepKind::Assert,
         StepKind::Subscribe,
         StepKind::Complete,
+        StepKind::Emit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -155,6 +158,7 @@ impl StepKind {
             StepKind::Assert => "assert",
             StepKind::Subscribe => "subscribe",
             StepKind::Complete => "complete",
+            StepKind::Emit => "emit",
             StepKind::Call => "call",
         }
     }
@@ -177,6 +181,7 @@ impl StepKind {
                 | StepKind::Disconnect
                 | StepKind::Subscribe
                 | StepKind::Complete
+                | StepKind::Emit
         )
     }
 }
@@ -290,6 +295,13 @@ pub struct ConnectStep {
     /// connect step waits for `connection_ack`.
     #[schemars(example = serde_json::json!({"authorization": "Bearer {{ vars.token }}"}))]
     pub connection_init: Option<Value>,
+    /// socket.io: the namespaces to connect once the Engine.IO handshake is done
+    /// (default `["/"]`), each a name or `{name, auth}` (the `auth` payload of its
+    /// CONNECT packet); the connect step waits until the server accepted each one,
+    /// and fails with the server's `connect_error` data when it refuses one. The
+    /// first is where `emit` goes when it names no `namespace`.
+    #[schemars(example = serde_json::json!(["/", {"name": "/admin", "auth": {"token": "{{ vars.token }}"}}]))]
+    pub namespaces: Option<Vec<NamespaceConnect>>,
     /// Captures from the ready event, as `vars.<name>`; a profile's ready captures land
     /// under `vars.<connection>.<name>`.
     #[serde(default)]
@@ -328,6 +340,37 @@ impl ProtocolKind {
     }
 }
 
+/// A socket.io namespace to connect: its name, or `{name, auth}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum NamespaceConnect {
+    /// The namespace's name (`/`, `/admin`).
+    Name(String),
+    Full(NamespaceAuth),
+}
+
+/// A socket.io namespace and the `auth` payload of its CONNECT packet.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceAuth {
+    /// The namespace's name, starting with `/`.
+    #[schemars(example = &"/admin")]
+    pub name: String,
+    /// The CONNECT packet's payload (the server reads it as `socket.handshake.auth`).
+    #[schemars(example = serde_json::json!({"token": "{{ vars.token }}"}))]
+    pub auth: Option<Value>,
+}
+
+impl NamespaceConnect {
+    /// The namespace's name and auth payload.
+    pub fn parts(&self) -> (&str, Option<&Value>) {
+        match self {
+            NamespaceConnect::Name(name) => (name, None),
+            NamespaceConnect::Full(full) => (&full.name, full.auth.as_ref()),
+        }
+    }
+}
+
 /// The name a `connect` gives its connection (`default` when it gives none), read from
 /// the unrendered body.
 pub fn connection_name(body: &Value) -> &str {
@@ -352,7 +395,7 @@ pub enum ReadyWait {
     Off(bool),
     /// `ready: connection_established`.
     Event(String),
-    Pattern(EventPattern),
+    Pattern(Box<EventPattern>),
 }
 
 impl ReadyWait {
@@ -364,7 +407,7 @@ impl ReadyWait {
                 event: Some(event.clone()),
                 ..EventPattern::default()
             }),
-            ReadyWait::Pattern(p) => Some(p.clone()),
+            ReadyWait::Pattern(p) => Some((**p).clone()),
         }
     }
 }
@@ -531,6 +574,13 @@ pub struct EventPattern {
     /// graphql-transport-ws: the `complete` of the operation of this name.
     #[schemars(example = &"chat")]
     pub complete: Option<String>,
+    /// socket.io: only events of this namespace (default: any namespace).
+    #[schemars(example = &"/admin")]
+    pub namespace: Option<String>,
+    /// socket.io: the matched event asks for an acknowledgement; answer it with these
+    /// arguments (`{"$binary": <base64>}` sends an argument as a binary attachment).
+    #[schemars(with = "Option<Templated<Vec<Value>>>", example = serde_json::json!([{"accepted": true}]))]
+    pub ack: Option<Vec<Value>>,
     /// Subset match; placeholders: #string #number #boolean #array #object #uuid
     /// #present #absent #null #notnull #ignore `#regex <re>`.
     #[serde(rename = "match")]
@@ -544,6 +594,11 @@ pub struct EventPattern {
     #[serde(default)]
     #[schemars(with = "Option<CapturesMap>", example = serde_json::json!({"message_id": "$.message_id"}))]
     pub capture: Captures,
+    /// socket.io: the acknowledgement of the client's emit with this ack id (set by
+    /// `emit`, never written in a spec).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub ack_of_emit: Option<u64>,
 }
 
 impl EventPattern {
@@ -572,7 +627,7 @@ pub fn operation_message<'a>(
 #[schemars(title = "pattern_item")]
 pub enum PatternItem {
     Type(String),
-    Pattern(EventPattern),
+    Pattern(Box<EventPattern>),
 }
 
 impl PatternItem {
@@ -582,7 +637,7 @@ impl PatternItem {
                 event: Some(event),
                 ..EventPattern::default()
             },
-            PatternItem::Pattern(p) => p,
+            PatternItem::Pattern(p) => *p,
         }
     }
 }
@@ -615,6 +670,13 @@ pub struct ExpectStep {
     /// graphql-transport-ws: the `complete` of the operation of this name.
     #[schemars(example = &"chat")]
     pub complete: Option<String>,
+    /// socket.io: only events of this namespace (default: any namespace).
+    #[schemars(example = &"/admin")]
+    pub namespace: Option<String>,
+    /// socket.io: the matched event asks for an acknowledgement; answer it with these
+    /// arguments (`{"$binary": <base64>}` sends an argument as a binary attachment).
+    #[schemars(with = "Option<Templated<Vec<Value>>>", example = serde_json::json!([{"accepted": true}]))]
+    pub ack: Option<Vec<Value>>,
     /// Subset match with placeholders (`#uuid`, `#number`, `#regex ^a`, `#gte 3`…).
     #[serde(rename = "match")]
     #[schemars(example = serde_json::json!({"content": "hi", "seq": "#number"}))]
@@ -766,6 +828,9 @@ pub struct ExpectNoneStep {
     /// graphql-transport-ws: the `complete` of the operation of this name.
     #[schemars(example = &"chat")]
     pub complete: Option<String>,
+    /// socket.io: only events of this namespace (default: any namespace).
+    #[schemars(example = &"/admin")]
+    pub namespace: Option<String>,
     /// Subset match with placeholders.
     #[serde(rename = "match")]
     #[schemars(example = serde_json::json!({"thread_id": "{{ ids.t1 }}"}))]
@@ -1028,6 +1093,64 @@ pub struct CompleteOn {
     /// The connection (may be left out when the scenario has one).
     #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
     pub on: Option<String>,
+}
+
+/// socket.io: emit an event with arguments in a namespace, and optionally wait for
+/// its acknowledgement. An argument written `{"$binary": <base64>}` goes as a binary
+/// attachment.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "emit",
+    example = serde_json::json!({"event": "create_room", "args": [{"name": "{{ ids.room }}"}], "ack": {"match": [{"ok": true}], "capture": {"room_id": "$[0].id"}}}))]
+pub struct EmitStep {
+    /// The connection (may be left out when the scenario has one).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
+    pub on: Option<String>,
+    /// The event's name.
+    #[schemars(example = &"chat message")]
+    pub event: String,
+    /// The event's arguments, in order.
+    #[serde(default)]
+    #[schemars(with = "Option<Templated<Vec<Value>>>", example = serde_json::json!(["hello", {"room": "{{ ids.room }}"}]))]
+    pub args: Vec<Value>,
+    /// The namespace (default: the connection's first, from `connect.namespaces`).
+    #[schemars(example = &"/admin")]
+    pub namespace: Option<String>,
+    /// Ask the server to acknowledge the event and wait for its answer: `true`, or
+    /// `{match, exact, capture, within}` on the acknowledgement's arguments.
+    #[schemars(example = serde_json::json!({"match": [{"ok": true}], "capture": {"id": "$[0].id"}}))]
+    pub ack: Option<AckWait>,
+}
+
+/// Wait for the acknowledgement of an emit: `true`, or a pattern on its arguments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum AckWait {
+    /// `ack: true`: any acknowledgement.
+    Any(bool),
+    Pattern(AckPattern),
+}
+
+/// What the acknowledgement of an emit must hold.
+#[derive(Debug, Clone, Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckPattern {
+    /// Subset match on the acknowledgement's arguments (a list).
+    #[serde(rename = "match")]
+    #[schemars(example = serde_json::json!([{"ok": true}]))]
+    pub matches: Option<Value>,
+    /// Compare `match` for equality instead of as a subset.
+    #[serde(default)]
+    #[schemars(with = "Option<Templated<bool>>", example = false)]
+    pub exact: bool,
+    /// Values to capture from the arguments (`$[0].id`).
+    #[serde(default)]
+    #[schemars(with = "Option<CapturesMap>", example = serde_json::json!({"room_id": "$[0].id"}))]
+    pub capture: Captures,
+    /// Deadline (default: the suite's step timeout).
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"2s")]
+    pub within: Option<Duration>,
 }
 
 /// Close a connection from the client side with a close frame.

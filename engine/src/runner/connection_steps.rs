@@ -120,6 +120,9 @@ pub async fn connect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&encoded.join("&"));
     }
+    if step.protocol == ProtocolKind::SocketIo {
+        url = protocol::socket_io::engine_io_url(&url);
+    }
     let rules = FrameRules {
         binary_json: step.binary_json,
         ..ctx.rules.clone()

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::inbox::{Pending, Scan};
 use super::plan::ExpectPlan;
+use super::socket_io_steps::acknowledge;
 use super::waiter::{find_first, take_first, Pick, WaitEnd, Waiter, SCAN_BUDGET};
 use super::ws::{Connection, Received};
 use crate::diagnostic::FailureKind;
@@ -58,6 +59,32 @@ fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
             });
         }
     }
+    if let Some(namespace) = &pattern.namespace {
+        if frame.operation.as_deref() != Some(namespace.as_str()) {
+            problems.push(Mismatch {
+                path: "namespace".into(),
+                expected: format!("`{namespace}`"),
+                got: frame
+                    .operation
+                    .as_ref()
+                    .map_or_else(|| "none".into(), |n| format!("`{n}`")),
+            });
+        }
+    }
+    // A socket.io acknowledgement belongs to the emit that asked for it alone.
+    if frame.ack_of_emit != pattern.ack_of_emit {
+        problems.push(Mismatch {
+            path: "ack".into(),
+            expected: pattern.ack_of_emit.map_or_else(
+                || "an event".into(),
+                |id| format!("the acknowledgement of emit #{id}"),
+            ),
+            got: frame.ack_of_emit.map_or_else(
+                || "an event".into(),
+                |id| format!("the acknowledgement of emit #{id}"),
+            ),
+        });
+    }
     if let Some(expected) = &pattern.matches {
         match &frame.json {
             Some(json) => problems.extend(compare(expected, Some(json), pattern.exact)),
@@ -100,7 +127,19 @@ fn describe(pattern: &EventPattern) -> String {
             None => format!("`{kind}` of `{name}`"),
         };
     }
+    if let Some(id) = pattern.ack_of_emit {
+        return match &pattern.matches {
+            Some(m) => format!("acknowledgement of emit #{id} matching {m}"),
+            None => format!("acknowledgement of emit #{id}"),
+        };
+    }
     let event = pattern.event.as_ref().filter(|e| *e != ANY_FRAME);
+    if let (Some(e), Some(namespace)) = (event, &pattern.namespace) {
+        return match &pattern.matches {
+            Some(m) => format!("`{e}` in namespace `{namespace}` matching {m}"),
+            None => format!("`{e}` in namespace `{namespace}`"),
+        };
+    }
     match (event, &pattern.matches) {
         (Some(e), Some(m)) => format!("`{e}` matching {m}"),
         (Some(e), None) => format!("`{e}`"),
@@ -112,7 +151,7 @@ fn describe(pattern: &EventPattern) -> String {
 /// "No" and the expected event: "no `hello`", "no event matching {…}", "no frame".
 fn describe_none(pattern: &EventPattern) -> String {
     let event = pattern.event.as_ref().filter(|e| *e != ANY_FRAME);
-    if pattern.operation_message().is_some() {
+    if pattern.operation_message().is_some() || pattern.ack_of_emit.is_some() {
         return format!("no {}", describe(pattern));
     }
     match (event, &pattern.matches) {
@@ -222,9 +261,12 @@ fn expect_plan(ctx: &ScenarioContext, body: &Value) -> Result<ExpectPlan, Failur
         next: step.next.clone(),
         error: step.error.clone(),
         complete: step.complete.clone(),
+        namespace: step.namespace.clone(),
+        ack: step.ack.clone(),
         matches: step.matches.clone(),
         exact: step.exact,
         capture: step.capture.clone(),
+        ack_of_emit: None,
     };
     Ok(ExpectPlan { step, item, single })
 }
@@ -260,6 +302,7 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                 Ok(Ok(frame)) => {
                     after = Some(frame.number);
                     take(ctx, &connection, pattern, &frame)?;
+                    acknowledge(ctx, &connection, pattern, &frame).await?;
                 }
                 Ok(Err(between)) => {
                     return Err(between_failure(
@@ -311,6 +354,7 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
                 Ok((slot, frame)) => {
                     let p = open.remove(slot);
                     take(ctx, &connection, &patterns[p], &frame)?;
+                    acknowledge(ctx, &connection, &patterns[p], &frame).await?;
                 }
                 Err(end) => {
                     let missing: Vec<String> =
@@ -330,13 +374,41 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     }
     known_operations(&connection, std::slice::from_ref(single))?;
     let count = step.count.unwrap_or(1);
+    expect_count(ctx, &connection, single, count, within, &mut waiter).await
+}
+
+/// Wait for one event that matches `pattern` (e.g. the acknowledgement of an emit),
+/// until `within`: take it, or fail as `expect` does.
+pub async fn expect_one(
+    ctx: &mut ScenarioContext,
+    connection: &Arc<Connection>,
+    pattern: &EventPattern,
+    within: Duration,
+) -> StepResult {
+    let mut waiter = Waiter::new(connection, Instant::now() + within);
+    expect_count(ctx, connection, pattern, 1, within, &mut waiter).await
+}
+
+/// Take `count` events that match `pattern`, one after the other.
+async fn expect_count(
+    ctx: &mut ScenarioContext,
+    connection: &Arc<Connection>,
+    single: &EventPattern,
+    count: u64,
+    within: Duration,
+    waiter: &mut Waiter,
+) -> StepResult {
+    let connection = connection.clone();
     let mut cursor = 0;
     for n in 0..count {
         let found = waiter
             .next(|state| take_first(&mut state.pending, &mut cursor, |f| settles(single, f)))
             .await;
         match found {
-            Ok(frame) => take(ctx, &connection, single, &frame)?,
+            Ok(frame) => {
+                take(ctx, &connection, single, &frame)?;
+                acknowledge(ctx, &connection, single, &frame).await?;
+            }
             Err(end) => {
                 let position = if count > 1 {
                     format!("event {} of {count}", n + 1)
@@ -713,6 +785,7 @@ pub async fn expect_none(ctx: &mut ScenarioContext, body: &Value) -> StepResult 
         next: step.next.clone(),
         error: step.error.clone(),
         complete: step.complete.clone(),
+        namespace: step.namespace.clone(),
         matches: step.matches.clone(),
         ..EventPattern::default()
     };

@@ -31,6 +31,10 @@ pub struct Received {
     pub ends_operation: bool,
     /// The frame as received, when it differs from `text` (a protocol's envelope).
     pub raw: Option<String>,
+    /// socket.io: the server asks for an acknowledgement under this id.
+    pub ack_wanted: Option<u64>,
+    /// socket.io: the server's acknowledgement of the client's emit with this id.
+    pub ack_of_emit: Option<u64>,
     pub schema_violation: Option<String>,
     /// Time from the last frame sent on this connection to this frame's arrival
     /// (`None` when nothing was sent before it): the event latency load mode reports.
@@ -272,6 +276,8 @@ mod tests {
             event_type: Some(event.into()),
             operation: None,
             ends_operation: false,
+            ack_wanted: None,
+            ack_of_emit: None,
             raw: None,
             schema_violation: None,
             since_last_sent: None,

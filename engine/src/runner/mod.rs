@@ -23,6 +23,7 @@ pub mod reader;
 pub mod resources;
 pub mod scenario;
 pub mod serve;
+pub mod socket_io_steps;
 pub mod stop;
 pub mod transcript;
 pub mod waiter;

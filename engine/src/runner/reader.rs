@@ -50,6 +50,9 @@ pub struct Reader {
     pub last_sent: Arc<AtomicU64>,
     /// Frames received so far.
     pub received: usize,
+    /// When the peer's next keep-alive is due, and the breach if it is not (set by
+    /// the protocol).
+    pub keepalive: Option<(tokio::time::Instant, Breach)>,
 }
 
 /// Why reading stopped, and what the engine owes the server.
@@ -68,11 +71,20 @@ impl Reader {
             // Frames already buffered are read without touching the socket, so without
             // this a flood would be classified for as long as it lasts, on one worker.
             tokio::task::coop::consume_budget().await;
-            let breach = match self.stream.next().await {
-                Some(Ok(Message::Text(text))) => self.receive(text.to_string(), false).await,
+            let next = match &self.keepalive {
+                Some((due, breach)) => {
+                    match tokio::time::timeout_at(*due, self.stream.next()).await {
+                        Ok(next) => next,
+                        Err(_) => break End::Broken(breach_closed(breach.clone())),
+                    }
+                }
+                None => self.stream.next().await,
+            };
+            let breach = match next {
+                Some(Ok(Message::Text(text))) => self.receive(text.to_string(), None).await,
                 Some(Ok(Message::Binary(bytes))) => {
-                    self.receive(String::from_utf8_lossy(&bytes).into_owned(), true)
-                        .await
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    self.receive(text, Some(bytes.to_vec())).await
                 }
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.as_ref().map(|f| u16::from(f.code));
@@ -97,13 +109,7 @@ impl Reader {
                 }
             };
             if let Some(breach) = breach {
-                break End::Broken(Closed {
-                    code: Some(breach.code),
-                    reason: breach.reason,
-                    error: None,
-                    by_engine: true,
-                    meaning: None,
-                });
+                break End::Broken(breach_closed(breach));
             }
         };
         let closed = match &end {
@@ -119,7 +125,7 @@ impl Reader {
 
     /// Decode one frame and put its messages in the inbox; send what the protocol owes
     /// the server. A breach of the protocol ends the connection.
-    async fn receive(&mut self, text: String, binary: bool) -> Option<Breach> {
+    async fn receive(&mut self, text: String, bytes: Option<Vec<u8>>) -> Option<Breach> {
         let arrived = Instant::now();
         let since_last_sent = match self.last_sent.load(Ordering::Relaxed) {
             0 => None,
@@ -127,7 +133,11 @@ impl Reader {
                 nanos_since_origin(arrived).saturating_sub(sent),
             )),
         };
-        let frame = Incoming { text, binary };
+        let frame = Incoming {
+            text,
+            binary: bytes.is_some(),
+            bytes,
+        };
         let (decoded, violations) = if frame.text.len() > LARGE_FRAME_BYTES {
             let rules = self.rules.clone();
             let protocol = self.protocol.clone();
@@ -146,7 +156,12 @@ impl Reader {
             replies,
             chatter,
             breach,
+            keepalive,
         } = decoded;
+        if let Some(keepalive) = keepalive {
+            let due = tokio::time::Instant::now() + keepalive.within;
+            self.keepalive = Some((due, keepalive.breach));
+        }
         if let Some(frame) = chatter {
             self.transcript
                 .record(&self.name, Direction::Received, &frame);
@@ -197,6 +212,8 @@ impl Reader {
             operation: message.operation,
             ends_operation: message.ends_operation,
             raw: message.raw,
+            ack_wanted: message.ack_wanted,
+            ack_of_emit: message.ack_of_emit,
             schema_violation,
             since_last_sent,
         });
@@ -251,6 +268,17 @@ impl Reader {
             _ => {}
         }
         // Both halves dropped here: the TCP connection closes now, not at teardown.
+    }
+}
+
+/// How a connection ends when the engine closes it for a breach of its protocol.
+fn breach_closed(breach: Breach) -> Closed {
+    Closed {
+        code: Some(breach.code),
+        reason: breach.reason,
+        error: None,
+        by_engine: true,
+        meaning: None,
     }
 }
 

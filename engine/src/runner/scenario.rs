@@ -312,7 +312,13 @@ impl ScenarioRun {
         let close_all = futures_util::future::join_all(connections.iter().map(|c| async move {
             c.close(1000, "scenario finished", Duration::from_secs(1))
                 .await;
-            server_closed(c).await;
+            let bounded = super::protocol::lock(c.protocol()).close_answer_wait();
+            match bounded {
+                Some(wait) => {
+                    let _ = tokio::time::timeout(wait, server_closed(c)).await;
+                }
+                None => server_closed(c).await,
+            }
         }));
         let _ = tokio::time::timeout(left() / 2, close_all).await;
         for (_, mut process) in ctx.processes.drain() {
@@ -611,6 +617,7 @@ fn run_leaf<'a>(ctx: &'a mut ScenarioContext, step: &'a Step) -> BoxFuture<'a, S
         StepKind::Assert => Box::pin(std::future::ready(super::assert::assert(ctx, body))),
         StepKind::Subscribe => Box::pin(super::graphql_steps::subscribe(ctx, body)),
         StepKind::Complete => Box::pin(super::graphql_steps::complete(ctx, body)),
+        StepKind::Emit => Box::pin(super::socket_io_steps::emit(ctx, body)),
         StepKind::Each | StepKind::Call => Box::pin(std::future::ready(Err(Failure::of(
             FailureKind::Spec,
             "run by `run_step`",

@@ -259,6 +259,7 @@ impl Connection {
                 name: name.to_string(),
                 last_sent: last_sent.clone(),
                 received: 0,
+                keepalive: None,
             }
             .run(),
         );
@@ -296,6 +297,26 @@ impl Connection {
         self.send(Message::text(raw), timeout).await
     }
 
+    /// Send a message the connection's protocol encoded as a text frame and the binary
+    /// frames that must follow it at once (attachments); the transcript shows `shown`
+    /// and the raw frames.
+    pub async fn send_encoded_with(
+        &self,
+        shown: &str,
+        text: String,
+        attachments: Vec<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        let mut raw = text.clone();
+        for bytes in &attachments {
+            raw.push_str(&format!("\n<binary {} bytes>", bytes.len()));
+        }
+        self.transcript.record_encoded(&self.name, shown, &raw);
+        let mut frames = vec![Message::text(text)];
+        frames.extend(attachments.into_iter().map(Message::binary));
+        self.send_all(frames, timeout).await
+    }
+
     pub async fn send_binary(&self, bytes: Vec<u8>, timeout: Duration) -> Result<(), SendError> {
         self.transcript.record(
             &self.name,
@@ -306,6 +327,11 @@ impl Connection {
     }
 
     async fn send(&self, message: Message, timeout: Duration) -> Result<(), SendError> {
+        self.send_all(vec![message], timeout).await
+    }
+
+    /// Send frames one right after the other: no other frame goes between them.
+    async fn send_all(&self, messages: Vec<Message>, timeout: Duration) -> Result<(), SendError> {
         let mut writer = self.writer.lock().await;
         let name = self.name.clone();
         let Some(sink) = writer.as_mut() else {
@@ -320,7 +346,13 @@ impl Connection {
         // Before sending: an answer can arrive before `send` returns.
         self.last_sent
             .store(nanos_since_origin(Instant::now()), Ordering::Relaxed);
-        match tokio::time::timeout(timeout, sink.send(message)).await {
+        let sent = async {
+            for message in messages {
+                sink.feed(message).await?;
+            }
+            sink.flush().await
+        };
+        match tokio::time::timeout(timeout, sent).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(SendError::Failed {
                 name,
@@ -336,9 +368,17 @@ impl Connection {
             code: CloseCode::from(code),
             reason: reason.to_string().into(),
         };
+        let farewell = super::protocol::lock(&self.protocol).farewell();
         let mut writer = self.writer.lock().await;
         if let Some(sink) = writer.as_mut() {
-            let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(frame)))).await;
+            let _ = tokio::time::timeout(timeout, async {
+                for text in farewell {
+                    self.transcript.record(&self.name, Direction::Sent, &text);
+                    sink.feed(Message::text(text)).await?;
+                }
+                sink.send(Message::Close(Some(frame))).await
+            })
+            .await;
         }
         writer.take();
     }

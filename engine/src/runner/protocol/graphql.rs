@@ -243,6 +243,8 @@ impl GraphqlTransportWs {
             ends_operation: kind != "next",
             raw: Some(raw),
             binary: false,
+            ack_wanted: None,
+            ack_of_emit: None,
         })
     }
 }
@@ -355,6 +357,7 @@ mod tests {
         Incoming {
             text: text.into(),
             binary: false,
+            bytes: None,
         }
     }
 

@@ -18,6 +18,7 @@
 
 pub mod graphql;
 pub mod raw;
+pub mod socket_io;
 
 use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,6 +36,8 @@ pub struct Incoming {
     /// The frame's text (a binary frame's bytes read as UTF-8, lossily).
     pub text: String,
     pub binary: bool,
+    /// A binary frame's bytes.
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// One message for the inbox, as steps see it.
@@ -58,6 +61,12 @@ pub struct Message {
     /// The frame(s) as received, when they differ from `text`.
     pub raw: Option<String>,
     pub binary: bool,
+    /// socket.io: the server asks for an acknowledgement of this event under this id
+    /// (`expect.ack` answers it).
+    pub ack_wanted: Option<u64>,
+    /// socket.io: the server's acknowledgement of the client's emit with this id: only
+    /// the emit that asked for it takes it.
+    pub ack_of_emit: Option<u64>,
 }
 
 /// A frame the peer sent that the protocol does not allow: the engine closes the
@@ -80,6 +89,17 @@ pub struct Decoded {
     /// the transcript shows it.
     pub chatter: Option<String>,
     pub breach: Option<Breach>,
+    /// The peer must send its next keep-alive within this time from now, or the
+    /// engine closes the connection (replaces the previous deadline).
+    pub keepalive: Option<Keepalive>,
+}
+
+/// A keep-alive deadline: how long the peer may stay silent, and the breach when it
+/// does.
+#[derive(Debug, Clone)]
+pub struct Keepalive {
+    pub within: Duration,
+    pub breach: Breach,
 }
 
 impl Decoded {
@@ -127,6 +147,18 @@ pub trait Protocol: Send + 'static {
     /// What the protocol says a close code means (e.g. 4408 → "connection_init
     /// timeout"), shown with the close.
     fn close_meaning(&self, _code: u16) -> Option<&'static str> {
+        None
+    }
+
+    /// Frames to send before the engine closes the connection (e.g. leaving the
+    /// protocol's sessions), best effort.
+    fn farewell(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// How long teardown waits for the server to answer the engine's close frame, when
+    /// the protocol bounds it (servers of the protocol known not to answer it).
+    fn close_answer_wait(&self) -> Option<Duration> {
         None
     }
 
@@ -197,7 +229,16 @@ pub fn for_connection(
         ProtocolKind::GraphqlTransportWs => Box::new(graphql::GraphqlTransportWs::new(
             step.connection_init.clone(),
         )),
-        other => return Err(ProtocolError::Unsupported(other.name())),
+        ProtocolKind::SocketIo => Box::new(socket_io::SocketIo::new(
+            step.namespaces
+                .iter()
+                .flatten()
+                .map(|n| {
+                    let (name, auth) = n.parts();
+                    (name.to_string(), auth.cloned())
+                })
+                .collect(),
+        )),
     };
     Ok(Arc::new(Mutex::new(state)))
 }

@@ -49,6 +49,8 @@ impl Protocol for Raw {
             ends_operation: false,
             raw: None,
             binary: frame.binary,
+            ack_wanted: None,
+            ack_of_emit: None,
         })
     }
 

@@ -1,0 +1,689 @@
+//! Socket.IO v5 over Engine.IO v4 (`connect.protocol: socket.io`): the engine reads
+//! the Engine.IO handshake, connects the spec's namespaces (with their `auth`
+//! payloads) inside the connect deadline, answers pings and closes a connection whose
+//! server stops pinging (pingInterval + pingTimeout from the handshake). A server
+//! event reaches the inbox under its own name, its arguments as the JSON that `match:`
+//! compares; the acknowledgements the client asked for reach only the emit that asked.
+//! Binary attachments are joined to their packet before it is delivered. Anything the
+//! protocol does not allow closes the connection with 1002.
+
+pub mod codec;
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::{Breach, Decoded, Incoming, Keepalive, Message, Opening, Protocol, ProtocolKind};
+use codec::{EnginePacket, Kind, Packet};
+
+/// The close code the engine sends when the server breaks the protocol.
+const PROTOCOL_ERROR: u16 = 1002;
+
+/// The close code the engine sends when the server stopped pinging.
+const GOING_AWAY: u16 = 1001;
+
+/// How long teardown waits for the server to answer the engine's close frame: some
+/// servers (socketioxide) never answer it.
+const CLOSE_ANSWER_WAIT: Duration = Duration::from_millis(500);
+
+/// Where a namespace stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Namespace {
+    /// CONNECT sent, no answer yet.
+    Connecting,
+    Connected,
+    /// Refused (CONNECT_ERROR) or disconnected by either side.
+    Gone,
+}
+
+/// A binary packet waiting for its attachments.
+struct Partial {
+    packet: Packet,
+    raw: String,
+    attachments: Vec<Vec<u8>>,
+}
+
+/// An emit that asked for an acknowledgement.
+struct AwaitedAck {
+    namespace: String,
+    event: String,
+}
+
+/// An emit or an acknowledgement encoded: what the transcript shows, the text frame
+/// and the attachments that follow it.
+pub struct Encoded {
+    pub shown: String,
+    pub text: String,
+    pub attachments: Vec<Vec<u8>>,
+    /// The ack id the emit asked the server to answer under.
+    pub ack_id: Option<u64>,
+}
+
+/// One connection's Socket.IO state.
+pub struct SocketIo {
+    /// Namespaces to connect once the handshake is read, with their auth payloads.
+    wanted: Vec<(String, Option<Value>)>,
+    /// The handshake's session id.
+    sid: Option<String>,
+    namespaces: BTreeMap<String, Namespace>,
+    /// Why the server refused the opening (a namespace's CONNECT_ERROR).
+    refused: Option<String>,
+    next_ack: u64,
+    awaited: HashMap<u64, AwaitedAck>,
+    partial: Option<Partial>,
+    /// The deadline for the server's pings, from its handshake.
+    keepalive: Option<Keepalive>,
+}
+
+impl SocketIo {
+    /// `wanted`: the namespaces to connect and their auth payloads (`/` when empty).
+    pub fn new(mut wanted: Vec<(String, Option<Value>)>) -> Self {
+        if wanted.is_empty() {
+            wanted.push(("/".into(), None));
+        }
+        SocketIo {
+            wanted,
+            sid: None,
+            namespaces: BTreeMap::new(),
+            refused: None,
+            next_ack: 0,
+            awaited: HashMap::new(),
+            partial: None,
+            keepalive: None,
+        }
+    }
+
+    /// The namespace `emit` uses when it names none: the first the spec connected.
+    fn default_namespace(&self) -> &str {
+        self.wanted.first().map_or("/", |(name, _)| name)
+    }
+
+    fn connected(&self) -> Vec<&str> {
+        self.namespaces
+            .iter()
+            .filter(|(_, s)| **s == Namespace::Connected)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    fn check_connected(&self, namespace: &str) -> Result<(), String> {
+        if self.namespaces.get(namespace) == Some(&Namespace::Connected) {
+            return Ok(());
+        }
+        Err(format!(
+            "namespace `{namespace}` is not connected (connected: {})",
+            match self.connected() {
+                c if c.is_empty() => "none".to_string(),
+                c => c.join(", "),
+            }
+        ))
+    }
+
+    /// Encode an emit of `event` with `args`; with `ack`, under a new ack id.
+    pub fn emit(
+        &mut self,
+        namespace: Option<&str>,
+        event: &str,
+        args: Vec<Value>,
+        ack: bool,
+    ) -> Result<Encoded, String> {
+        let namespace = namespace.unwrap_or(self.default_namespace()).to_string();
+        if codec::RESERVED_EVENTS.contains(&event) {
+            return Err(format!(
+                "`{event}` is reserved by Socket.IO: a client cannot emit it"
+            ));
+        }
+        self.check_connected(&namespace)?;
+        let ack_id = ack.then(|| {
+            let id = self.next_ack;
+            self.next_ack += 1;
+            self.awaited.insert(
+                id,
+                AwaitedAck {
+                    namespace: namespace.clone(),
+                    event: event.to_string(),
+                },
+            );
+            id
+        });
+        let mut shown = Map::new();
+        shown.insert("emit".into(), json!(event));
+        shown.insert("args".into(), Value::Array(args.clone()));
+        let mut data = vec![json!(event)];
+        data.extend(args);
+        let mut encoded = encode(Kind::Event, &namespace, ack_id, Value::Array(data), shown)?;
+        encoded.ack_id = ack_id;
+        Ok(encoded)
+    }
+
+    /// Encode the acknowledgement of the server's event `id` in `namespace`.
+    pub fn acknowledge(
+        &mut self,
+        namespace: &str,
+        id: u64,
+        args: Vec<Value>,
+    ) -> Result<Encoded, String> {
+        self.check_connected(namespace)?;
+        let mut shown = Map::new();
+        shown.insert("ack".into(), json!(id));
+        shown.insert("args".into(), Value::Array(args.clone()));
+        encode(Kind::Ack, namespace, Some(id), Value::Array(args), shown)
+    }
+
+    fn breach(&mut self, why: String, frame: &str) -> Decoded {
+        Decoded {
+            breach: Some(Breach {
+                code: PROTOCOL_ERROR,
+                reason: format!(
+                    "the server broke Socket.IO: {why}: {}",
+                    crate::text::truncate(frame, 200)
+                ),
+            }),
+            ..Decoded::default()
+        }
+    }
+
+    /// The Engine.IO handshake: connect the spec's namespaces; the server must ping
+    /// within pingInterval + pingTimeout.
+    fn open(&mut self, data: &str, frame: String) -> Decoded {
+        if self.sid.is_some() {
+            return self.breach("a second Engine.IO handshake".into(), &frame);
+        }
+        let handshake: Value = serde_json::from_str(data).unwrap_or_default();
+        let (Some(sid), Some(interval), Some(timeout)) = (
+            handshake.get("sid").and_then(Value::as_str),
+            handshake.get("pingInterval").and_then(Value::as_u64),
+            handshake.get("pingTimeout").and_then(Value::as_u64),
+        ) else {
+            return self.breach(
+                "an Engine.IO handshake without `sid`, `pingInterval` and `pingTimeout`".into(),
+                &frame,
+            );
+        };
+        self.sid = Some(sid.to_string());
+        let mut replies = Vec::new();
+        for (name, auth) in &self.wanted {
+            self.namespaces.insert(name.clone(), Namespace::Connecting);
+            replies.push(codec::encode(&Packet {
+                kind: Kind::Connect,
+                namespace: name.clone(),
+                id: None,
+                attachments: 0,
+                data: auth.clone(),
+            }));
+        }
+        self.keepalive = Some(keepalive(interval, timeout));
+        Decoded {
+            replies,
+            chatter: Some(frame),
+            keepalive: self.keepalive.clone(),
+            ..Decoded::default()
+        }
+    }
+
+    /// A Socket.IO packet, whole (its attachments joined).
+    fn packet(&mut self, mut packet: Packet, raw: String) -> Decoded {
+        let namespace = packet.namespace.clone();
+        let state = self.namespaces.get(&namespace).copied();
+        match packet.kind {
+            Kind::Connect if state == Some(Namespace::Connecting) => {
+                self.namespaces.insert(namespace, Namespace::Connected);
+                chatter(raw)
+            }
+            Kind::ConnectError if state == Some(Namespace::Connecting) => {
+                self.namespaces.insert(namespace.clone(), Namespace::Gone);
+                let data = packet.data.unwrap_or_default();
+                self.refused.get_or_insert(format!(
+                    "namespace `{namespace}` refused the connection: {data}"
+                ));
+                chatter(raw)
+            }
+            Kind::Connect | Kind::ConnectError => self.breach(
+                format!(
+                    "{} for namespace `{namespace}`, which the client was not connecting",
+                    packet.kind.name()
+                ),
+                &raw,
+            ),
+            _ if state != Some(Namespace::Connected) => self.breach(
+                format!(
+                    "{} in namespace `{namespace}`, which is not connected",
+                    packet.kind.name()
+                ),
+                &raw,
+            ),
+            Kind::Disconnect => {
+                self.namespaces.insert(namespace.clone(), Namespace::Gone);
+                // As the Socket.IO client reports it: `disconnect` with the reason.
+                let args = json!(["io server disconnect"]);
+                event_message("disconnect", &namespace, args, None, raw)
+            }
+            Kind::Event | Kind::BinaryEvent => {
+                let mut data = match packet.data.take() {
+                    Some(Value::Array(data)) => data,
+                    _ => Vec::new(),
+                };
+                let name = match data.remove(0) {
+                    Value::String(name) => name,
+                    other => other.to_string(),
+                };
+                event_message(&name, &namespace, Value::Array(data), packet.id, raw)
+            }
+            Kind::Ack | Kind::BinaryAck => {
+                let id = packet.id.unwrap_or_default();
+                match self.awaited.remove(&id) {
+                    Some(awaited) if awaited.namespace == namespace => {
+                        let args = packet.data.unwrap_or_default();
+                        ack_message(&awaited.event, &namespace, id, args, raw)
+                    }
+                    _ => self.breach(
+                        format!("an acknowledgement for id {id}, which no emit in `{namespace}` is waiting for"),
+                        &raw,
+                    ),
+                }
+            }
+        }
+    }
+
+    /// A binary frame: the next attachment of the packet waiting for them.
+    fn attachment(&mut self, bytes: Vec<u8>) -> Decoded {
+        let Some(partial) = self.partial.as_mut() else {
+            let shown = format!("<binary {} bytes>", bytes.len());
+            return self.breach("a binary frame that no packet announced".into(), &shown);
+        };
+        partial
+            .raw
+            .push_str(&format!("\n<binary {} bytes>", bytes.len()));
+        partial.attachments.push(bytes);
+        if partial.attachments.len() < partial.packet.attachments {
+            return Decoded::default();
+        }
+        let Some(Partial {
+            mut packet,
+            raw,
+            attachments,
+        }) = self.partial.take()
+        else {
+            return Decoded::default();
+        };
+        if let Some(data) = packet.data.as_mut() {
+            if let Err(e) = codec::reconstruct(data, &attachments) {
+                return self.breach(e.to_string(), &raw);
+            }
+        }
+        self.packet(packet, raw)
+    }
+}
+
+/// The deadline for the server's next ping, from the handshake's figures.
+fn keepalive(interval_ms: u64, timeout_ms: u64) -> Keepalive {
+    let within = Duration::from_millis(interval_ms.saturating_add(timeout_ms));
+    Keepalive {
+        within,
+        breach: Breach {
+            code: GOING_AWAY,
+            reason: format!(
+                "ping timeout: the server sent no Engine.IO ping within {within:?} (pingInterval {interval_ms} ms + pingTimeout {timeout_ms} ms from its handshake)"
+            ),
+        },
+    }
+}
+
+fn chatter(frame: String) -> Decoded {
+    Decoded {
+        chatter: Some(frame),
+        ..Decoded::default()
+    }
+}
+
+/// Encode a packet of `kind` (its binary form when `data` holds binary arguments).
+fn encode(
+    kind: Kind,
+    namespace: &str,
+    id: Option<u64>,
+    mut data: Value,
+    mut shown: Map<String, Value>,
+) -> Result<Encoded, String> {
+    let mut attachments = Vec::new();
+    codec::deconstruct(&mut data, &mut attachments)?;
+    let kind = match (kind, attachments.is_empty()) {
+        (Kind::Event, false) => Kind::BinaryEvent,
+        (Kind::Ack, false) => Kind::BinaryAck,
+        (kind, _) => kind,
+    };
+    if namespace != "/" {
+        shown.insert("namespace".into(), json!(namespace));
+    }
+    let text = codec::encode(&Packet {
+        kind,
+        namespace: namespace.to_string(),
+        id,
+        attachments: attachments.len(),
+        data: Some(data),
+    });
+    Ok(Encoded {
+        shown: Value::Object(shown).to_string(),
+        text,
+        attachments,
+        ack_id: None,
+    })
+}
+
+/// A server event for the inbox: its name is the event type, its arguments the JSON.
+fn event_message(
+    name: &str,
+    namespace: &str,
+    args: Value,
+    ack_wanted: Option<u64>,
+    raw: String,
+) -> Decoded {
+    let mut shown = Map::new();
+    shown.insert("event".into(), json!(name));
+    shown.insert("args".into(), args.clone());
+    if namespace != "/" {
+        shown.insert("namespace".into(), json!(namespace));
+    }
+    if let Some(id) = ack_wanted {
+        shown.insert("ack".into(), json!(id));
+    }
+    Decoded::message(Message {
+        text: Value::Object(shown).to_string(),
+        json: Some(args),
+        event_type: Some(name.to_string()),
+        schema_type: Some(name.to_string()),
+        operation: Some(namespace.to_string()),
+        raw: Some(raw),
+        ack_wanted,
+        ..Message::default()
+    })
+}
+
+/// The server's acknowledgement of the client's emit `id`.
+fn ack_message(event: &str, namespace: &str, id: u64, args: Value, raw: String) -> Decoded {
+    let mut shown = Map::new();
+    shown.insert("ack".into(), json!(event));
+    shown.insert("args".into(), args.clone());
+    if namespace != "/" {
+        shown.insert("namespace".into(), json!(namespace));
+    }
+    Decoded::message(Message {
+        text: Value::Object(shown).to_string(),
+        json: Some(args),
+        operation: Some(namespace.to_string()),
+        raw: Some(raw),
+        ack_of_emit: Some(id),
+        ..Message::default()
+    })
+}
+
+/// The URL of the Engine.IO endpoint: `/socket.io/` when the URL has no path, and the
+/// Engine.IO version and transport in its query.
+pub fn engine_io_url(url: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let mut out = match base[after_scheme..].find('/') {
+        Some(i) if base.len() > after_scheme + i + 1 => base.to_string(),
+        Some(i) => format!("{}/socket.io/", &base[..after_scheme + i]),
+        None => format!("{base}/socket.io/"),
+    };
+    let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    if !params.iter().any(|p| p.starts_with("EIO=")) {
+        params.push("EIO=4");
+    }
+    if !params.iter().any(|p| p.starts_with("transport=")) {
+        params.push("transport=websocket");
+    }
+    out.push('?');
+    out.push_str(&params.join("&"));
+    out
+}
+
+impl Protocol for SocketIo {
+    fn kind(&self) -> ProtocolKind {
+        ProtocolKind::SocketIo
+    }
+
+    fn opening(&self) -> Opening {
+        if let Some(why) = &self.refused {
+            return Opening::Refused(why.clone());
+        }
+        if self.sid.is_none() {
+            return Opening::Waiting("Engine.IO handshake (`0` open packet)".into());
+        }
+        match self
+            .namespaces
+            .iter()
+            .find(|(_, s)| **s == Namespace::Connecting)
+        {
+            Some((name, _)) => {
+                Opening::Waiting(format!("answer to the CONNECT of namespace `{name}`"))
+            }
+            None => Opening::Open,
+        }
+    }
+
+    fn farewell(&mut self) -> Vec<String> {
+        let connected: Vec<String> = self.connected().into_iter().map(String::from).collect();
+        connected
+            .into_iter()
+            .map(|namespace| {
+                self.namespaces.insert(namespace.clone(), Namespace::Gone);
+                codec::encode(&Packet {
+                    kind: Kind::Disconnect,
+                    namespace,
+                    id: None,
+                    attachments: 0,
+                    data: None,
+                })
+            })
+            .collect()
+    }
+
+    fn close_answer_wait(&self) -> Option<Duration> {
+        Some(CLOSE_ANSWER_WAIT)
+    }
+
+    fn decode(&mut self, frame: Incoming) -> Decoded {
+        if frame.binary {
+            return self.attachment(frame.bytes.unwrap_or_default());
+        }
+        if let Some(partial) = &self.partial {
+            let why = format!(
+                "a text frame while {} attachment(s) of a binary packet were still due",
+                partial.packet.attachments - partial.attachments.len()
+            );
+            return self.breach(why, &frame.text);
+        }
+        let packet = match codec::engine_packet(&frame.text) {
+            Ok(packet) => packet,
+            Err(e) => return self.breach(e.to_string(), &frame.text),
+        };
+        if self.sid.is_none() && !matches!(packet, EnginePacket::Open(_)) {
+            return self.breach(
+                "a packet before the Engine.IO handshake".into(),
+                &frame.text,
+            );
+        }
+        match packet {
+            EnginePacket::Open(data) => {
+                let data = data.to_string();
+                self.open(&data, frame.text)
+            }
+            EnginePacket::Ping(data) => {
+                let reply = format!("3{data}");
+                Decoded {
+                    replies: vec![reply],
+                    chatter: Some(frame.text),
+                    keepalive: self.keepalive.clone(),
+                    ..Decoded::default()
+                }
+            }
+            EnginePacket::Noop | EnginePacket::Close => chatter(frame.text),
+            EnginePacket::Pong(_) => {
+                self.breach("a pong, though the client sent no ping".into(), &frame.text)
+            }
+            EnginePacket::Upgrade => self.breach(
+                "an upgrade packet, though the client asked for no upgrade".into(),
+                &frame.text,
+            ),
+            EnginePacket::Message(data) => match codec::decode(data) {
+                Err(e) => self.breach(e.to_string(), &frame.text),
+                Ok(packet) if packet.attachments > 0 => {
+                    self.partial = Some(Partial {
+                        packet,
+                        raw: frame.text,
+                        attachments: Vec::new(),
+                    });
+                    Decoded::default()
+                }
+                Ok(packet) => self.packet(packet, frame.text),
+            },
+        }
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(text: &str) -> Incoming {
+        Incoming {
+            text: text.into(),
+            binary: false,
+            bytes: None,
+        }
+    }
+
+    fn binary(bytes: &[u8]) -> Incoming {
+        Incoming {
+            text: String::from_utf8_lossy(bytes).into_owned(),
+            binary: true,
+            bytes: Some(bytes.to_vec()),
+        }
+    }
+
+    const OPEN: &str = r#"0{"sid":"s","upgrades":[],"pingInterval":300,"pingTimeout":200}"#;
+
+    /// A state past the handshake with `/` and `/admin` (auth) connected.
+    fn open() -> SocketIo {
+        let mut state = SocketIo::new(vec![
+            ("/".into(), None),
+            ("/admin".into(), Some(json!({"token": "t"}))),
+        ]);
+        assert!(matches!(state.opening(), Opening::Waiting(_)));
+        let handshake = state.decode(text(OPEN));
+        assert_eq!(handshake.replies, ["40", r#"40/admin,{"token":"t"}"#]);
+        assert_eq!(
+            handshake.keepalive.map(|k| k.within),
+            Some(Duration::from_millis(500))
+        );
+        assert!(state.decode(text(r#"40{"sid":"a"}"#)).breach.is_none());
+        assert!(matches!(state.opening(), Opening::Waiting(w) if w.contains("/admin")));
+        assert!(state
+            .decode(text(r#"40/admin,{"sid":"b"}"#))
+            .breach
+            .is_none());
+        assert_eq!(state.opening(), Opening::Open);
+        state
+    }
+
+    #[test]
+    fn events_carry_their_name_namespace_and_ack_request_and_pings_are_answered() {
+        let mut state = open();
+        let ping = state.decode(text("2"));
+        assert_eq!(ping.replies, ["3"]);
+        assert!(ping.keepalive.is_some());
+        let event = state.decode(text(r#"42/admin,5["confirm",{"order":1}]"#));
+        let message = &event.messages[0];
+        assert_eq!(message.event_type.as_deref(), Some("confirm"));
+        assert_eq!(message.operation.as_deref(), Some("/admin"));
+        assert_eq!(message.json, Some(json!([{"order": 1}])));
+        assert_eq!(message.ack_wanted, Some(5));
+        assert_eq!(
+            message.text,
+            r#"{"event":"confirm","args":[{"order":1}],"namespace":"/admin","ack":5}"#
+        );
+        let answer = state.acknowledge("/admin", 5, vec![json!(true)]).unwrap();
+        assert_eq!(answer.text, "43/admin,5[true]");
+    }
+
+    #[test]
+    fn acknowledgements_reach_their_emit_and_binary_packets_are_joined() {
+        let mut state = open();
+        let emit = state
+            .emit(None, "up", vec![json!({"$binary": "AAE="})], true)
+            .unwrap();
+        assert_eq!(emit.text, r#"451-0["up",{"_placeholder":true,"num":0}]"#);
+        assert_eq!(emit.attachments, vec![vec![0u8, 1]]);
+        assert_eq!(emit.ack_id, Some(0));
+        let header = state.decode(text(r#"461-0[{"_placeholder":true,"num":0}]"#));
+        assert!(header.messages.is_empty() && header.breach.is_none());
+        let ack = state.decode(binary(&[7, 7]));
+        let message = &ack.messages[0];
+        assert_eq!(message.ack_of_emit, Some(0));
+        assert_eq!(message.json, Some(json!([{"$binary": "Bwc="}])));
+        assert!(message
+            .raw
+            .as_deref()
+            .unwrap()
+            .ends_with("<binary 2 bytes>"));
+        // The same id again: no emit waits for it any more.
+        let again = state.decode(text("430[]"));
+        assert_eq!(again.breach.map(|b| b.code), Some(PROTOCOL_ERROR));
+    }
+
+    #[test]
+    fn refusals_disconnects_and_forbidden_packets() {
+        let mut refused = SocketIo::new(vec![("/admin".into(), None)]);
+        refused.decode(text(OPEN));
+        refused.decode(text(r#"44/admin,{"message":"no"}"#));
+        assert_eq!(
+            refused.opening(),
+            Opening::Refused(
+                r#"namespace `/admin` refused the connection: {"message":"no"}"#.into()
+            )
+        );
+        let mut state = open();
+        let kicked = state.decode(text("41/admin,"));
+        assert_eq!(kicked.messages[0].event_type.as_deref(), Some("disconnect"));
+        assert_eq!(
+            kicked.messages[0].json,
+            Some(json!(["io server disconnect"]))
+        );
+        assert!(state.emit(Some("/admin"), "x", vec![], false).is_err());
+        assert!(state.emit(None, "disconnect", vec![], false).is_err());
+        for bad in [r#"42/admin,["x"]"#, "3", "5", OPEN, r#"40{"sid":"again"}"#] {
+            let decoded = state.decode(text(bad));
+            assert_eq!(
+                decoded.breach.map(|b| b.code),
+                Some(PROTOCOL_ERROR),
+                "{bad}"
+            );
+        }
+        let mut fresh = SocketIo::new(Vec::new());
+        assert!(fresh.decode(text("2")).breach.is_some());
+        assert_eq!(open().farewell(), ["41", "41/admin,"]);
+    }
+
+    #[test]
+    fn the_url_gets_the_engine_io_path_and_query() {
+        assert_eq!(
+            engine_io_url("ws://h:1"),
+            "ws://h:1/socket.io/?EIO=4&transport=websocket"
+        );
+        assert_eq!(
+            engine_io_url("ws://h:1/?token=a"),
+            "ws://h:1/socket.io/?token=a&EIO=4&transport=websocket"
+        );
+        assert_eq!(
+            engine_io_url("wss://h/custom/?EIO=4"),
+            "wss://h/custom/?EIO=4&transport=websocket"
+        );
+    }
+}

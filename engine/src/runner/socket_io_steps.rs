@@ -1,0 +1,113 @@
+//! Steps of socket.io connections: `emit` sends an event (and waits for its
+//! acknowledgement when it asks for one); `expect` with `ack:` answers a server event
+//! that asks for one ([`acknowledge`]).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::context::{Failure, ScenarioContext, StepResult};
+use super::inbox::Received;
+use super::protocol::socket_io::SocketIo;
+use super::protocol::{self, ProtocolKind};
+use super::ws::Connection;
+use crate::diagnostic::FailureKind;
+use crate::spec::model::{AckPattern, AckWait, EmitStep, EventPattern};
+
+pub async fn emit(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let step: EmitStep = ctx.render(body, &[])?;
+    let connection = ctx.connection(step.on.as_deref())?;
+    let wait = match step.ack {
+        None | Some(AckWait::Any(false)) => None,
+        Some(AckWait::Any(true)) => Some(AckPattern::default()),
+        Some(AckWait::Pattern(pattern)) => Some(pattern),
+    };
+    let encoded = socket_io(&connection, |state| {
+        state.emit(
+            step.namespace.as_deref(),
+            &step.event,
+            step.args,
+            wait.is_some(),
+        )
+    })?;
+    connection
+        .send_encoded_with(
+            &encoded.shown,
+            encoded.text,
+            encoded.attachments,
+            ctx.step_timeout(),
+        )
+        .await?;
+    let (Some(wait), Some(id)) = (wait, encoded.ack_id) else {
+        return Ok(());
+    };
+    let pattern = EventPattern {
+        matches: wait.matches,
+        exact: wait.exact,
+        capture: wait.capture,
+        ack_of_emit: Some(id),
+        ..EventPattern::default()
+    };
+    let within: Duration = wait.within.unwrap_or_else(|| ctx.step_timeout());
+    super::expect::expect_one(ctx, &connection, &pattern, within).await
+}
+
+/// Answer the acknowledgement a server event asks for with the pattern's `ack:`
+/// arguments (nothing to do when the pattern has none).
+pub async fn acknowledge(
+    ctx: &ScenarioContext,
+    connection: &Connection,
+    pattern: &EventPattern,
+    frame: &Received,
+) -> StepResult {
+    let Some(args) = &pattern.ack else {
+        return Ok(());
+    };
+    let event = frame.event_type.as_deref().unwrap_or_default();
+    let Some(id) = frame.ack_wanted else {
+        return Err(Failure::of(
+            FailureKind::Mismatch,
+            format!(
+                "`{event}` on `{}` asked for no acknowledgement, so `ack:` has nothing to answer",
+                connection.name
+            ),
+        )
+        .note(format!("event: {}", frame.shown(500)))
+        .hint("leave `ack:` out, or have the server emit it with an acknowledgement callback"));
+    };
+    let namespace = frame.operation.as_deref().unwrap_or("/");
+    let encoded = socket_io(connection, |state| {
+        state.acknowledge(namespace, id, args.clone())
+    })?;
+    connection
+        .send_encoded_with(
+            &encoded.shown,
+            encoded.text,
+            encoded.attachments,
+            ctx.step_timeout(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Run `f` on the connection's socket.io state.
+fn socket_io<R>(
+    connection: &Connection,
+    f: impl FnOnce(&mut SocketIo) -> Result<R, String>,
+) -> Result<R, Failure> {
+    match protocol::with_state(connection.protocol(), f) {
+        Some(result) => result.map_err(|e| Failure::new(format!("on `{}`: {e}", connection.name))),
+        None => {
+            let kind = protocol::lock(connection.protocol()).kind();
+            Err(Failure::new(format!(
+                "connection `{}` speaks {}, not socket.io",
+                connection.name,
+                kind.name()
+            ))
+            .hint(format!(
+                "connect with `protocol: {}`",
+                ProtocolKind::SocketIo.name()
+            )))
+        }
+    }
+}
