@@ -127,15 +127,13 @@ async fn admin_auth(Data(auth): Data<Value>) -> Result<(), &'static str> {
 
 /// socketioxide over axum on a free port; returns `ws://127.0.0.1:PORT`.
 async fn start_socketioxide() -> String {
+    common::create_table(
+        "CREATE TABLE IF NOT EXISTS engine_sio_messages (id TEXT PRIMARY KEY, room TEXT NOT NULL, text TEXT NOT NULL)",
+    )
+    .await;
     let db = sqlx::PgPool::connect(DATABASE_URL)
         .await
         .expect("PostgreSQL at 127.0.0.1:5432 must be reachable for these tests");
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS engine_sio_messages (id TEXT PRIMARY KEY, room TEXT NOT NULL, text TEXT NOT NULL)",
-    )
-    .execute(&db)
-    .await
-    .expect("create table");
     let redis = redis::Client::open(REDIS_URL)
         .unwrap()
         .get_connection_manager()

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::inbox::Received;
-use super::protocol::socket_io::SocketIo;
+use super::protocol::socket_io::{SocketIo, SocketIoError};
 use super::protocol::{self, ProtocolKind};
 use super::ws::Connection;
 use crate::diagnostic::FailureKind;
@@ -93,17 +93,24 @@ pub async fn acknowledge(
 /// Run `f` on the connection's socket.io state.
 fn socket_io<R>(
     connection: &Connection,
-    f: impl FnOnce(&mut SocketIo) -> Result<R, String>,
+    f: impl FnOnce(&mut SocketIo) -> Result<R, SocketIoError>,
 ) -> Result<R, Failure> {
     match protocol::with_state(connection.protocol(), f) {
-        Some(result) => result.map_err(|e| Failure::new(format!("on `{}`: {e}", connection.name))),
+        Some(result) => result.map_err(|e| {
+            let mut failure = Failure::from(e);
+            failure.message = format!("on `{}`: {}", connection.name, failure.message);
+            failure
+        }),
         None => {
             let kind = protocol::lock(connection.protocol()).kind();
-            Err(Failure::new(format!(
-                "connection `{}` speaks {}, not socket.io",
-                connection.name,
-                kind.name()
-            ))
+            Err(Failure::of(
+                FailureKind::Spec,
+                format!(
+                    "connection `{}` speaks {}, not socket.io",
+                    connection.name,
+                    kind.name()
+                ),
+            )
             .hint(format!(
                 "connect with `protocol: {}`",
                 ProtocolKind::SocketIo.name()

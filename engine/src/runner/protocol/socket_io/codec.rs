@@ -59,6 +59,8 @@ pub enum CodecError {
     },
     #[error("a placeholder for attachment {num}, but the packet announced {count}")]
     BadPlaceholder { num: u64, count: usize },
+    #[error("`$binary` is not base64: {0}")]
+    NotBase64(String),
 }
 
 /// Read the Engine.IO packet of a text frame.
@@ -242,13 +244,13 @@ pub fn encode(packet: &Packet) -> String {
 
 /// Move the spec's binary arguments (`{"$binary": <base64>}`) out of `value` into
 /// attachments, leaving placeholders. Err: an argument that is not base64.
-pub fn deconstruct(value: &mut Value, attachments: &mut Vec<Vec<u8>>) -> Result<(), String> {
+pub fn deconstruct(value: &mut Value, attachments: &mut Vec<Vec<u8>>) -> Result<(), CodecError> {
     match value {
         Value::Object(map) => {
             if let Some(b64) = binary_argument(map) {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(b64.trim())
-                    .map_err(|e| format!("`{BINARY_KEY}` is not base64: {e}"))?;
+                    .map_err(|e| CodecError::NotBase64(e.to_string()))?;
                 *value = json!({"_placeholder": true, "num": attachments.len()});
                 attachments.push(bytes);
                 return Ok(());

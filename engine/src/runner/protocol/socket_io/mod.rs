@@ -51,6 +51,32 @@ struct AwaitedAck {
     event: String,
 }
 
+/// Why the spec's emit or acknowledgement cannot be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketIoError {
+    #[error("namespace `{namespace}` is not connected (connected: {connected})")]
+    NotConnected {
+        namespace: String,
+        connected: String,
+    },
+    #[error("namespace `{0}` was disconnected")]
+    Disconnected(String),
+    #[error("`{0}` is reserved by Socket.IO: a client cannot emit it")]
+    Reserved(String),
+    #[error(transparent)]
+    Binary(#[from] codec::CodecError),
+}
+
+impl From<SocketIoError> for crate::diagnostic::Diagnostic {
+    fn from(e: SocketIoError) -> Self {
+        let kind = match e {
+            SocketIoError::Disconnected(_) => crate::diagnostic::FailureKind::ConnectionClosed,
+            _ => crate::diagnostic::FailureKind::Spec,
+        };
+        Self::of(kind, e.to_string())
+    }
+}
+
 /// An emit or an acknowledgement encoded: what the transcript shows, the text frame
 /// and the attachments that follow it.
 pub struct Encoded {
@@ -108,17 +134,18 @@ impl SocketIo {
             .collect()
     }
 
-    fn check_connected(&self, namespace: &str) -> Result<(), String> {
-        if self.namespaces.get(namespace) == Some(&Namespace::Connected) {
-            return Ok(());
+    fn check_connected(&self, namespace: &str) -> Result<(), SocketIoError> {
+        match self.namespaces.get(namespace) {
+            Some(Namespace::Connected) => Ok(()),
+            Some(Namespace::Gone) => Err(SocketIoError::Disconnected(namespace.to_string())),
+            _ => Err(SocketIoError::NotConnected {
+                namespace: namespace.to_string(),
+                connected: match self.connected() {
+                    c if c.is_empty() => "none".to_string(),
+                    c => c.join(", "),
+                },
+            }),
         }
-        Err(format!(
-            "namespace `{namespace}` is not connected (connected: {})",
-            match self.connected() {
-                c if c.is_empty() => "none".to_string(),
-                c => c.join(", "),
-            }
-        ))
     }
 
     /// Encode an emit of `event` with `args`; with `ack`, under a new ack id.
@@ -128,12 +155,10 @@ impl SocketIo {
         event: &str,
         args: Vec<Value>,
         ack: bool,
-    ) -> Result<Encoded, String> {
+    ) -> Result<Encoded, SocketIoError> {
         let namespace = namespace.unwrap_or(self.default_namespace()).to_string();
         if codec::RESERVED_EVENTS.contains(&event) {
-            return Err(format!(
-                "`{event}` is reserved by Socket.IO: a client cannot emit it"
-            ));
+            return Err(SocketIoError::Reserved(event.to_string()));
         }
         self.check_connected(&namespace)?;
         let ack_id = ack.then(|| {
@@ -164,7 +189,7 @@ impl SocketIo {
         namespace: &str,
         id: u64,
         args: Vec<Value>,
-    ) -> Result<Encoded, String> {
+    ) -> Result<Encoded, SocketIoError> {
         self.check_connected(namespace)?;
         let mut shown = Map::new();
         shown.insert("ack".into(), json!(id));
@@ -345,7 +370,7 @@ fn encode(
     id: Option<u64>,
     mut data: Value,
     mut shown: Map<String, Value>,
-) -> Result<Encoded, String> {
+) -> Result<Encoded, SocketIoError> {
     let mut attachments = Vec::new();
     codec::deconstruct(&mut data, &mut attachments)?;
     let kind = match (kind, attachments.is_empty()) {
