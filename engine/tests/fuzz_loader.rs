@@ -257,6 +257,7 @@ fn exercise_body(kind: StepKind, body: &Value) {
         StepKind::Subscribe => typed::<model::SubscribeStep>(body),
         StepKind::Complete => typed::<model::CompleteStep>(body),
         StepKind::Emit => typed::<model::EmitStep>(body),
+        StepKind::Namespace => typed::<model::NamespaceStep>(body),
         // A library step's own steps are loaded (and fuzzed) with the library.
         StepKind::Sleep | StepKind::Call => {}
     }

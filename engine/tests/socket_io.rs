@@ -261,18 +261,68 @@ steps:
   - emit: { event: whoami, namespace: /admin }
 "##,
     );
-    let outcomes = suite.run().await;
-    outcomes[0].assert_passed();
-    let not_connected = &outcomes[1];
-    assert_eq!(not_connected.verdict, Verdict::Failed);
-    assert!(
-        not_connected
-            .failure
-            .contains("namespace `/admin` is not connected (connected: /)"),
-        "{}",
-        not_connected.failure
+    suite.spec(
+        "steps.yaml",
+        r##"
+name: namespace steps
+steps:
+  - connect: { url: "{{ env.WS_URL }}", protocol: socket.io, namespaces: [] }
+  - namespace: { connect: /admin, auth: { token: nope }, refused: { message: unauthorized } }
+  - namespace: { connect: /admin, auth: { token: let-me-in } }
+  - expect: { event: hello, namespace: /admin }
+  - namespace: { connect: / }
+  - expect: { event: welcome, namespace: / }
+  - emit: { event: whoami, namespace: /admin, ack: true }
+  - namespace: { disconnect: /admin }
+  - emit: { event: count_to, args: [1] }
+  - expect: { event: tick }
+"##,
     );
-    let refused = &outcomes[2];
+    suite.spec(
+        "refused-step.yaml",
+        r##"
+name: namespace step refused
+steps:
+  - connect: { url: "{{ env.WS_URL }}", protocol: socket.io }
+  - namespace: { connect: /admin, auth: { token: nope } }
+"##,
+    );
+    suite.spec(
+        "after-disconnect.yaml",
+        r##"
+name: emit after the namespace was disconnected
+steps:
+  - connect: { url: "{{ env.WS_URL }}", protocol: socket.io, namespaces: ["/", { name: /admin, auth: { token: let-me-in } }] }
+  - namespace: { disconnect: /admin }
+  - emit: { event: whoami, namespace: /admin }
+"##,
+    );
+    let outcomes = suite.run().await;
+    let by_name = |name: &str| outcomes.iter().find(|o| o.name == name).unwrap();
+    by_name("namespace steps").assert_passed();
+    let failure = |name: &str, wanted: &str| {
+        let outcome = by_name(name);
+        assert_eq!(outcome.verdict, Verdict::Failed, "{name}");
+        assert!(
+            outcome.failure.contains(wanted),
+            "{name}: {wanted}\n{}",
+            outcome.failure
+        );
+    };
+    failure(
+        "namespace step refused",
+        r#"namespace `/admin` on `default` refused the connection: {"message":"unauthorized"}"#,
+    );
+    failure(
+        "emit after the namespace was disconnected",
+        "on `default`: namespace `/admin` was disconnected",
+    );
+    by_name("admin namespace").assert_passed();
+    failure(
+        "emit to a namespace not connected",
+        "namespace `/admin` is not connected (connected: /)",
+    );
+    let refused = by_name("refused namespace");
     assert_eq!(refused.verdict, Verdict::Failed);
     assert_eq!(
         refused.kind,

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::model::{
     ActionBody, AssertDbStep, AssertRedisStep, AssertStep, AuthenticateStep, CloseStep,
     CompleteStep, ConnectStep, DisconnectStep, EachStep, EmitStep, ExpectCloseStep, ExpectNoneStep,
-    ExpectStep, HttpStep, RedisStep, SendStep, SqlStep, StartProcessStep, StepKind,
+    ExpectStep, HttpStep, NamespaceStep, RedisStep, SendStep, SqlStep, StartProcessStep, StepKind,
     StopProcessStep, SubscribeStep,
 };
 use super::schema::{DurationText, Identifier};
@@ -152,6 +152,7 @@ fn body_schema(kind: StepKind, generator: &mut SchemaGenerator) -> Schema {
         StepKind::Subscribe => generator.subschema_for::<SubscribeStep>(),
         StepKind::Complete => generator.subschema_for::<CompleteStep>(),
         StepKind::Emit => generator.subschema_for::<EmitStep>(),
+        StepKind::Namespace => generator.subschema_for::<NamespaceStep>(),
         // Written under the library step's own name: `additionalProperties` above.
         StepKind::Call => json_schema!(true),
     }

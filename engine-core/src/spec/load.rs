@@ -674,6 +674,7 @@ impl<'a> Checker<'a> {
             StepKind::Subscribe => self.typed::<SubscribeStep>(&step.body, &pointer),
             StepKind::Complete => self.typed::<CompleteStep>(&step.body, &pointer),
             StepKind::Emit => self.typed::<EmitStep>(&step.body, &pointer),
+            StepKind::Namespace => self.typed::<NamespaceStep>(&step.body, &pointer),
             StepKind::Call => self.call(step, &pointer),
             StepKind::Sleep | StepKind::Each => {}
         }

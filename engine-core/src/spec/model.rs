@@ -106,13 +106,15 @@ pub enum StepKind {
     Complete,
     /// socket.io: emit an event.
     Emit,
+    /// socket.io: connect or disconnect a namespace.
+    Namespace,
     /// A step from the suite's library, written under its own name.
     Call,
 }
 
 impl StepKind {
     /// The built-in kinds (a [`StepKind::Call`] is written under its library step's name).
-    pub const ALL: [StepKind; 21] = [
+    pub const ALL: [StepKind; 22] = [
         StepKind::Connect,
         StepKind::Authenticate,
         StepKind::Send,
@@ -134,6 +136,7 @@ impl StepKind {
         StepKind::Subscribe,
         StepKind::Complete,
         StepKind::Emit,
+        StepKind::Namespace,
     ];
 
     pub fn name(self) -> &'static str {
@@ -159,6 +162,7 @@ impl StepKind {
             StepKind::Subscribe => "subscribe",
             StepKind::Complete => "complete",
             StepKind::Emit => "emit",
+            StepKind::Namespace => "namespace",
             StepKind::Call => "call",
         }
     }
@@ -182,6 +186,7 @@ impl StepKind {
                 | StepKind::Subscribe
                 | StepKind::Complete
                 | StepKind::Emit
+                | StepKind::Namespace
         )
     }
 }
@@ -299,7 +304,8 @@ pub struct ConnectStep {
     /// (default `["/"]`), each a name or `{name, auth}` (the `auth` payload of its
     /// CONNECT packet); the connect step waits until the server accepted each one,
     /// and fails with the server's `connect_error` data when it refuses one. The
-    /// first is where `emit` goes when it names no `namespace`.
+    /// first is where `emit` goes when it names no `namespace`; `[]` connects none (a
+    /// `namespace` step connects them later).
     #[schemars(example = serde_json::json!(["/", {"name": "/admin", "auth": {"token": "{{ vars.token }}"}}]))]
     pub namespaces: Option<Vec<NamespaceConnect>>,
     /// Captures from the ready event, as `vars.<name>`; a profile's ready captures land
@@ -1120,6 +1126,37 @@ pub struct EmitStep {
     /// `{match, exact, capture, within}` on the acknowledgement's arguments.
     #[schemars(example = serde_json::json!({"match": [{"ok": true}], "capture": {"id": "$[0].id"}}))]
     pub ack: Option<AckWait>,
+}
+
+/// socket.io: connect a namespace mid-scenario (with an `auth` payload), waiting for
+/// the server's answer, or disconnect one. With `refused`, the server must refuse the
+/// connection with matching `connect_error` data.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "namespace",
+    example = serde_json::json!({"connect": "/admin", "auth": {"token": "{{ vars.token }}"}}),
+    extend("oneOf" = [{"required": ["connect"]}, {"required": ["disconnect"]}]))]
+pub struct NamespaceStep {
+    /// The connection (may be left out when the scenario has one).
+    #[schemars(with = "Option<ConnectionRef>", example = &"tab1")]
+    pub on: Option<String>,
+    /// The namespace to connect.
+    #[schemars(example = &"/admin")]
+    pub connect: Option<String>,
+    /// The CONNECT packet's payload (the server reads it as `socket.handshake.auth`).
+    #[schemars(example = serde_json::json!({"token": "{{ vars.token }}"}))]
+    pub auth: Option<Value>,
+    /// The server must refuse the connection: `true`, or a subset match on its
+    /// `connect_error` data.
+    #[schemars(example = serde_json::json!({"message": "unauthorized"}))]
+    pub refused: Option<Value>,
+    /// The namespace to disconnect from the client (a DISCONNECT packet).
+    #[schemars(example = &"/admin")]
+    pub disconnect: Option<String>,
+    /// Deadline for the server's answer (default: the suite's step timeout).
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    #[schemars(with = "Option<DurationText>", example = &"2s")]
+    pub within: Option<Duration>,
 }
 
 /// Wait for the acknowledgement of an emit: `true`, or a pattern on its arguments.

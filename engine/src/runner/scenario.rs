@@ -618,6 +618,7 @@ fn run_leaf<'a>(ctx: &'a mut ScenarioContext, step: &'a Step) -> BoxFuture<'a, S
         StepKind::Subscribe => Box::pin(super::graphql_steps::subscribe(ctx, body)),
         StepKind::Complete => Box::pin(super::graphql_steps::complete(ctx, body)),
         StepKind::Emit => Box::pin(super::socket_io_steps::emit(ctx, body)),
+        StepKind::Namespace => Box::pin(super::socket_io_steps::namespace(ctx, body)),
         StepKind::Each | StepKind::Call => Box::pin(std::future::ready(Err(Failure::of(
             FailureKind::Spec,
             "run by `run_step`",

@@ -1,6 +1,7 @@
 //! Steps of socket.io connections: `emit` sends an event (and waits for its
-//! acknowledgement when it asks for one); `expect` with `ack:` answers a server event
-//! that asks for one ([`acknowledge`]).
+//! acknowledgement when it asks for one); `namespace` connects (waiting for the
+//! server's answer) or disconnects a namespace; `expect` with `ack:` answers a server
+//! event that asks for one ([`acknowledge`]).
 
 use std::time::Duration;
 
@@ -8,11 +9,12 @@ use serde_json::Value;
 
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::inbox::Received;
-use super::protocol::socket_io::{SocketIo, SocketIoError};
+use super::protocol::socket_io::{Namespace, SocketIo, SocketIoError};
 use super::protocol::{self, ProtocolKind};
 use super::ws::Connection;
 use crate::diagnostic::FailureKind;
-use crate::spec::model::{AckPattern, AckWait, EmitStep, EventPattern};
+use crate::matcher::compare;
+use crate::spec::model::{AckPattern, AckWait, EmitStep, EventPattern, NamespaceStep};
 
 pub async fn emit(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let step: EmitStep = ctx.render(body, &[])?;
@@ -50,6 +52,109 @@ pub async fn emit(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     };
     let within: Duration = wait.within.unwrap_or_else(|| ctx.step_timeout());
     super::expect::expect_one(ctx, &connection, &pattern, within).await
+}
+
+pub async fn namespace(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
+    let step: NamespaceStep = ctx.render(body, &[])?;
+    let connection = ctx.connection(step.on.as_deref())?;
+    let timeout = ctx.step_timeout();
+    let name = match (&step.connect, &step.disconnect) {
+        (Some(name), None) => name.clone(),
+        (None, Some(name)) => {
+            let encoded = socket_io(&connection, |state| state.disconnect_namespace(name))?;
+            connection
+                .send_encoded(&encoded.shown, encoded.text, timeout)
+                .await?;
+            return Ok(());
+        }
+        _ => {
+            return Err(Failure::of(
+                FailureKind::Spec,
+                "`namespace` needs one of `connect` and `disconnect`",
+            ))
+        }
+    };
+    let encoded = socket_io(&connection, |state| {
+        state.connect_namespace(&name, step.auth.clone())
+    })?;
+    connection
+        .send_encoded(&encoded.shown, encoded.text, timeout)
+        .await?;
+    let within = step.within.unwrap_or(timeout);
+    let answer = namespace_answer(&connection, &name, within).await?;
+    match (answer, &step.refused) {
+        (Namespace::Refused(data), None) => Err(Failure::of(
+            FailureKind::Refused,
+            format!("namespace `{name}` on `{}` refused the connection: {data}", connection.name),
+        )),
+        (Namespace::Refused(data), Some(wanted)) => {
+            if *wanted == Value::Bool(true) {
+                return Ok(());
+            }
+            let mismatches = compare(wanted, Some(&data), false);
+            if mismatches.is_empty() {
+                return Ok(());
+            }
+            let lines: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
+            Err(Failure::of(
+                FailureKind::Mismatch,
+                format!(
+                    "namespace `{name}` on `{}` refused the connection, but not as expected: {data}",
+                    connection.name
+                ),
+            )
+            .note(lines.join("\n")))
+        }
+        (_, Some(wanted)) => Err(Failure::of(
+            FailureKind::Mismatch,
+            format!(
+                "namespace `{name}` on `{}` accepted the connection; a refusal matching {wanted} was expected",
+                connection.name
+            ),
+        )),
+        (_, None) => Ok(()),
+    }
+}
+
+/// Wait until the server answered the CONNECT of `name` (accepted or refused), the
+/// connection closed, or `within` passed.
+async fn namespace_answer(
+    connection: &Connection,
+    name: &str,
+    within: Duration,
+) -> Result<Namespace, Failure> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut changes = connection.inbox.changed.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let state =
+            protocol::with_state(connection.protocol(), |s: &mut SocketIo| s.namespace(name))
+                .flatten();
+        if let Some(answer) = state.filter(|s| *s != Namespace::Connecting) {
+            return Ok(answer);
+        }
+        if let Some(closed) = &connection.inbox.lock().closed {
+            return Err(Failure::of(
+                FailureKind::ConnectionClosed,
+                format!(
+                    "connection `{}` {closed} while waiting for the answer to the CONNECT of namespace `{name}`",
+                    connection.name
+                ),
+            ));
+        }
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
+            return Err(Failure::of(
+                FailureKind::Timeout,
+                format!(
+                    "no answer to the CONNECT of namespace `{name}` on `{}` within {within:?}",
+                    connection.name
+                ),
+            ));
+        }
+    }
 }
 
 /// Answer the acknowledgement a server event asks for with the pattern's `ack:`

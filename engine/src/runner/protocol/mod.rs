@@ -229,16 +229,17 @@ pub fn for_connection(
         ProtocolKind::GraphqlTransportWs => Box::new(graphql::GraphqlTransportWs::new(
             step.connection_init.clone(),
         )),
-        ProtocolKind::SocketIo => Box::new(socket_io::SocketIo::new(
-            step.namespaces
-                .iter()
-                .flatten()
-                .map(|n| {
-                    let (name, auth) = n.parts();
-                    (name.to_string(), auth.cloned())
-                })
-                .collect(),
-        )),
+        ProtocolKind::SocketIo => Box::new(socket_io::SocketIo::new(step.namespaces.as_ref().map(
+            |namespaces| {
+                namespaces
+                    .iter()
+                    .map(|n| {
+                        let (name, auth) = n.parts();
+                        (name.to_string(), auth.cloned())
+                    })
+                    .collect()
+            },
+        ))),
     };
     Ok(Arc::new(Mutex::new(state)))
 }

@@ -29,13 +29,15 @@ const GOING_AWAY: u16 = 1001;
 const CLOSE_ANSWER_WAIT: Duration = Duration::from_millis(500);
 
 /// Where a namespace stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Namespace {
+#[derive(Debug, Clone, PartialEq)]
+pub enum Namespace {
     /// CONNECT sent, no answer yet.
     Connecting,
     Connected,
-    /// Refused (CONNECT_ERROR) or disconnected by either side.
-    Gone,
+    /// Refused with this CONNECT_ERROR data.
+    Refused(Value),
+    /// Disconnected by either side.
+    Disconnected,
 }
 
 /// A binary packet waiting for its attachments.
@@ -61,6 +63,8 @@ pub enum SocketIoError {
     },
     #[error("namespace `{0}` was disconnected")]
     Disconnected(String),
+    #[error("namespace `{namespace}` is already {}", if *connecting { "being connected" } else { "connected" })]
+    AlreadyConnected { namespace: String, connecting: bool },
     #[error("`{0}` is reserved by Socket.IO: a client cannot emit it")]
     Reserved(String),
     #[error(transparent)]
@@ -96,6 +100,8 @@ pub struct SocketIo {
     namespaces: BTreeMap<String, Namespace>,
     /// Why the server refused the opening (a namespace's CONNECT_ERROR).
     refused: Option<String>,
+    /// The opening phase is over: every namespace of the connect step was accepted.
+    opened: bool,
     next_ack: u64,
     awaited: HashMap<u64, AwaitedAck>,
     partial: Option<Partial>,
@@ -104,16 +110,16 @@ pub struct SocketIo {
 }
 
 impl SocketIo {
-    /// `wanted`: the namespaces to connect and their auth payloads (`/` when empty).
-    pub fn new(mut wanted: Vec<(String, Option<Value>)>) -> Self {
-        if wanted.is_empty() {
-            wanted.push(("/".into(), None));
-        }
+    /// `wanted`: the namespaces to connect and their auth payloads (`/` when `None`; an
+    /// empty list connects none, for steps to connect them later).
+    pub fn new(wanted: Option<Vec<(String, Option<Value>)>>) -> Self {
+        let wanted = wanted.unwrap_or_else(|| vec![("/".into(), None)]);
         SocketIo {
             wanted,
             sid: None,
             namespaces: BTreeMap::new(),
             refused: None,
+            opened: false,
             next_ack: 0,
             awaited: HashMap::new(),
             partial: None,
@@ -134,10 +140,79 @@ impl SocketIo {
             .collect()
     }
 
+    fn connecting(&self) -> bool {
+        self.namespaces
+            .values()
+            .any(|s| *s == Namespace::Connecting)
+    }
+
+    /// Where `namespace` stands (`None`: the client never connected it).
+    pub fn namespace(&self, namespace: &str) -> Option<Namespace> {
+        self.namespaces.get(namespace).cloned()
+    }
+
+    /// Encode the CONNECT of `namespace` with its auth payload; the server's answer
+    /// shows in [`SocketIo::namespace`].
+    pub fn connect_namespace(
+        &mut self,
+        namespace: &str,
+        auth: Option<Value>,
+    ) -> Result<Encoded, SocketIoError> {
+        if let Some(state @ (Namespace::Connecting | Namespace::Connected)) =
+            self.namespaces.get(namespace)
+        {
+            return Err(SocketIoError::AlreadyConnected {
+                namespace: namespace.to_string(),
+                connecting: *state == Namespace::Connecting,
+            });
+        }
+        self.namespaces
+            .insert(namespace.to_string(), Namespace::Connecting);
+        let mut shown = Map::new();
+        shown.insert("connect".into(), json!(namespace));
+        if let Some(auth) = &auth {
+            shown.insert("auth".into(), auth.clone());
+        }
+        let text = codec::encode(&Packet {
+            kind: Kind::Connect,
+            namespace: namespace.to_string(),
+            id: None,
+            attachments: 0,
+            data: auth,
+        });
+        Ok(Encoded {
+            shown: Value::Object(shown).to_string(),
+            text,
+            attachments: Vec::new(),
+            ack_id: None,
+        })
+    }
+
+    /// Encode the client's DISCONNECT of `namespace`.
+    pub fn disconnect_namespace(&mut self, namespace: &str) -> Result<Encoded, SocketIoError> {
+        self.check_connected(namespace)?;
+        self.namespaces
+            .insert(namespace.to_string(), Namespace::Disconnected);
+        Ok(Encoded {
+            shown: json!({ "disconnect": namespace }).to_string(),
+            text: codec::encode(&Packet {
+                kind: Kind::Disconnect,
+                namespace: namespace.to_string(),
+                id: None,
+                attachments: 0,
+                data: None,
+            }),
+            attachments: Vec::new(),
+            ack_id: None,
+        })
+    }
+
     fn check_connected(&self, namespace: &str) -> Result<(), SocketIoError> {
         match self.namespaces.get(namespace) {
             Some(Namespace::Connected) => Ok(()),
-            Some(Namespace::Gone) => Err(SocketIoError::Disconnected(namespace.to_string())),
+            Some(Namespace::Disconnected) => {
+                Err(SocketIoError::Disconnected(namespace.to_string()))
+            }
             _ => Err(SocketIoError::NotConnected {
                 namespace: namespace.to_string(),
                 connected: match self.connected() {
@@ -239,6 +314,7 @@ impl SocketIo {
                 data: auth.clone(),
             }));
         }
+        self.opened = self.wanted.is_empty();
         self.keepalive = Some(keepalive(interval, timeout));
         Decoded {
             replies,
@@ -251,18 +327,21 @@ impl SocketIo {
     /// A Socket.IO packet, whole (its attachments joined).
     fn packet(&mut self, mut packet: Packet, raw: String) -> Decoded {
         let namespace = packet.namespace.clone();
-        let state = self.namespaces.get(&namespace).copied();
+        let state = self.namespaces.get(&namespace).cloned();
         match packet.kind {
             Kind::Connect if state == Some(Namespace::Connecting) => {
                 self.namespaces.insert(namespace, Namespace::Connected);
+                self.opened = self.opened || !self.connecting();
                 chatter(raw)
             }
             Kind::ConnectError if state == Some(Namespace::Connecting) => {
-                self.namespaces.insert(namespace.clone(), Namespace::Gone);
                 let data = packet.data.unwrap_or_default();
-                self.refused.get_or_insert(format!(
-                    "namespace `{namespace}` refused the connection: {data}"
-                ));
+                if !self.opened {
+                    self.refused.get_or_insert(format!(
+                        "namespace `{namespace}` refused the connection: {data}"
+                    ));
+                }
+                self.namespaces.insert(namespace, Namespace::Refused(data));
                 chatter(raw)
             }
             Kind::Connect | Kind::ConnectError => self.breach(
@@ -280,7 +359,8 @@ impl SocketIo {
                 &raw,
             ),
             Kind::Disconnect => {
-                self.namespaces.insert(namespace.clone(), Namespace::Gone);
+                self.namespaces
+                    .insert(namespace.clone(), Namespace::Disconnected);
                 // As the Socket.IO client reports it: `disconnect` with the reason.
                 let args = json!(["io server disconnect"]);
                 event_message("disconnect", &namespace, args, None, raw)
@@ -494,7 +574,8 @@ impl Protocol for SocketIo {
         connected
             .into_iter()
             .map(|namespace| {
-                self.namespaces.insert(namespace.clone(), Namespace::Gone);
+                self.namespaces
+                    .insert(namespace.clone(), Namespace::Disconnected);
                 codec::encode(&Packet {
                     kind: Kind::Disconnect,
                     namespace,
@@ -597,10 +678,10 @@ mod tests {
 
     /// A state past the handshake with `/` and `/admin` (auth) connected.
     fn open() -> SocketIo {
-        let mut state = SocketIo::new(vec![
+        let mut state = SocketIo::new(Some(vec![
             ("/".into(), None),
             ("/admin".into(), Some(json!({"token": "t"}))),
-        ]);
+        ]));
         assert!(matches!(state.opening(), Opening::Waiting(_)));
         let handshake = state.decode(text(OPEN));
         assert_eq!(handshake.replies, ["40", r#"40/admin,{"token":"t"}"#]);
@@ -665,7 +746,7 @@ mod tests {
 
     #[test]
     fn refusals_disconnects_and_forbidden_packets() {
-        let mut refused = SocketIo::new(vec![("/admin".into(), None)]);
+        let mut refused = SocketIo::new(Some(vec![("/admin".into(), None)]));
         refused.decode(text(OPEN));
         refused.decode(text(r#"44/admin,{"message":"no"}"#));
         assert_eq!(
@@ -691,9 +772,43 @@ mod tests {
                 "{bad}"
             );
         }
-        let mut fresh = SocketIo::new(Vec::new());
+        let mut fresh = SocketIo::new(None);
         assert!(fresh.decode(text("2")).breach.is_some());
         assert_eq!(open().farewell(), ["41", "41/admin,"]);
+    }
+
+    #[test]
+    fn namespaces_connect_later_and_a_refusal_after_the_opening_is_the_steps_to_judge() {
+        let mut state = SocketIo::new(Some(Vec::new()));
+        let handshake = state.decode(text(OPEN));
+        assert!(handshake.replies.is_empty());
+        assert_eq!(state.opening(), Opening::Open);
+        let connect = state
+            .connect_namespace("/admin", Some(json!({"token": "t"})))
+            .unwrap();
+        assert_eq!(connect.text, r#"40/admin,{"token":"t"}"#);
+        assert!(matches!(
+            state.connect_namespace("/admin", None),
+            Err(SocketIoError::AlreadyConnected {
+                connecting: true,
+                ..
+            })
+        ));
+        state.decode(text(r#"44/admin,{"message":"no"}"#));
+        assert_eq!(
+            state.namespace("/admin"),
+            Some(Namespace::Refused(json!({"message": "no"})))
+        );
+        assert_eq!(state.opening(), Opening::Open);
+        state.connect_namespace("/admin", None).unwrap();
+        state.decode(text(r#"40/admin,{"sid":"x"}"#));
+        assert_eq!(state.namespace("/admin"), Some(Namespace::Connected));
+        let leave = state.disconnect_namespace("/admin").unwrap();
+        assert_eq!(leave.text, "41/admin,");
+        assert!(matches!(
+            state.emit(Some("/admin"), "x", vec![], false),
+            Err(SocketIoError::Disconnected(_))
+        ));
     }
 
     #[test]
