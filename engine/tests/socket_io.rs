@@ -472,7 +472,8 @@ teardown:
 }
 
 /// A scripted Socket.IO peer, chosen by path (each hands out pingInterval 300 ms and
-/// pingTimeout 200 ms): `/no-ping` never pings; `/ping` pings right after the namespace
+/// pingTimeout 200 ms, but `/deaf`: 25 s and 20 s): `/deaf` accepts the namespace and
+/// then stops reading (it never answers a close frame); `/no-ping` never pings; `/ping` pings right after the namespace
 /// connect and emits `ponged` only once the pong came; `/reserved` emits a `connect`
 /// event (reserved); `/bad-ack` acknowledges an id the client never used; `/garbage`
 /// sends an Engine.IO packet of unknown type; `/stray-binary` sends a binary frame no
@@ -501,7 +502,12 @@ async fn start_scripted_peer() -> (String, std::sync::Arc<std::sync::Mutex<Vec<S
                 let uri = path.lock().unwrap().clone();
                 all.lock().unwrap().push(format!("GET {uri}"));
                 let script = uri.split('?').next().unwrap_or_default().to_string();
-                let open = json!({"sid": "s1", "upgrades": [], "pingInterval": 300, "pingTimeout": 200, "maxPayload": 1000000});
+                let (interval, timeout) = if script == "/deaf/" {
+                    (25_000, 20_000)
+                } else {
+                    (300, 200)
+                };
+                let open = json!({"sid": "s1", "upgrades": [], "pingInterval": interval, "pingTimeout": timeout, "maxPayload": 1000000});
                 let _ = ws.send(Frame::text(format!("0{open}"))).await;
                 while let Some(Ok(frame)) = ws.next().await {
                     let Frame::Text(text) = frame else { continue };
@@ -530,6 +536,10 @@ async fn start_scripted_peer() -> (String, std::sync::Arc<std::sync::Mutex<Vec<S
                     };
                     for frame in out {
                         let _ = ws.send(frame).await;
+                    }
+                    if script == "/deaf/" {
+                        // Holds the connection without reading: no close answer.
+                        tokio::time::sleep(Duration::from_secs(30)).await;
                     }
                 }
             });
@@ -606,4 +616,64 @@ async fn a_silent_or_misbehaving_server_fails_clearly_within_the_deadline() {
         "{seen:?}"
     );
     assert!(seen.iter().any(|f| f == "/ping/ 3"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn teardown_does_not_wait_long_for_a_server_that_never_answers_the_close() {
+    let (url, _) = start_scripted_peer().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "deaf.yaml",
+        "name: deaf\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/deaf/\", protocol: socket.io }\n",
+    );
+    let started = Instant::now();
+    let outcomes = suite.run().await;
+    outcomes[0].assert_passed();
+    // The teardown budget is 15 s, half of it for close answers; socket.io waits 500 ms.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn event_schemas_validate_an_events_arguments_by_its_name() {
+    let url = start_socketioxide().await;
+    let suite = Suite::new(&url, "events: { schemas: schemas }\n");
+    suite.spec(
+        "schemas/tick.json",
+        r#"{"type":"array","prefixItems":[{"type":"object","required":["n"],"properties":{"n":{"type":"integer","maximum":1}}}],"minItems":1,"maxItems":1}"#,
+    );
+    suite.spec(
+        "ticks.yaml",
+        r##"
+name: ticks
+steps:
+  - connect: { url: "{{ env.WS_URL }}", protocol: socket.io }
+  - emit: { event: count_to, args: [2] }
+  - expect: { event: tick, match: [{ n: 1 }] }
+  - expect: { event: tick, match: [{ n: 2 }] }
+"##,
+    );
+    let outcomes = suite.run().await;
+    let ticks = &outcomes[0];
+    assert_eq!(ticks.verdict, Verdict::Failed);
+    assert_eq!(
+        ticks.kind,
+        Some(engine::diagnostic::FailureKind::SchemaViolation),
+        "{}",
+        ticks.failure
+    );
+    // The first tick fits its schema; the second breaks `maximum` in its first argument.
+    for wanted in [
+        "event `tick` violates",
+        "tick.json: at `/0/n`: value is greater than the maximum of 1",
+    ] {
+        assert!(
+            ticks.failure.contains(wanted),
+            "{wanted}\n{}",
+            ticks.failure
+        );
+    }
 }

@@ -493,11 +493,13 @@ fn event_message(
     if let Some(id) = ack_wanted {
         shown.insert("ack".into(), json!(id));
     }
+    // The client library's own events are not the application's: no schema applies.
+    let schema_type = (!codec::RESERVED_EVENTS.contains(&name)).then(|| name.to_string());
     Decoded::message(Message {
         text: Value::Object(shown).to_string(),
         json: Some(args),
         event_type: Some(name.to_string()),
-        schema_type: Some(name.to_string()),
+        schema_type,
         operation: Some(namespace.to_string()),
         raw: Some(raw),
         ack_wanted,
@@ -717,6 +719,13 @@ mod tests {
         );
         let answer = state.acknowledge("/admin", 5, vec![json!(true)]).unwrap();
         assert_eq!(answer.text, "43/admin,5[true]");
+        let binary = state
+            .acknowledge("/", 6, vec![json!({"$binary": "AAE="})])
+            .unwrap();
+        assert_eq!(binary.text, r#"461-6[{"_placeholder":true,"num":0}]"#);
+        assert_eq!(binary.attachments, vec![vec![0u8, 1]]);
+        let kicked = state.decode(text("41"));
+        assert_eq!(kicked.messages[0].schema_type, None);
     }
 
     #[test]
