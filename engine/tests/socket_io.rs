@@ -473,7 +473,8 @@ teardown:
 
 /// A scripted Socket.IO peer, chosen by path (each hands out pingInterval 300 ms and
 /// pingTimeout 200 ms, but `/deaf`: 25 s and 20 s): `/deaf` accepts the namespace and
-/// then stops reading (it never answers a close frame); `/no-ping` never pings; `/ping` pings right after the namespace
+/// then stops reading (it never answers a close frame); `/pinging` pings every 250 ms
+/// for 1.5 s, then emits `still_here`; `/no-ping` never pings; `/ping` pings right after the namespace
 /// connect and emits `ponged` only once the pong came; `/reserved` emits a `connect`
 /// event (reserved); `/bad-ack` acknowledges an id the client never used; `/garbage`
 /// sends an Engine.IO packet of unknown type; `/stray-binary` sends a binary frame no
@@ -537,6 +538,14 @@ async fn start_scripted_peer() -> (String, std::sync::Arc<std::sync::Mutex<Vec<S
                     for frame in out {
                         let _ = ws.send(frame).await;
                     }
+                    if script == "/pinging/" && text == "40" {
+                        // Pings well inside the 500 ms window for 1.5 s, then emits.
+                        for _ in 0..6 {
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                            let _ = ws.send(Frame::text("2")).await;
+                        }
+                        let _ = ws.send(Frame::text(r#"42["still_here"]"#)).await;
+                    }
                     if script == "/deaf/" {
                         // Holds the connection without reading: no close answer.
                         tokio::time::sleep(Duration::from_secs(30)).await;
@@ -561,6 +570,8 @@ async fn a_silent_or_misbehaving_server_fails_clearly_within_the_deadline() {
         );
     };
     spec("ponged", "/ping/", "{ event: ponged }");
+    // Each ping restarts the 500 ms window: the connection outlives it three times over.
+    spec("pinging", "/pinging/", "{ event: still_here, within: 3s }");
     spec("no-ping", "/no-ping/", "{ event: never, within: 5s }");
     spec("reserved", "/reserved/", "{ event: never, within: 5s }");
     spec("bad-ack", "/bad-ack/", "{ event: never, within: 5s }");
@@ -580,6 +591,7 @@ async fn a_silent_or_misbehaving_server_fails_clearly_within_the_deadline() {
     );
     let by_name = |name: &str| outcomes.iter().find(|o| o.name == name).unwrap();
     by_name("ponged").assert_passed();
+    by_name("pinging").assert_passed();
     let failure = |name: &str, wanted: &str| {
         let outcome = by_name(name);
         assert_eq!(outcome.verdict, Verdict::Failed, "{name}");
