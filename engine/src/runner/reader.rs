@@ -84,7 +84,7 @@ impl Reader {
                 Some(Ok(Message::Text(text))) => self.receive(text.to_string(), None).await,
                 Some(Ok(Message::Binary(bytes))) => {
                     let text = String::from_utf8_lossy(&bytes).into_owned();
-                    self.receive(text, Some(bytes.to_vec())).await
+                    self.receive(text, Some(bytes)).await
                 }
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.as_ref().map(|f| u16::from(f.code));
@@ -125,7 +125,11 @@ impl Reader {
 
     /// Decode one frame and put its messages in the inbox; send what the protocol owes
     /// the server. A breach of the protocol ends the connection.
-    async fn receive(&mut self, text: String, bytes: Option<Vec<u8>>) -> Option<Breach> {
+    async fn receive(
+        &mut self,
+        text: String,
+        bytes: Option<tokio_tungstenite::tungstenite::Bytes>,
+    ) -> Option<Breach> {
         let arrived = Instant::now();
         let since_last_sent = match self.last_sent.load(Ordering::Relaxed) {
             0 => None,

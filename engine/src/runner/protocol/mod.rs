@@ -36,8 +36,8 @@ pub struct Incoming {
     /// The frame's text (a binary frame's bytes read as UTF-8, lossily).
     pub text: String,
     pub binary: bool,
-    /// A binary frame's bytes.
-    pub bytes: Option<Vec<u8>>,
+    /// A binary frame's bytes (shared with the frame, not copied).
+    pub bytes: Option<tokio_tungstenite::tungstenite::Bytes>,
 }
 
 /// One message for the inbox, as steps see it.

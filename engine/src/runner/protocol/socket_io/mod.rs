@@ -595,7 +595,7 @@ impl Protocol for SocketIo {
 
     fn decode(&mut self, frame: Incoming) -> Decoded {
         if frame.binary {
-            return self.attachment(frame.bytes.unwrap_or_default());
+            return self.attachment(frame.bytes.map(|b| b.to_vec()).unwrap_or_default());
         }
         if let Some(partial) = &self.partial {
             let why = format!(
@@ -672,7 +672,7 @@ mod tests {
         Incoming {
             text: String::from_utf8_lossy(bytes).into_owned(),
             binary: true,
-            bytes: Some(bytes.to_vec()),
+            bytes: Some(bytes.to_vec().into()),
         }
     }
 
