@@ -14,6 +14,8 @@
 #
 #   bash bench/peers.sh                         # CONNECTIONS=1000 ROUNDS=100
 #   CONNECTIONS=200 ROUNDS=50 bash bench/peers.sh
+#   REPEAT=1 bash bench/peers.sh                # each client once (default: 5 times,
+#                                               # interleaved; medians are shown)
 #
 # Artillery (and Node 22, which it needs, when the machine's node is older) are
 # installed from the npm registry into TOOLS where missing; Python `websockets` from
@@ -23,6 +25,7 @@ cd "$(dirname "$0")/.."
 CONNECTIONS="${CONNECTIONS:-1000}"
 ROUNDS="${ROUNDS:-100}"
 PYTHON="${PYTHON:-1}"
+REPEAT="${REPEAT:-5}"
 OUT="${OUT:-target/bench-peers}"
 TOOLS="${TOOLS:-target/bench-peers/tools}"
 ARTILLERY_VERSION=2.0.34
@@ -63,6 +66,7 @@ fi
 # A descriptor per connection, in the clients and in the server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+rm -f "$OUT/echo.url" # a previous run's address must not be read as this one's
 target/release/peers-echo 127.0.0.1:0 > "$OUT/echo.url" 2> "$OUT/echo.log" &
 ECHO=$!
 trap 'kill -TERM $ECHO 2>/dev/null; wait $ECHO 2>/dev/null || true' EXIT
@@ -71,7 +75,7 @@ for _ in $(seq 1 100); do
   sleep 0.05
 done
 [ -s "$OUT/echo.url" ] || { echo "the echo server did not start; see $OUT/echo.log"; exit 1; }
-export ECHO_URL CONNECTIONS
+export ECHO_URL CONNECTIONS ROUNDS
 ECHO_URL="$(head -1 "$OUT/echo.url")"
 echo "echo server $ECHO_URL; $CONNECTIONS connections x $ROUNDS round trips; cores: $(nproc); $(uptime | sed 's/.*load average/load average/')"
 
@@ -89,19 +93,23 @@ run() {
   echo $(( $(cpu_ticks $ECHO) - before )) > "$OUT/$name.server"
 }
 
-run handwritten target/release/peers-client "$ECHO_URL" "$CONNECTIONS" "$ROUNDS"
-CI=1 run engine "$ENGINE" load bench/peers/echo_round_trips.yaml --no-serve \
-  --vus "$CONNECTIONS" --iterations "$CONNECTIONS" --json "$OUT/engine.json"
 sed "s/count: 100\$/count: $ROUNDS/" bench/peers/artillery.yml > "$OUT/artillery.yml"
 cp bench/peers/artillery_round_trip.cjs "$OUT/"
-ARTILLERY_DISABLE_TELEMETRY=true run artillery "$NODE" "$ARTILLERY" run --output "$OUT/artillery.json" "$OUT/artillery.yml"
-if [ "$PYTHON" = 1 ]; then
-  PYTHONPATH="$TOOLS/python" run python python3 bench/peers/client.py "$ECHO_URL" "$CONNECTIONS" "$ROUNDS"
-fi
+# Each client REPEAT times, interleaved, so that a burst of other work on the machine
+# falls on every client alike; the table shows each figure's median over the runs.
+for r in $(seq 1 "$REPEAT"); do
+  run "handwritten-$r" target/release/peers-client "$ECHO_URL" "$CONNECTIONS" "$ROUNDS"
+  CI=1 run "engine-$r" "$ENGINE" load bench/peers/echo_round_trips.yaml --no-serve \
+    --vus "$CONNECTIONS" --iterations "$CONNECTIONS" --json "$OUT/engine-$r.json"
+  ARTILLERY_DISABLE_TELEMETRY=true run "artillery-$r" "$NODE" "$ARTILLERY" run --output "$OUT/artillery-$r.json" "$OUT/artillery.yml"
+  if [ "$PYTHON" = 1 ]; then
+    PYTHONPATH="$TOOLS/python" run "python-$r" python3 bench/peers/client.py "$ECHO_URL" "$CONNECTIONS" "$ROUNDS"
+  fi
+done
 
-python3 - "$OUT" "$CONNECTIONS" "$ROUNDS" "$(getconf CLK_TCK)" "$PYTHON" <<'PY'
-import json, re, sys
-out, connections, rounds, tck, python = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+python3 - "$OUT" "$CONNECTIONS" "$ROUNDS" "$(getconf CLK_TCK)" "$PYTHON" "$REPEAT" <<'PY'
+import json, re, statistics, sys
+out, connections, rounds, tck, python, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1", int(sys.argv[6])
 expected = connections * rounds
 
 def process(name):
@@ -116,39 +124,53 @@ def process(name):
 def last_json(name):
     return json.loads(open(f"{out}/{name}.out").read().strip().splitlines()[-1])
 
-rows = {}
-h = last_json("handwritten")
-rows["hand-written tokio-tungstenite"] = dict(msg_s=h["msg_per_s"], p50=h["p50_ms"], p99=h["p99_ms"], done=h["round_trips"], failures=h["failures"], **process("handwritten"))
+def handwritten(name):
+    h = last_json(name)
+    return dict(msg_s=h["msg_per_s"], p50=h["p50_ms"], p99=h["p99_ms"], done=h["round_trips"], failures=h["failures"])
 
-e = json.load(open(f"{out}/engine.json"))
-rows["engine load"] = dict(msg_s=e["frames"]["sent"] / e["duration_s"], p50=e["event_latency"]["p50_ms"],
-                           p99=e["event_latency"]["p99_ms"], done=e["event_latency"]["count"],
-                           failures=e["failures"]["count"], **process("engine"))
+def engine(name):
+    e = json.load(open(f"{out}/{name}.json"))
+    return dict(msg_s=e["frames"]["sent"] / e["duration_s"], p50=e["event_latency"]["p50_ms"],
+                p99=e["event_latency"]["p99_ms"], done=e["event_latency"]["count"], failures=e["failures"]["count"])
 
-a = json.load(open(f"{out}/artillery.json"))["aggregate"]
-counters, summaries = a["counters"], a["summaries"]
-round_trip = summaries.get("round_trip_ms", {})
-# Its own span: from the first metric to the last (the Node start-up is not counted).
-span_s = (a["lastMetricAt"] - a["firstMetricAt"]) / 1000
-rows[f"Artillery (ws engine)"] = dict(msg_s=round_trip.get("count", 0) / span_s if span_s > 0 else 0.0,
-                                      p50=round_trip.get("median", 0.0), p99=round_trip.get("p99", 0.0),
-                                      done=round_trip.get("count", 0), failures=counters.get("vusers.failed", 0),
-                                      **process("artillery"))
+def artillery(name):
+    a = json.load(open(f"{out}/{name}.json"))["aggregate"]
+    round_trip = a["summaries"].get("round_trip_ms", {})
+    # Its own span: from the first metric to the last (the Node start-up is not counted).
+    span_s = (a["lastMetricAt"] - a["firstMetricAt"]) / 1000
+    return dict(msg_s=round_trip.get("count", 0) / span_s if span_s > 0 else 0.0,
+                p50=round_trip.get("median", 0.0), p99=round_trip.get("p99", 0.0),
+                done=round_trip.get("count", 0), failures=a["counters"].get("vusers.failed", 0))
+
+clients = {
+    "hand-written tokio-tungstenite": ("handwritten", handwritten),
+    "engine load": ("engine", engine),
+    "Artillery (ws engine)": ("artillery", artillery),
+}
 if python:
-    p = last_json("python")
-    rows["Python websockets"] = dict(msg_s=p["msg_per_s"], p50=p["p50_ms"], p99=p["p99_ms"], done=p["round_trips"], failures=p["failures"], **process("python"))
+    clients["Python websockets"] = ("python", handwritten)
+
+rows, runs = {}, {}
+for label, (name, read) in clients.items():
+    runs[label] = [dict(**read(f"{name}-{r}"), **process(f"{name}-{r}")) for r in range(1, repeat + 1)]
+    rows[label] = {k: statistics.median(run[k] for run in runs[label]) for k in runs[label][0]}
+    rows[label]["rss_mb"] = max(run["rss_mb"] for run in runs[label])
 
 print()
+print(f"median of {repeat} run(s) each (peak RSS: the highest)")
 print(f"{'client':32}{'msg/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}{'CPU s':>8}{'echo CPU s':>12}{'round trips':>13}{'failed':>8}")
 for name, r in rows.items():
-    print(f"{name:32}{r['msg_s']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['rss_mb']:>13.1f}{r['cpu_s']:>8.2f}{r['server_cpu_s']:>12.2f}{r['done']:>13}{r['failures']:>8}")
+    print(f"{name:32}{r['msg_s']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['rss_mb']:>13.1f}{r['cpu_s']:>8.2f}{r['server_cpu_s']:>12.2f}{r['done']:>13.0f}{r['failures']:>8.0f}")
 eng, hw, art = rows["engine load"], rows["hand-written tokio-tungstenite"], rows["Artillery (ws engine)"]
 print()
+each = lambda rs: ", ".join("%.0f" % run["msg_s"] for run in rs)
+print("msg/s of each run: " + "; ".join(f"{n}: {each(rs)}" for n, rs in runs.items()))
 print(f"engine / hand-written: msg/s {eng['msg_s']/hw['msg_s']:.2f}x (goal >= 0.95x), p99 {eng['p99']/hw['p99']:.2f}x (goal <= 1.2x)")
 print(f"engine / Artillery:    msg/s {eng['msg_s']/art['msg_s']:.2f}x (goal >= 2.5x), peak RSS {eng['rss_mb']/art['rss_mb']:.2f}x (goal <= 0.20x)")
-incomplete = [n for n, r in rows.items() if r["done"] != expected or r["failures"]]
+print(f"hand-written / Artillery: msg/s {hw['msg_s']/art['msg_s']:.2f}x (the limit this machine shows from the peer's side)")
+incomplete = [n for n, rs in runs.items() if any(run["done"] != expected or run["failures"] for run in rs)]
 if incomplete:
-    print(f"NOT COMPARABLE: {', '.join(incomplete)} did not complete all {expected} round trips")
+    print(f"NOT COMPARABLE: {', '.join(incomplete)} did not complete all {expected} round trips in every run")
     sys.exit(1)
 PY
 echo "results and logs in $OUT/"
