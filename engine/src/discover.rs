@@ -69,6 +69,7 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
         problems: Vec::new(),
         configs: Vec::new(),
     };
+    let mut jobs = Vec::new();
     for file in files {
         let dir = spec_folder(&file);
         let config = match configs.get(&dir) {
@@ -100,7 +101,10 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
         if library_files.contains(&canonical) || is_event_document(&config, &canonical) {
             continue;
         }
-        match load_file(&file, &config, library) {
+        jobs.push((file, config, library.clone()));
+    }
+    for (result, (_, config, _)) in load_files(&jobs).into_iter().zip(&jobs) {
+        match result {
             Ok(scenarios) => loaded
                 .scenarios
                 .extend(scenarios.into_iter().map(|s| (Arc::new(s), config.clone()))),
@@ -109,6 +113,39 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
     }
     loaded.configs = order;
     Ok(loaded)
+}
+
+type LoadResult = Result<Vec<Scenario>, Vec<Diagnostic>>;
+
+/// Load every file, on as many threads as there are cores: files are independent, and
+/// a large suite's check is bound by parsing and checking them. Results keep the
+/// files' order, so output is the same whatever the threads did.
+fn load_files(jobs: &[(PathBuf, Arc<SuiteConfig>, Arc<Library>)]) -> Vec<LoadResult> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len().div_ceil(8))
+        .max(1);
+    let load = |(file, config, library): &(PathBuf, Arc<SuiteConfig>, Arc<Library>)| {
+        load_file(file, config, library)
+    };
+    if threads == 1 {
+        return jobs.iter().map(load).collect();
+    }
+    let chunk = jobs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(load).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// The config's AsyncAPI document, which may sit among the specs: it is not a spec.
