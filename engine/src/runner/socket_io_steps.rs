@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::inbox::Received;
-use super::protocol::socket_io::{Namespace, SocketIo, SocketIoError};
+use super::protocol::socket_io::{self, Namespace, SocketIo, SocketIoError};
 use super::protocol::{self, ProtocolKind};
 use super::ws::Connection;
 use crate::diagnostic::FailureKind;
@@ -59,7 +59,7 @@ pub async fn namespace(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let connection = ctx.connection(step.on.as_deref())?;
     let timeout = ctx.step_timeout();
     let name = match (&step.connect, &step.disconnect) {
-        (Some(name), None) => name.clone(),
+        (Some(name), None) => socket_io::namespace_name(name),
         (None, Some(name)) => {
             let encoded = socket_io(&connection, |state| state.disconnect_namespace(name))?;
             connection

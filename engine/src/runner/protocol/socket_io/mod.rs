@@ -113,7 +113,13 @@ impl SocketIo {
     /// `wanted`: the namespaces to connect and their auth payloads (`/` when `None`; an
     /// empty list connects none, for steps to connect them later).
     pub fn new(wanted: Option<Vec<(String, Option<Value>)>>) -> Self {
-        let wanted = wanted.unwrap_or_else(|| vec![("/".into(), None)]);
+        let wanted = match wanted {
+            Some(wanted) => wanted
+                .into_iter()
+                .map(|(name, auth)| (namespace_name(&name), auth))
+                .collect(),
+            None => vec![("/".into(), None)],
+        };
         SocketIo {
             wanted,
             sid: None,
@@ -158,6 +164,7 @@ impl SocketIo {
         namespace: &str,
         auth: Option<Value>,
     ) -> Result<Encoded, SocketIoError> {
+        let namespace = &namespace_name(namespace);
         if let Some(state @ (Namespace::Connecting | Namespace::Connected)) =
             self.namespaces.get(namespace)
         {
@@ -190,6 +197,7 @@ impl SocketIo {
 
     /// Encode the client's DISCONNECT of `namespace`.
     pub fn disconnect_namespace(&mut self, namespace: &str) -> Result<Encoded, SocketIoError> {
+        let namespace = &namespace_name(namespace);
         self.check_connected(namespace)?;
         self.namespaces
             .insert(namespace.to_string(), Namespace::Disconnected);
@@ -231,7 +239,7 @@ impl SocketIo {
         args: Vec<Value>,
         ack: bool,
     ) -> Result<Encoded, SocketIoError> {
-        let namespace = namespace.unwrap_or(self.default_namespace()).to_string();
+        let namespace = namespace_name(namespace.unwrap_or(self.default_namespace()));
         if codec::RESERVED_EVENTS.contains(&event) {
             return Err(SocketIoError::Reserved(event.to_string()));
         }
@@ -419,6 +427,16 @@ impl SocketIo {
             }
         }
         self.packet(packet, raw)
+    }
+}
+
+/// A namespace's name as the protocol writes it: with its leading `/` (as the servers
+/// read `admin`).
+pub fn namespace_name(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_string()
+    } else {
+        format!("/{name}")
     }
 }
 
@@ -818,6 +836,9 @@ mod tests {
             state.emit(Some("/admin"), "x", vec![], false),
             Err(SocketIoError::Disconnected(_))
         ));
+        // Names are read with their leading slash, as the servers read them.
+        let again = state.connect_namespace("admin", None).unwrap();
+        assert_eq!(again.text, "40/admin,");
     }
 
     #[test]
