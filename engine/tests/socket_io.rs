@@ -689,3 +689,67 @@ steps:
         );
     }
 }
+
+#[tokio::test]
+async fn the_json_report_keeps_each_message_decoded_and_its_raw_frames() {
+    let url = start_socketioxide().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "report.yaml",
+        r##"
+name: report
+steps:
+  - connect: { url: "{{ env.WS_URL }}", protocol: socket.io }
+  - expect: { event: welcome }
+  - emit: { event: upload, args: [a.bin, { $binary: aGVsbG8= }], ack: true }
+"##,
+    );
+    let json = suite.path().join("report.json");
+    let args = vec![
+        "run".to_string(),
+        suite.path().display().to_string(),
+        "--json".into(),
+        json.display().to_string(),
+        "--report-frames".into(),
+        "all".into(),
+    ];
+    let (code, stdout, stderr) = common::run_engine_async(args, vec![]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let frames = report["scenarios"][0]["attempts"][0]["frames"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report}"));
+    let find = |direction: &str, data_prefix: &str| {
+        frames
+            .iter()
+            .find(|f| {
+                f["direction"] == direction
+                    && f["data"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .starts_with(data_prefix)
+            })
+            .unwrap_or_else(|| panic!("no {direction} {data_prefix} in {frames:?}"))
+    };
+    let welcome = find("received", r#"{"event":"welcome","args":[{"sid":"#);
+    assert!(welcome["raw"]
+        .as_str()
+        .unwrap()
+        .starts_with(r#"42["welcome",{"sid":"#));
+    let upload = find(
+        "sent",
+        r#"{"emit":"upload","args":["a.bin",{"$binary":"aGVsbG8="}]}"#,
+    );
+    assert_eq!(
+        upload["raw"],
+        "451-0[\"upload\",\"a.bin\",{\"_placeholder\":true,\"num\":0}]\n<binary 5 bytes>"
+    );
+    let ack = find(
+        "received",
+        r#"{"ack":"upload","args":[{"name":"a.bin","size":5},{"$binary":"b2xsZWg="}]}"#,
+    );
+    assert!(ack["raw"].as_str().unwrap().ends_with("\n<binary 5 bytes>"));
+    // The handshake and the pong are in the transcript as they went.
+    find("received", "0{\"sid\":");
+    find("sent", "40");
+}
