@@ -32,6 +32,7 @@ use crate::spec::model::ConnectStep;
 pub use crate::spec::model::ProtocolKind;
 
 /// One WebSocket frame as read.
+#[derive(Debug)]
 pub struct Incoming {
     /// The frame's text (a binary frame's bytes read as UTF-8, lossily).
     pub text: String,

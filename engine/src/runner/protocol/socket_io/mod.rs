@@ -841,6 +841,39 @@ mod tests {
         assert_eq!(again.text, "40/admin,");
     }
 
+    /// Frames a peer could send: Engine.IO and Socket.IO shapes, with noise.
+    fn frame() -> impl proptest::strategy::Strategy<Value = Incoming> {
+        use proptest::prelude::*;
+        let texts = prop_oneof![
+            Just(OPEN.to_string()),
+            Just("2".to_string()),
+            Just(r#"40{"sid":"a"}"#.to_string()),
+            "4[0-6][0-9]{0,2}-?(/[a-z]{1,3},)?[0-9]{0,3}"
+                .prop_map(|s| s + r#"["e",{"_placeholder":true,"num":0}]"#),
+            "4[0-6].{0,12}",
+            ".{0,16}",
+        ];
+        prop_oneof![
+            texts.prop_map(|t| text(&t)),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(|b| binary(&b)),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_sequence_of_frames_makes_the_state_panic(
+            frames in proptest::collection::vec(frame(), 0..12)
+        ) {
+            let mut state = SocketIo::new(Some(vec![("/".into(), None), ("/a".into(), None)]));
+            for frame in frames {
+                let _ = state.decode(frame);
+                let _ = state.opening();
+            }
+            let _ = state.emit(None, "x", vec![json!({"$binary": "AAE="})], true);
+            let _ = state.farewell();
+        }
+    }
+
     #[test]
     fn the_url_gets_the_engine_io_path_and_query() {
         assert_eq!(
