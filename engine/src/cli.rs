@@ -87,6 +87,11 @@ pub struct RunArgs {
     /// Run every selected scenario N times, with fresh IDs each time.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Which scenarios start first: `longest-first` by the durations earlier runs kept
+    /// in `.engine/timings.json` beside the suite config (never-timed ones before all),
+    /// so that a long scenario does not start last; or `plan`: file order.
+    #[arg(long, value_name = "ORDER", value_parser = ["longest-first", "plan"], default_value = "longest-first")]
+    pub order: String,
     /// Re-run a failed scenario up to N times; one that then passes is reported flaky.
     #[arg(long, default_value_t = 0)]
     pub retries: usize,
@@ -356,6 +361,13 @@ async fn run_suite(args: RunArgs) -> Result<Exit, RunError> {
         })
         .collect();
     let mut listeners = listeners(&args);
+    listeners.push(Box::new(crate::report::timings::TimingsRecorder::default()));
+    // One at a time, the order cannot shorten the run: keep the plan's, as users read it.
+    let start_order = if jobs > 1 && args.order == "longest-first" {
+        crate::report::timings::Timings::read(&plan).start_order(&plan)
+    } else {
+        Vec::new()
+    };
     let options = RunOptions {
         jobs,
         retries: args.retries,
@@ -365,6 +377,7 @@ async fn run_suite(args: RunArgs) -> Result<Exit, RunError> {
             "all" => runner::ReportFrames::All,
             _ => runner::ReportFrames::Failed,
         },
+        start_order,
     };
     let summary = runner::run_until(
         plan,

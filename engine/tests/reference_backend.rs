@@ -72,6 +72,7 @@ async fn run_specs(
         fail_fast: false,
         flaky_fails: false,
         report_frames: Default::default(),
+        start_order: Vec::new(),
     };
     runner::run(plan, options, Resources::new(4), &mut listeners).await;
     let out = verdicts.lock().unwrap().clone();

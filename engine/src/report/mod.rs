@@ -2,7 +2,8 @@
 //! report and GitHub Actions annotations. File reports are rewritten whole (to a
 //! temporary file, then renamed) as scenarios finish, so an interrupted run still leaves
 //! a valid report of what finished. [`page`] is the look every HTML page shares;
-//! [`serve_console`] shows `serve` entries coming up.
+//! [`serve_console`] shows `serve` entries coming up; [`timings`] keeps scenario
+//! durations between runs, to start the longest first.
 
 pub mod console;
 pub mod github;
@@ -11,6 +12,7 @@ pub mod json;
 pub mod junit;
 pub mod page;
 pub mod serve_console;
+pub mod timings;
 
 use std::path::Path;
 

@@ -73,6 +73,9 @@ pub struct RunOptions {
     /// Count flaky scenarios (failed, then passed on retry) as failures.
     pub flaky_fails: bool,
     pub report_frames: ReportFrames,
+    /// Plan positions in the order to start them (e.g. longest first); empty: plan
+    /// order. Positions left out are started after, in plan order.
+    pub start_order: Vec<usize>,
 }
 
 /// The final verdict on one planned scenario, over all its attempts.
@@ -312,7 +315,7 @@ async fn launch(
     let admission = admission::Admission::new(jobs);
     let failed_fast = Arc::new(AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
-    for index in 0..plan.len() {
+    for index in start_order(&options.start_order, plan.len()) {
         let running = || jobs - semaphore.available_permits();
         let permit = tokio::select! {
             permit = async {
@@ -356,6 +359,19 @@ async fn launch(
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Every plan position once: those of `preferred` (valid, first time seen) in its order,
+/// then the rest in plan order.
+fn start_order(preferred: &[usize], len: usize) -> Vec<usize> {
+    let mut seen = vec![false; len];
+    let mut order: Vec<usize> = preferred
+        .iter()
+        .copied()
+        .filter(|&i| i < len && !std::mem::replace(&mut seen[i], true))
+        .collect();
+    order.extend((0..len).filter(|&i| !seen[i]));
+    order
 }
 
 /// Every attempt of one planned scenario (retries), and its verdict.
@@ -477,4 +493,17 @@ fn url_password(url: &str) -> Option<String> {
     let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
     let userinfo = &authority[..authority.rfind('@')?];
     Some(userinfo.split_once(':')?.1.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_order;
+
+    #[test]
+    fn start_order_takes_the_preferred_order_then_the_rest_in_plan_order() {
+        assert_eq!(start_order(&[], 3), [0, 1, 2]);
+        assert_eq!(start_order(&[2, 0], 4), [2, 0, 1, 3]);
+        // Out of range and repeated positions are ignored: every scenario starts once.
+        assert_eq!(start_order(&[9, 1, 1, 0], 3), [1, 0, 2]);
+    }
 }

@@ -465,6 +465,7 @@ impl Suite {
             fail_fast: false,
             flaky_fails: false,
             report_frames: Default::default(),
+            start_order: Vec::new(),
         };
         runner::run(plan, options, Resources::new(4), &mut listeners).await;
         let mut out = outcomes.lock().unwrap().clone();
