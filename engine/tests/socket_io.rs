@@ -753,3 +753,66 @@ steps:
     find("received", "0{\"sid\":");
     find("sent", "40");
 }
+
+#[tokio::test]
+async fn connect_acks_answer_the_servers_acknowledgement_requests_at_once() {
+    let url = start_socketioxide().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "auto.yaml",
+        r##"
+name: automatic acknowledgement
+ids: { order: item }
+steps:
+  - connect: { url: "{{ env.WS_URL }}", protocol: socket.io, acks: { confirm: [{ auto: true }] } }
+  - emit: { event: confirm_me, args: ["{{ ids.order }}"] }
+  # The event still reaches the inbox; the server already has its answer.
+  - expect: { event: confirmed, match: [{ auto: true }] }
+  - expect: { event: confirm, match: [{ order: "{{ ids.order }}" }] }
+  - assert_redis: { key: "engine_sio:confirm:{{ ids.order }}", string: '{"auto":true}' }
+teardown:
+  - redis: [DEL, "engine_sio:confirm:{{ ids.order }}"]
+"##,
+    );
+    suite.spec(
+        "twice.yaml",
+        r##"
+name: acknowledged twice
+ids: { order: item }
+steps:
+  - connect: { url: "{{ env.WS_URL }}", protocol: socket.io, acks: { confirm: [1] } }
+  - emit: { event: confirm_me, args: ["{{ ids.order }}"] }
+  - expect: { event: confirm, ack: [2] }
+teardown:
+  - redis: [DEL, "engine_sio:confirm:{{ ids.order }}"]
+"##,
+    );
+    suite.spec(
+        "binary.yaml",
+        r##"
+name: binary automatic acknowledgement
+steps:
+  - connect: { url: "{{ env.WS_URL }}", protocol: socket.io, acks: { confirm: [{ $binary: AAE= }] } }
+"##,
+    );
+    let outcomes = suite.run().await;
+    let by_name = |name: &str| outcomes.iter().find(|o| o.name == name).unwrap();
+    by_name("automatic acknowledgement").assert_passed();
+    let failure = |name: &str, wanted: &str| {
+        let outcome = by_name(name);
+        assert_eq!(outcome.verdict, Verdict::Failed, "{name}");
+        assert!(
+            outcome.failure.contains(wanted),
+            "{name}: {wanted}\n{}",
+            outcome.failure
+        );
+    };
+    failure(
+        "acknowledged twice",
+        "on `default`: `confirm` was already acknowledged by `connect.acks`",
+    );
+    failure(
+        "binary automatic acknowledgement",
+        "`acks.confirm` has a binary argument",
+    );
+}

@@ -308,6 +308,13 @@ pub struct ConnectStep {
     /// `namespace` step connects them later).
     #[schemars(example = serde_json::json!(["/", {"name": "/admin", "auth": {"token": "{{ vars.token }}"}}]))]
     pub namespaces: Option<Vec<NamespaceConnect>>,
+    /// socket.io: server events whose acknowledgement requests the engine answers at
+    /// once, with these arguments (`{event: [args]}`, text only), whether or not a step
+    /// expects the event; `expect.ack` answers the others.
+    #[serde(default)]
+    #[schemars(with = "Option<Templated<BTreeMap<String, Vec<Value>>>>")]
+    #[schemars(example = serde_json::json!({"confirm": [{"accepted": true}]}))]
+    pub acks: BTreeMap<String, Vec<Value>>,
     /// Captures from the ready event, as `vars.<name>`; a profile's ready captures land
     /// under `vars.<connection>.<name>`.
     #[serde(default)]

@@ -182,7 +182,7 @@ pub async fn acknowledge(
     };
     let namespace = frame.operation.as_deref().unwrap_or("/");
     let encoded = socket_io(connection, |state| {
-        state.acknowledge(namespace, id, args.clone())
+        state.acknowledge(namespace, event, id, args.clone())
     })?;
     connection
         .send_encoded_with(

@@ -189,6 +189,9 @@ pub fn with_state<T: Protocol, R>(
 pub enum ProtocolError {
     #[error("protocol `{0}` is not supported yet by this engine")]
     Unsupported(&'static str),
+    /// The step's protocol options cannot be used.
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Send(#[from] SendError),
     #[error("the server refused to open `{connection}`: {why}")]
@@ -211,7 +214,7 @@ impl From<ProtocolError> for crate::diagnostic::Diagnostic {
     fn from(e: ProtocolError) -> Self {
         let kind = match e {
             ProtocolError::Send(send) => return send.into(),
-            ProtocolError::Unsupported(_) => FailureKind::Spec,
+            ProtocolError::Unsupported(_) | ProtocolError::Invalid(_) => FailureKind::Spec,
             ProtocolError::Refused { .. } => FailureKind::Refused,
             ProtocolError::Closed { .. } => FailureKind::ConnectionClosed,
             ProtocolError::Timeout { .. } => FailureKind::Timeout,
@@ -230,8 +233,8 @@ pub fn for_connection(
         ProtocolKind::GraphqlTransportWs => Box::new(graphql::GraphqlTransportWs::new(
             step.connection_init.clone(),
         )),
-        ProtocolKind::SocketIo => Box::new(socket_io::SocketIo::new(step.namespaces.as_ref().map(
-            |namespaces| {
+        ProtocolKind::SocketIo => {
+            let namespaces = step.namespaces.as_ref().map(|namespaces| {
                 namespaces
                     .iter()
                     .map(|n| {
@@ -239,8 +242,12 @@ pub fn for_connection(
                         (name.to_string(), auth.cloned())
                     })
                     .collect()
-            },
-        ))),
+            });
+            let state = socket_io::SocketIo::new(namespaces)
+                .with_auto_acks(step.acks.clone())
+                .map_err(|e| ProtocolError::Invalid(e.to_string()))?;
+            Box::new(state)
+        }
     };
     Ok(Arc::new(Mutex::new(state)))
 }

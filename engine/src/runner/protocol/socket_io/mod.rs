@@ -10,7 +10,7 @@
 pub mod codec;
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -67,6 +67,10 @@ pub enum SocketIoError {
     AlreadyConnected { namespace: String, connecting: bool },
     #[error("`{0}` is reserved by Socket.IO: a client cannot emit it")]
     Reserved(String),
+    #[error("`acks.{0}` has a binary argument; the engine answers automatic acknowledgements with text only (`expect` with `ack:` can send binary ones)")]
+    BinaryAutoAck(String),
+    #[error("`{0}` was already acknowledged by `connect.acks`")]
+    AlreadyAnswered(String),
     #[error(transparent)]
     Binary(#[from] codec::CodecError),
 }
@@ -107,6 +111,11 @@ pub struct SocketIo {
     partial: Option<Partial>,
     /// The deadline for the server's pings, from its handshake.
     keepalive: Option<Keepalive>,
+    /// Events whose acknowledgement requests are answered at once, with these
+    /// arguments (`connect.acks`).
+    auto_acks: BTreeMap<String, Vec<Value>>,
+    /// Acknowledgement requests answered at once: (namespace, ack id).
+    answered: HashSet<(String, u64)>,
 }
 
 impl SocketIo {
@@ -130,7 +139,26 @@ impl SocketIo {
             awaited: HashMap::new(),
             partial: None,
             keepalive: None,
+            auto_acks: BTreeMap::new(),
+            answered: HashSet::new(),
         }
+    }
+
+    /// Answer the acknowledgement requests of these events at once with these
+    /// arguments. Err: binary arguments (the engine answers at once with text frames).
+    pub fn with_auto_acks(
+        mut self,
+        acks: BTreeMap<String, Vec<Value>>,
+    ) -> Result<Self, SocketIoError> {
+        for (event, args) in &acks {
+            let mut attachments = Vec::new();
+            codec::deconstruct(&mut Value::Array(args.clone()), &mut attachments)?;
+            if !attachments.is_empty() {
+                return Err(SocketIoError::BinaryAutoAck(event.clone()));
+            }
+        }
+        self.auto_acks = acks;
+        Ok(self)
     }
 
     /// The namespace `emit` uses when it names none: the first the spec connected.
@@ -270,10 +298,14 @@ impl SocketIo {
     pub fn acknowledge(
         &mut self,
         namespace: &str,
+        event: &str,
         id: u64,
         args: Vec<Value>,
     ) -> Result<Encoded, SocketIoError> {
         self.check_connected(namespace)?;
+        if self.answered.contains(&(namespace.to_string(), id)) {
+            return Err(SocketIoError::AlreadyAnswered(event.to_string()));
+        }
         let mut shown = Map::new();
         shown.insert("ack".into(), json!(id));
         shown.insert("args".into(), Value::Array(args.clone()));
@@ -382,7 +414,19 @@ impl SocketIo {
                     Value::String(name) => name,
                     other => other.to_string(),
                 };
-                event_message(&name, &namespace, Value::Array(data), packet.id, raw)
+                let mut decoded =
+                    event_message(&name, &namespace, Value::Array(data), packet.id, raw);
+                if let (Some(id), Some(args)) = (packet.id, self.auto_acks.get(&name)) {
+                    decoded.replies.push(codec::encode(&Packet {
+                        kind: Kind::Ack,
+                        namespace: namespace.clone(),
+                        id: Some(id),
+                        attachments: 0,
+                        data: Some(Value::Array(args.clone())),
+                    }));
+                    self.answered.insert((namespace, id));
+                }
+                decoded
             }
             Kind::Ack | Kind::BinaryAck => {
                 let id = packet.id.unwrap_or_default();
@@ -735,10 +779,12 @@ mod tests {
             message.text,
             r#"{"event":"confirm","args":[{"order":1}],"namespace":"/admin","ack":5}"#
         );
-        let answer = state.acknowledge("/admin", 5, vec![json!(true)]).unwrap();
+        let answer = state
+            .acknowledge("/admin", "confirm", 5, vec![json!(true)])
+            .unwrap();
         assert_eq!(answer.text, "43/admin,5[true]");
         let binary = state
-            .acknowledge("/", 6, vec![json!({"$binary": "AAE="})])
+            .acknowledge("/", "confirm", 6, vec![json!({"$binary": "AAE="})])
             .unwrap();
         assert_eq!(binary.text, r#"461-6[{"_placeholder":true,"num":0}]"#);
         assert_eq!(binary.attachments, vec![vec![0u8, 1]]);
@@ -872,6 +918,28 @@ mod tests {
             let _ = state.emit(None, "x", vec![json!({"$binary": "AAE="})], true);
             let _ = state.farewell();
         }
+    }
+
+    #[test]
+    fn connect_acks_are_answered_at_once_and_only_once() {
+        let mut acks = BTreeMap::new();
+        acks.insert("confirm".to_string(), vec![json!({"ok": true})]);
+        let mut state = SocketIo::new(None).with_auto_acks(acks).unwrap();
+        state.decode(text(OPEN));
+        state.decode(text("40"));
+        let asked = state.decode(text(r#"429["confirm",1]"#));
+        assert_eq!(asked.replies, [r#"439[{"ok":true}]"#]);
+        assert_eq!(asked.messages[0].event_type.as_deref(), Some("confirm"));
+        assert!(matches!(
+            state.acknowledge("/", "confirm", 9, vec![]),
+            Err(SocketIoError::AlreadyAnswered(_))
+        ));
+        // Events it does not name, and events that ask for nothing, get no answer.
+        assert!(state.decode(text(r#"4210["other"]"#)).replies.is_empty());
+        assert!(state.decode(text(r#"42["confirm"]"#)).replies.is_empty());
+        let mut binary = BTreeMap::new();
+        binary.insert("x".to_string(), vec![json!({"$binary": "AAE="})]);
+        assert!(SocketIo::new(None).with_auto_acks(binary).is_err());
     }
 
     #[test]
