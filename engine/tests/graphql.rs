@@ -238,6 +238,72 @@ teardown:
 }
 
 #[tokio::test]
+async fn load_mode_runs_over_graphql_transport_ws() {
+    let url = start_async_graphql().await;
+    let suite = Suite::new(&url, "");
+    let spec = suite.spec(
+        "load.yaml",
+        r##"
+name: graphql chat under load
+ids: { room: item }
+steps:
+  - connect: { url: "{{ env.WS_URL }}/graphql", protocol: graphql-transport-ws, connection_init: { user: vu } }
+  - subscribe:
+      name: room
+      query: "subscription ($room: String!) { roomEvents(room: $room) { kind message { text count } } }"
+      variables: { room: "{{ ids.room }}" }
+  - expect: { next: room, match: { data: { roomEvents: { kind: joined } } } }
+  - subscribe:
+      name: post
+      query: "mutation ($room: String!) { postMessage(room: $room, text: \"hi\") { count } }"
+      variables: { room: "{{ ids.room }}" }
+  - expect: { sequence: [{ next: post, match: { data: { postMessage: { count: 1 } } } }, { complete: post }] }
+  - expect: { next: room, match: { data: { roomEvents: { kind: message, message: { text: hi, count: 1 } } } } }
+  - assert_db:
+      query: "SELECT count(*)::int AS n FROM engine_gql_messages WHERE room = $1"
+      params: ["{{ ids.room }}"]
+      row: { n: 1 }
+teardown:
+  - sql: "DELETE FROM engine_gql_messages WHERE room = '{{ ids.room }}'"
+  - redis: [DEL, "engine_gql:{{ ids.room }}:count"]
+"##,
+    );
+    let out = suite.path().join("result.json");
+    let args: Vec<String> = [
+        "load",
+        spec.to_str().unwrap(),
+        "--no-serve",
+        "--vus",
+        "4",
+        "--iterations",
+        "16",
+        "--json",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, stdout, stderr) =
+        common::run_engine_async(args, vec![("CI".into(), "1".into())]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(result["iterations"]["count"], 16, "{result}");
+    assert_eq!(result["iterations"]["failed"], 0, "{result}");
+    assert_eq!(result["connections"]["opened"], 16, "{result}");
+    // Per iteration at least: connection_ack, the subscription's two nexts, the
+    // mutation's next and complete.
+    let received = result["frames"]["received"].as_u64().unwrap();
+    assert!(received >= 16 * 5, "{result}");
+    let steps = result["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 7, "{result}");
+    assert!(
+        steps.iter().all(|s| s["duration"]["count"] == 16),
+        "{result}"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_expectation_shows_the_decoded_message_and_the_raw_frame() {
     let url = start_async_graphql().await;
     let suite = Suite::new(&url, "");
