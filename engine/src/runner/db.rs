@@ -77,14 +77,14 @@ pub async fn sql_step(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 const READ_GRACE: Duration = Duration::from_millis(500);
 
 /// All rows of an `assert_db` query (and so of its captures) as JSON objects keyed by
-/// their own column names. The query runs in a read-only transaction with a statement
-/// timeout of the step timeout, then is rolled back: only `sql` steps and fixtures write.
+/// their own column names. The query runs on a read-only connection with a statement
+/// timeout of the step timeout: only `sql` steps and fixtures write.
 async fn rows(ctx: &ScenarioContext, step: &AssertDbStep) -> Result<Vec<Value>, Failure> {
     let url = ctx.database_url(step.database.as_deref())?;
-    let pool = ctx.resources.postgres(&url).await?;
-    let query = step.query.trim().trim_end_matches(';').trim_end();
     let limit = ctx.step_timeout();
-    let read = read_only(&pool, query, &step.params, limit);
+    let pool = ctx.resources.postgres_reader(&url, limit).await?;
+    let query = step.query.trim().trim_end_matches(';').trim_end();
+    let read = read(&pool, query, &step.params);
     match tokio::time::timeout(limit + READ_GRACE, read).await {
         Ok(Ok(rows)) => Ok(rows),
         Ok(Err(e)) => Err(read_failure(&e, query, limit)),
@@ -92,29 +92,18 @@ async fn rows(ctx: &ScenarioContext, step: &AssertDbStep) -> Result<Vec<Value>, 
     }
 }
 
-/// Begin read-only, read, roll back: two round trips. `BEGIN` and the statement
-/// timeout go in one simple query; the rollback is queued when the transaction drops and
-/// goes out with the pool's check of the returned connection, off the step's path (a
-/// read-only transaction has nothing to undo, and a connection that cannot roll back is
-/// closed by the pool, never reused).
-async fn read_only(
+/// One round trip: the rows as one JSON array. The pool's connections are read-only by
+/// their start-up options (a query cannot reach a transaction statement: it is wrapped
+/// in a `SELECT`), so no transaction is opened around it.
+async fn read(
     pool: &sqlx::PgPool,
     query: &str,
     params: &[Value],
-    limit: Duration,
 ) -> Result<Vec<Value>, sqlx::Error> {
-    // Both local to the transaction; the timeout is a number of milliseconds we format.
-    let begin = format!(
-        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
-        limit.as_millis().max(1)
-    );
-    let mut tx = pool.begin_with(begin).await?;
     // `q.*` is the whole row even when a column is itself named `q`; the line break ends
     // a trailing `-- comment` in the query.
     let wrapped = format!("SELECT COALESCE(json_agg(q.*), '[]'::json) FROM ({query}\n) AS q");
-    let row = bind(sqlx::query(&wrapped), params)
-        .fetch_one(&mut *tx)
-        .await?;
+    let row = bind(sqlx::query(&wrapped), params).fetch_one(pool).await?;
     let value: sqlx::types::Json<Value> = sqlx::Row::try_get(&row, 0)?;
     Ok(match value.0 {
         Value::Array(rows) => rows,

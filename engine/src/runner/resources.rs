@@ -84,24 +84,58 @@ impl Resources {
     }
 
     pub async fn postgres(&self, url: &str) -> Result<sqlx::PgPool, ResourceError> {
+        self.pool(url, None).await
+    }
+
+    /// A pool whose connections are read-only and bound by `statement_timeout`, from
+    /// their start-up options: each read is one round trip, with no transaction to open
+    /// around it (`assert_db`). A statement that writes, also inside a function, fails
+    /// with Postgres's `read_only_sql_transaction` as it would in `BEGIN READ ONLY`.
+    pub async fn postgres_reader(
+        &self,
+        url: &str,
+        statement_timeout: Duration,
+    ) -> Result<sqlx::PgPool, ResourceError> {
+        self.pool(url, Some(statement_timeout)).await
+    }
+
+    /// One pool per URL and kind (`None`: read-write; `Some(t)`: read-only, bound by t).
+    async fn pool(
+        &self,
+        url: &str,
+        reader: Option<Duration>,
+    ) -> Result<sqlx::PgPool, ResourceError> {
+        let key = match reader {
+            None => url.to_string(),
+            Some(limit) => format!("{url}\0read {}", limit.as_millis()),
+        };
         let cell = self
             .pg
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(url.to_string())
+            .entry(key)
             .or_default()
             .clone();
         let max = self.max_db_connections;
+        let fail = |e: sqlx::Error| ResourceError::Postgres {
+            url: hide_password(url),
+            reason: e.to_string(),
+        };
         cell.get_or_init(|| async move {
+            let mut options: sqlx::postgres::PgConnectOptions = url.parse().map_err(fail)?;
+            if let Some(limit) = reader {
+                let millis = limit.as_millis().max(1).to_string();
+                options = options.options([
+                    ("default_transaction_read_only", "on"),
+                    ("statement_timeout", millis.as_str()),
+                ]);
+            }
             sqlx::postgres::PgPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect(url)
+                .connect_with(options)
                 .await
-                .map_err(|e| ResourceError::Postgres {
-                    url: hide_password(url),
-                    reason: e.to_string(),
-                })
+                .map_err(fail)
         })
         .await
         .clone()
