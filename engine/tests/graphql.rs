@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_graphql::{Context, Object, Schema, SimpleObject, Subscription};
 use async_graphql_axum::GraphQLSubscription;
-use common::{fresh, Suite, DATABASE_URL, REDIS_URL};
+use common::{fresh, Suite};
 use engine::runner::Verdict;
 use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
@@ -132,18 +132,10 @@ impl Subscription {
 /// async-graphql over axum on a free port, graphql-transport-ws at `/graphql`; a
 /// `connection_init` without a `user` is refused. Returns `ws://127.0.0.1:PORT`.
 async fn start_async_graphql() -> String {
-    common::create_table(
+    let (db, redis) = common::stateful_services(
         "CREATE TABLE IF NOT EXISTS engine_gql_messages (id TEXT PRIMARY KEY, room TEXT NOT NULL, text TEXT NOT NULL)",
     )
     .await;
-    let db = sqlx::PgPool::connect(DATABASE_URL)
-        .await
-        .expect("PostgreSQL at 127.0.0.1:5432 must be reachable for these tests");
-    let redis = redis::Client::open(REDIS_URL)
-        .unwrap()
-        .get_connection_manager()
-        .await
-        .expect("Redis at 127.0.0.1:6379 must be reachable for these tests");
     let schema = Schema::build(Query, Mutation, Subscription)
         .data(State {
             db,
@@ -268,26 +260,7 @@ teardown:
   - redis: [DEL, "engine_gql:{{ ids.room }}:count"]
 "##,
     );
-    let out = suite.path().join("result.json");
-    let args: Vec<String> = [
-        "load",
-        spec.to_str().unwrap(),
-        "--no-serve",
-        "--vus",
-        "4",
-        "--iterations",
-        "16",
-        "--json",
-        out.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (code, stdout, stderr) =
-        common::run_engine_async(args, vec![("CI".into(), "1".into())]).await;
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let result: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let result = common::load_passes(&spec, 4, 16).await;
     assert_eq!(result["iterations"]["count"], 16, "{result}");
     assert_eq!(result["iterations"]["failed"], 0, "{result}");
     assert_eq!(result["connections"]["opened"], 16, "{result}");

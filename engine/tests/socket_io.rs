@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{fresh, Suite, DATABASE_URL, REDIS_URL};
+use common::{fresh, Suite};
 use engine::runner::Verdict;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -127,18 +127,10 @@ async fn admin_auth(Data(auth): Data<Value>) -> Result<(), &'static str> {
 
 /// socketioxide over axum on a free port; returns `ws://127.0.0.1:PORT`.
 async fn start_socketioxide() -> String {
-    common::create_table(
+    let (db, redis) = common::stateful_services(
         "CREATE TABLE IF NOT EXISTS engine_sio_messages (id TEXT PRIMARY KEY, room TEXT NOT NULL, text TEXT NOT NULL)",
     )
     .await;
-    let db = sqlx::PgPool::connect(DATABASE_URL)
-        .await
-        .expect("PostgreSQL at 127.0.0.1:5432 must be reachable for these tests");
-    let redis = redis::Client::open(REDIS_URL)
-        .unwrap()
-        .get_connection_manager()
-        .await
-        .expect("Redis at 127.0.0.1:6379 must be reachable for these tests");
     let (layer, io) = SocketIo::new_layer();
     io.ns("/", on_root(State { db, redis }));
     io.ns(
@@ -436,25 +428,7 @@ teardown:
   - redis: [DEL, "engine_sio:{{ ids.room }}:count"]
 "##,
     );
-    let out = suite.path().join("result.json");
-    let args: Vec<String> = [
-        "load",
-        spec.to_str().unwrap(),
-        "--no-serve",
-        "--vus",
-        "3",
-        "--iterations",
-        "12",
-        "--json",
-        out.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (code, stdout, stderr) =
-        common::run_engine_async(args, vec![("CI".into(), "1".into())]).await;
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let result: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let result = common::load_passes(&spec, 3, 12).await;
     assert_eq!(result["iterations"]["count"], 12);
     assert_eq!(result["iterations"]["failed"], 0);
     assert_eq!(result["connections"]["opened"], 12);

@@ -6,7 +6,7 @@
 // The handshake callback signature is tungstenite's, not ours.
 #![allow(clippy::result_large_err)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use engine::runner::{self, Listener, Planned, Resources, RunEvent, RunOptions, Verdict};
@@ -39,6 +39,43 @@ pub async fn create_table(ddl: &str) {
         .await
         .unwrap_or_else(|e| panic!("{ddl}: {e}"));
     tx.commit().await.expect("commit");
+}
+
+/// A table of the tests' own (see [`create_table`]) and clients of the database and
+/// Redis, for an in-process server under test that keeps state.
+pub async fn stateful_services(ddl: &str) -> (sqlx::PgPool, redis::aio::ConnectionManager) {
+    create_table(ddl).await;
+    let db = sqlx::PgPool::connect(DATABASE_URL)
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432 must be reachable for these tests");
+    let redis = redis::Client::open(REDIS_URL)
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .expect("Redis at 127.0.0.1:6379 must be reachable for these tests");
+    (db, redis)
+}
+
+/// `engine load SPEC --no-serve --vus VUS --iterations ITERATIONS` through the binary;
+/// asserts it exited 0 and returns its `--json` result.
+pub async fn load_passes(spec: &Path, vus: u32, iterations: u32) -> serde_json::Value {
+    let out = spec.with_extension("result.json");
+    let args = [
+        "load".to_string(),
+        spec.display().to_string(),
+        "--no-serve".into(),
+        "--vus".into(),
+        vus.to_string(),
+        "--iterations".into(),
+        iterations.to_string(),
+        "--json".into(),
+        out.display().to_string(),
+    ];
+    let (code, stdout, stderr) =
+        run_engine_async(args.to_vec(), vec![("CI".into(), "1".into())]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    serde_json::from_str(&std::fs::read_to_string(&out).expect("the --json result"))
+        .expect("the result is JSON")
 }
 
 /// Start the test server on a free port; returns `ws://127.0.0.1:PORT`.
