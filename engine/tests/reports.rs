@@ -271,6 +271,7 @@ async fn retries_report_flaky_separately_and_flaky_fails_decides() {
     let mut conn = redis().await;
     let _: () = redis::cmd("DEL")
         .arg(&key)
+        .arg(format!("{key}:started"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -344,7 +345,7 @@ async fn an_interrupted_run_keeps_a_valid_report_and_tears_down() {
     suite.spec("a_quick.yaml", "name: quick\nsteps:\n  - sleep: 1ms\n");
     suite.spec(
         "b_slow.yaml",
-        &format!("name: slow\nsteps:\n  - sleep: 30s\nteardown:\n  - redis: [SET, \"{key}\", done, EX, 60]\n"),
+        &format!("name: slow\nsteps:\n  - redis: {{ command: [SET, \"{key}:started\", 1, EX, 60] }}\n  - sleep: 30s\nteardown:\n  - redis: [SET, \"{key}\", done, EX, 60]\n"),
     );
     suite.spec(
         "c_never.yaml",
@@ -365,7 +366,7 @@ async fn an_interrupted_run_keeps_a_valid_report_and_tears_down() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Once the quick scenario is in the report, the slow one is running: interrupt.
+    // Once the quick scenario is in the report and the slow one has begun, interrupt.
     let partial = tokio::task::spawn_blocking({
         let json = json.clone();
         move || {
@@ -377,6 +378,24 @@ async fn an_interrupted_run_keeps_a_valid_report_and_tears_down() {
     .await
     .unwrap();
     assert_eq!(partial["finished"], false);
+    // The quick one reported is not the slow one started: wait for its first step.
+    let mut conn = redis().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let started: bool = redis::cmd("EXISTS")
+            .arg(format!("{key}:started"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if started {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow scenario never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // SAFETY: signalling our own child process.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
@@ -400,7 +419,6 @@ async fn an_interrupted_run_keeps_a_valid_report_and_tears_down() {
     assert_eq!(slow["attempts"][0]["teardown_finished"], true);
     let failure = slow["attempts"][0]["failure"]["message"].as_str().unwrap();
     assert!(failure.contains("interrupted by SIGINT"), "{failure}");
-    let mut conn = redis().await;
     let value: Option<String> = redis::cmd("GET")
         .arg(&key)
         .query_async(&mut conn)
@@ -413,6 +431,7 @@ async fn an_interrupted_run_keeps_a_valid_report_and_tears_down() {
     );
     let _: () = redis::cmd("DEL")
         .arg(&key)
+        .arg(format!("{key}:started"))
         .query_async(&mut conn)
         .await
         .unwrap();
