@@ -63,13 +63,15 @@ impl ProcessGroup {
         }
     }
 
-    /// Whether any process of the group is left.
+    /// Whether any process of the group is left, not counting zombies: a member whose
+    /// parent exited (`cargo run`'s child, say) is reaped by init, which may take
+    /// seconds, and it has already done all it will do.
     pub fn has_members(&mut self) -> bool {
         if self.gone {
             return false;
         }
         // SAFETY: signal 0 only checks that the group exists.
-        let alive = unsafe { libc::kill(-self.pgid, 0) } == 0;
+        let alive = unsafe { libc::kill(-self.pgid, 0) } == 0 && !only_zombies(self.pgid);
         self.gone = !alive;
         alive
     }
@@ -85,6 +87,38 @@ impl ProcessGroup {
         }
         true
     }
+}
+
+/// Whether every process of group `pgid` has exited and waits to be reaped, as `/proc`
+/// tells (where it cannot be read: no, so the group counts as alive).
+fn only_zombies(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let group = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        if group == Some(pgid) && !matches!(state, Some("Z" | "X")) {
+            return false;
+        }
+    }
+    // No member found at all (reaped meanwhile) is as good as only zombies.
+    true
 }
 
 impl Drop for ProcessGroup {
@@ -138,5 +172,34 @@ mod tests {
         };
         assert!(probe.wait_empty(Duration::from_secs(5)).await);
         probe.gone = true;
+    }
+
+    #[tokio::test]
+    async fn a_group_of_zombies_has_no_members() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut command = tokio::process::Command::new("sleep");
+        command.arg("300");
+        let (mut leader, mut group) = ProcessGroup::spawn(&mut command, folder.path()).unwrap();
+        assert!(group.has_members());
+        let pid = leader.id().unwrap();
+        group.signal(libc::SIGKILL);
+        // Not reaped yet (nobody waits on it): the group exists and holds a zombie.
+        let stat = format!("/proc/{pid}/stat");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains(") Z ")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never became a zombie"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // SAFETY: signal 0 on our own group.
+        assert_eq!(
+            unsafe { libc::kill(-group.pgid, 0) },
+            0,
+            "the zombie keeps the group"
+        );
+        assert!(!group.has_members(), "a zombie has done all it will do");
+        leader.wait().await.unwrap();
     }
 }
