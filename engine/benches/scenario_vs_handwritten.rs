@@ -65,6 +65,28 @@ struct Handwritten {
     ws_url: String,
     pool: sqlx::PgPool,
     redis: redis::aio::ConnectionManager,
+    /// Time spent in each phase, summed over iterations: (phase, milliseconds).
+    phases: std::sync::Mutex<Vec<(&'static str, f64)>>,
+}
+
+/// Marks the end of each phase of one hand-written iteration.
+struct Lap<'a> {
+    hand: &'a Handwritten,
+    since: Instant,
+    phase: usize,
+}
+
+impl Lap<'_> {
+    fn done(&mut self, name: &'static str) {
+        let ms = self.since.elapsed().as_secs_f64() * 1000.0;
+        let mut phases = self.hand.phases.lock().unwrap();
+        match phases.get_mut(self.phase) {
+            Some((_, total)) => *total += ms,
+            None => phases.push((name, ms)),
+        }
+        self.phase += 1;
+        self.since = Instant::now();
+    }
 }
 
 impl Handwritten {
@@ -89,6 +111,11 @@ impl Handwritten {
     }
 
     async fn iteration(&self) {
+        let mut lap = Lap {
+            hand: self,
+            since: Instant::now(),
+            phase: 0,
+        };
         let alice = format!("usr_{}", uuid::Uuid::new_v4());
         let thread = format!("thr_{}", uuid::Uuid::new_v4());
         let exp = chrono::Utc::now().timestamp() + 300;
@@ -103,14 +130,17 @@ impl Handwritten {
             .headers_mut()
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        lap.done("connect (IDs, JWT, handshake)");
         let established = Self::next_event(&mut ws, "connection_established").await;
         assert_eq!(established["user_id"], alice.as_str());
         let conn = established["connection_id"].as_str().unwrap().to_string();
+        lap.done("connection_established");
         let message = json!({"type": "user_message", "thread_id": thread, "content": "hello"});
         ws.send(Message::text(message.to_string())).await.unwrap();
         let created = Self::next_event(&mut ws, "message_created").await;
         assert_eq!(created["content"], "hello");
         let msg = created["message_id"].as_str().unwrap().to_string();
+        lap.done("send, message_created");
         let (content, user_id): (String, String) =
             sqlx::query_as("SELECT content, user_id FROM messages WHERE id = $1")
                 .bind(&msg)
@@ -121,6 +151,7 @@ impl Handwritten {
             (content.as_str(), user_id.as_str()),
             ("hello", alice.as_str())
         );
+        lap.done("the row");
         let mut redis = self.redis.clone();
         let hash: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
             .arg(format!("conn:{conn}"))
@@ -129,6 +160,7 @@ impl Handwritten {
             .unwrap();
         assert_eq!(hash.get("state").map(String::as_str), Some("ready"));
         assert_eq!(hash.get("user_id"), Some(&alice));
+        lap.done("the Redis hash");
         // Like the engine, wait for the server's close before cleaning up: it answers
         // after acting on the frames sent before, so the deletes below cannot race the
         // server's own writes for this connection.
@@ -137,6 +169,7 @@ impl Handwritten {
         tokio::time::timeout(Duration::from_secs(5), closed)
             .await
             .expect("the server's close within 5s");
+        lap.done("close, the server's close");
         sqlx::query("DELETE FROM messages WHERE thread_id = $1")
             .bind(&thread)
             .execute(&self.pool)
@@ -153,6 +186,7 @@ impl Handwritten {
             .query_async(&mut redis)
             .await
             .unwrap();
+        lap.done("cleanup (2 deletes, DEL)");
     }
 }
 
@@ -202,12 +236,14 @@ fn main() {
             ws_url,
             pool: sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(DATABASE_URL).await.unwrap(),
             redis: redis::Client::open(REDIS_URL).unwrap().get_connection_manager().await.unwrap(),
+            phases: Default::default(),
         };
         // Warm both paths (pools, schema compilation, code caches).
         for _ in 0..10 {
             assert_eq!(run.attempt().await.status, Status::Passed);
             hand.iteration().await;
         }
+        hand.phases.lock().unwrap().clear(); // the warm-up's
         let (mut engine_ms, mut hand_ms) = (Vec::new(), Vec::new());
         let mut ratios = Vec::new();
         // Where the engine's time goes: each step's mean, and what is left (minting IDs,
@@ -255,6 +291,10 @@ fn main() {
             println!("  {:>7.3} ms  {}", total / measured, engine::text::truncate(label, 90));
         }
         println!("  {:>7.3} ms  the rest of the attempt (IDs, setup, teardown)", (attempts_ms - in_steps) / measured);
+        println!("the hand-written client's mean per phase:");
+        for (phase, total) in hand.phases.lock().unwrap().iter() {
+            println!("  {:>7.3} ms  {phase}", total / measured);
+        }
         println!("median over {rounds} rounds of {iterations} interleaved pairs: engine {e:.3} ms, hand-written {h:.3} ms; median ratio engine/hand-written = {ratio:.3} (target <= 1.05)");
         server.shutdown().await;
     });
