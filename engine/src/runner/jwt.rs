@@ -44,18 +44,24 @@ pub fn mint(ctx: &mut ScenarioContext, spec: &JwtSpec) -> Result<String, Failure
                 ))
             }
         };
-        let pem = std::fs::read(&file).map_err(|e| {
-            Failure::of(
-                FailureKind::Spec,
-                format!("cannot read key {}: {e}", file.display()),
-            )
+        // Read and parsed once per process: connects in load mode sign thousands of
+        // tokens with the same key.
+        static RSA_KEYS: crate::memo::Memo<EncodingKey> = crate::memo::Memo::new();
+        let key = RSA_KEYS.get_or_try_insert(&file.to_string_lossy(), || {
+            let pem = std::fs::read(&file).map_err(|e| {
+                Failure::of(
+                    FailureKind::Spec,
+                    format!("cannot read key {}: {e}", file.display()),
+                )
+            })?;
+            EncodingKey::from_rsa_pem(&pem).map_err(|e| {
+                Failure::of(
+                    FailureKind::Spec,
+                    format!("bad RSA key {}: {e}", file.display()),
+                )
+            })
         })?;
-        EncodingKey::from_rsa_pem(&pem).map_err(|e| {
-            Failure::of(
-                FailureKind::Spec,
-                format!("bad RSA key {}: {e}", file.display()),
-            )
-        })?
+        (*key).clone()
     } else {
         let secret = match (&spec.secret, defaults.and_then(|d| d.secret.as_ref())) {
             (Some(s), _) => s.clone(),
