@@ -6,14 +6,15 @@
 //!
 //! It holds what the attempts hold, already redacted (see [`crate::redact`]), and the
 //! frames the runner kept for reports. Being larger than the JSON report, it is
-//! rewritten at most once a [`REWRITE_EVERY`] while the run goes, and always at its end.
+//! rewritten at most once a [`REWRITE_EVERY`] while the run goes (and less often when
+//! rewriting takes long: [`Rewrites`]), and always at its end.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::json::Entries;
 use super::page::{script_json, Chip, Page};
-use super::write_atomically;
+use super::{write_atomically, Rewrites};
 use crate::runner::{Listener, RunEvent, Summary};
 use crate::spec::duration::format_duration;
 
@@ -26,7 +27,7 @@ const REPORT_SCRIPT: &str = include_str!("assets/report.js");
 pub struct HtmlReport {
     path: PathBuf,
     entries: Entries,
-    written: Option<Instant>,
+    rewrites: Rewrites,
 }
 
 impl HtmlReport {
@@ -34,25 +35,27 @@ impl HtmlReport {
         Self {
             path,
             entries: Entries::default(),
-            written: None,
+            rewrites: Rewrites::new(REWRITE_EVERY),
         }
     }
 
     fn write(&mut self, summary: Option<&Summary>) {
-        self.written = Some(Instant::now());
-        let page = match self.entries.to_json(summary) {
-            Ok(json) => render(&json, self.entries.started_at(), summary),
-            Err(e) => {
-                eprintln!("error: cannot serialize the HTML report: {e}");
-                return;
-            }
-        };
-        if let Err(e) = write_atomically(&self.path, page.as_bytes()) {
-            eprintln!(
-                "error: cannot write HTML report {}: {e}",
-                self.path.display()
-            );
+        let began = Instant::now();
+        write_page(&self.path, &self.entries, summary);
+        self.rewrites.wrote(began);
+    }
+}
+
+fn write_page(path: &std::path::Path, entries: &Entries, summary: Option<&Summary>) {
+    let page = match entries.to_json(summary) {
+        Ok(json) => render(&json, entries.started_at(), summary),
+        Err(e) => {
+            eprintln!("error: cannot serialize the HTML report: {e}");
+            return;
         }
+    };
+    if let Err(e) = write_atomically(path, page.as_bytes()) {
+        eprintln!("error: cannot write HTML report {}: {e}", path.display());
     }
 }
 
@@ -101,7 +104,7 @@ impl Listener for HtmlReport {
             RunEvent::Started { .. } => self.write(None),
             RunEvent::ScenarioFinished(report) => {
                 self.entries.push(report);
-                if self.written.is_none_or(|at| at.elapsed() >= REWRITE_EVERY) {
+                if self.rewrites.due() {
                     self.write(None);
                 }
             }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::write_atomically;
+use super::{write_atomically, Rewrites};
 use crate::diagnostic::Diagnostic;
 use crate::runner::scenario::StepRecord;
 use crate::runner::transcript::FrameRecord;
@@ -158,6 +158,7 @@ impl Entries {
 pub struct JsonReport {
     path: PathBuf,
     entries: Entries,
+    rewrites: Rewrites,
 }
 
 impl JsonReport {
@@ -165,23 +166,27 @@ impl JsonReport {
         Self {
             path,
             entries: Entries::default(),
+            rewrites: Rewrites::new(std::time::Duration::ZERO),
         }
     }
 
-    fn write(&self, summary: Option<&Summary>) {
-        let text = match self.entries.to_json(summary) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot serialize the JSON report: {e}");
-                return;
-            }
-        };
-        if let Err(e) = write_atomically(&self.path, text.as_bytes()) {
-            eprintln!(
-                "error: cannot write JSON report {}: {e}",
-                self.path.display()
-            );
+    fn write(&mut self, summary: Option<&Summary>) {
+        let began = std::time::Instant::now();
+        write_report(&self.path, &self.entries, summary);
+        self.rewrites.wrote(began);
+    }
+}
+
+fn write_report(path: &std::path::Path, entries: &Entries, summary: Option<&Summary>) {
+    let text = match entries.to_json(summary) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot serialize the JSON report: {e}");
+            return;
         }
+    };
+    if let Err(e) = write_atomically(path, text.as_bytes()) {
+        eprintln!("error: cannot write JSON report {}: {e}", path.display());
     }
 }
 
@@ -191,7 +196,9 @@ impl Listener for JsonReport {
             RunEvent::Started { .. } => self.write(None),
             RunEvent::ScenarioFinished(report) => {
                 self.entries.push(report);
-                self.write(None);
+                if self.rewrites.due() {
+                    self.write(None);
+                }
             }
             RunEvent::Finished(summary) => self.write(Some(summary)),
             RunEvent::ScenarioStarted { .. } => {}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use super::write_atomically;
+use super::{write_atomically, Rewrites};
 use crate::runner::{Attempt, Listener, RunEvent, ScenarioReport, Verdict};
 
 pub struct JunitReport {
@@ -18,6 +18,7 @@ pub struct JunitReport {
     /// Spec file → its test cases so far, in finishing order.
     suites: BTreeMap<String, Vec<TestCase>>,
     elapsed: Duration,
+    rewrites: Rewrites,
 }
 
 impl JunitReport {
@@ -26,7 +27,14 @@ impl JunitReport {
             path,
             suites: BTreeMap::new(),
             elapsed: Duration::ZERO,
+            rewrites: Rewrites::new(Duration::ZERO),
         }
+    }
+
+    fn write(&mut self) {
+        let began = std::time::Instant::now();
+        self.write_now();
+        self.rewrites.wrote(began);
     }
 
     fn failure_text(attempt: &Attempt) -> (String, String) {
@@ -135,7 +143,7 @@ impl JunitReport {
         case
     }
 
-    fn write(&self) {
+    fn write_now(&self) {
         let mut report = Report::new("engine");
         report.set_time(self.elapsed);
         for (file, cases) in &self.suites {
@@ -207,7 +215,9 @@ impl Listener for JunitReport {
                     .entry(report.planned.scenario.path().display().to_string())
                     .or_default()
                     .push(case);
-                self.write();
+                if self.rewrites.due() {
+                    self.write();
+                }
             }
             RunEvent::Finished(summary) => {
                 self.elapsed = Duration::from_secs_f64(summary.duration_ms / 1000.0);

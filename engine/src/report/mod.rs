@@ -1,7 +1,8 @@
 //! Listeners on the runner's events: the console, JUnit XML, the JSON report, the HTML
 //! report and GitHub Actions annotations. File reports are rewritten whole (to a
 //! temporary file, then renamed) as scenarios finish, so an interrupted run still leaves
-//! a valid report of what finished. [`page`] is the look every HTML page shares;
+//! a valid report of what finished; [`Rewrites`] spaces the rewrites so that they stay a
+//! small share of a long run. [`page`] is the look every HTML page shares;
 //! [`serve_console`] shows `serve` entries coming up; [`timings`] keeps scenario
 //! durations between runs, to start the longest first.
 
@@ -15,6 +16,34 @@ pub mod serve_console;
 pub mod timings;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// When a report that is rewritten whole as scenarios finish is due again. Rewriting
+/// after every scenario costs the square of the suite's size (each rewrite holds all so
+/// far); so a rewrite waits until ten times what the last one took has passed since it
+/// began (the report takes at most a tenth of the time), and at least `every`. The
+/// run's end always writes.
+pub struct Rewrites {
+    every: Duration,
+    /// The last rewrite's start and how long it took.
+    last: Option<(Instant, Duration)>,
+}
+
+impl Rewrites {
+    pub fn new(every: Duration) -> Self {
+        Self { every, last: None }
+    }
+
+    pub fn due(&self) -> bool {
+        self.last
+            .is_none_or(|(began, took)| began.elapsed() >= self.every.max(took * 10))
+    }
+
+    /// A rewrite that began at `began` is done.
+    pub fn wrote(&mut self, began: Instant) {
+        self.last = Some((began, began.elapsed()));
+    }
+}
 
 /// Write `contents` to `path` atomically: readers never see half a report.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
@@ -31,4 +60,31 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     ));
     std::fs::write(&tmp, contents)?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewrite_waits_ten_times_what_the_last_one_took() {
+        let mut rewrites = Rewrites::new(Duration::ZERO);
+        assert!(rewrites.due(), "the first is due at once");
+        // A rewrite that took 50 ms: the next is due 500 ms after it began, not before.
+        let began = Instant::now() - Duration::from_millis(50);
+        rewrites.wrote(began);
+        assert!(!rewrites.due());
+        rewrites.last = Some((
+            Instant::now() - Duration::from_millis(501),
+            Duration::from_millis(50),
+        ));
+        assert!(rewrites.due());
+        // `every` is a floor.
+        let mut html = Rewrites::new(Duration::from_secs(2));
+        html.last = Some((
+            Instant::now() - Duration::from_millis(600),
+            Duration::from_millis(1),
+        ));
+        assert!(!html.due());
+    }
 }
