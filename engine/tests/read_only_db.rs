@@ -89,8 +89,16 @@ async fn a_query_that_writes_fails_and_writes_nothing() {
             &format!("name: writes {name}\nsteps:\n  - assert_db: {{ query: \"{query}\", row_count: 1 }}\n"),
         );
     }
+    // A read that turns its session's default to read-write: its connection is closed
+    // (its server process goes away) rather than serve another read.
+    suite.spec(
+        "w2.yaml",
+        &format!(
+            "name: writes after set_config\nsteps:\n  - assert_db: {{ query: \"SELECT set_config('default_transaction_read_only', 'off', false) AS v, pg_backend_pid() AS pid\", row: {{ v: 'off' }}, capture: {{ pid: '$[0].pid' }} }}\n  - assert_db: {{ query: \"SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1\", params: ['{{{{ vars.pid }}}}'], row: {{ n: 0 }}, eventually: 5s }}\n  - assert_db: {{ query: \"SELECT {s}.zap()\", row_count: 1 }}\n"
+        ),
+    );
     let outcomes = suite.run().await;
-    assert_eq!(outcomes.len(), writes.len());
+    assert_eq!(outcomes.len(), writes.len() + 1);
     for outcome in &outcomes {
         assert_eq!(outcome.verdict, Verdict::Failed, "{}", outcome.name);
         assert!(

@@ -94,7 +94,10 @@ async fn rows(ctx: &ScenarioContext, step: &AssertDbStep) -> Result<Vec<Value>, 
 
 /// One round trip: the rows as one JSON array. The pool's connections are read-only by
 /// their start-up options (a query cannot reach a transaction statement: it is wrapped
-/// in a `SELECT`), so no transaction is opened around it.
+/// in a `SELECT`), so no transaction is opened around it. A read may still turn its
+/// session's defaults (`set_config('default_transaction_read_only', 'off', false)`):
+/// the same statement reports them once the rows are aggregated, and a connection left
+/// read-write or without a statement timeout is closed rather than serve another read.
 async fn read(
     pool: &sqlx::PgPool,
     query: &str,
@@ -102,8 +105,20 @@ async fn read(
 ) -> Result<Vec<Value>, sqlx::Error> {
     // `q.*` is the whole row even when a column is itself named `q`; the line break ends
     // a trailing `-- comment` in the query.
-    let wrapped = format!("SELECT COALESCE(json_agg(q.*), '[]'::json) FROM ({query}\n) AS q");
-    let row = bind(sqlx::query(&wrapped), params).fetch_one(pool).await?;
+    let wrapped = format!(
+        "SELECT COALESCE(json_agg(q.*), '[]'::json), \
+         pg_catalog.current_setting('default_transaction_read_only') = 'on' \
+         AND pg_catalog.current_setting('statement_timeout') <> '0' \
+         FROM ({query}\n) AS q"
+    );
+    let mut connection = pool.acquire().await?;
+    let row = bind(sqlx::query(&wrapped), params)
+        .fetch_one(&mut *connection)
+        .await?;
+    let still_read_only: bool = sqlx::Row::try_get(&row, 1)?;
+    if !still_read_only {
+        connection.close_on_drop();
+    }
     let value: sqlx::types::Json<Value> = sqlx::Row::try_get(&row, 0)?;
     Ok(match value.0 {
         Value::Array(rows) => rows,
