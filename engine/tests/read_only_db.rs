@@ -1,4 +1,4 @@
-//! `assert_db` (and its captures) only read: its queries run in a read-only transaction
+//! `assert_db` (and its captures) only read: its queries run on read-only connections
 //! with a statement timeout, against the real Postgres. Rows keep their own column names.
 //! Each test creates its own schema and drops only that.
 
