@@ -17,7 +17,7 @@ use super::model::{
     ExpectStep, HttpStep, NamespaceStep, RedisStep, SendStep, SqlStep, StartProcessStep, StepKind,
     StopProcessStep, SubscribeStep,
 };
-use super::schema::{DurationText, Identifier};
+use super::schema::{fixed_schema, DurationText, Identifier};
 
 /// A scenario file.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -178,43 +178,21 @@ impl JsonSchema for IdDeclarations {
     }
 }
 
-/// A map whose keys are names templates read values by (`vars:`).
-struct NamedValues;
+fixed_schema! {
+    /// A map whose keys are names templates read values by (`vars:`).
+    struct NamedValues = inline "named_values" {
+        "type": "object",
+        "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }
+    };
 
-impl JsonSchema for NamedValues {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "named_values".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
+    /// `cases:`: rows of named values.
+    struct CaseTable = inline "cases" {
+        "type": "array",
+        "minItems": 1,
+        "items": {
             "type": "object",
+            "minProperties": 1,
             "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }
-        })
-    }
-}
-
-/// `cases:`: rows of named values.
-struct CaseTable;
-
-impl JsonSchema for CaseTable {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "cases".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "minProperties": 1,
-                "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }
-            }
-        })
-    }
+        }
+    };
 }

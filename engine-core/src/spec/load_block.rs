@@ -2,15 +2,14 @@
 //! (every field optional; the command's flags fill in or override). What load mode
 //! makes of it (executors, thresholds) is the engine's `load` module.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::duration::serde_duration;
-use super::schema::PlainDuration;
+use super::schema::{fixed_schema, PlainDuration};
 
 /// The `load:` block.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -87,38 +86,16 @@ pub struct StageBlock {
     pub target: u64,
 }
 
-/// The executors load mode knows.
-struct ExecutorName;
+fixed_schema! {
+    /// The executors load mode knows.
+    struct ExecutorName = inline "executor" { "enum": ["constant-vus", "ramping-vus", "constant-arrival-rate"] };
 
-impl JsonSchema for ExecutorName {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "executor".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "enum": ["constant-vus", "ramping-vus", "constant-arrival-rate"] })
-    }
-}
-
-/// Metric → condition.
-struct Thresholds;
-
-impl JsonSchema for Thresholds {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "thresholds".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "object",
-            "propertyNames": {
-                "pattern": r"^((connect_time|event_latency|iteration_duration|steps\.[1-9][0-9]*)\.(p[0-9]+(\.[0-9]+)?|min|max|avg|mean|count)|failures\.(rate|count)|iterations\.(rate|count|dropped)|frames_(sent|received)\.(rate|count))$"
-            },
-            "additionalProperties": { "type": "string", "pattern": r"^\s*(<=|>=|==|<|>)\s*\S+" }
-        })
-    }
+    /// Metric → condition.
+    struct Thresholds = inline "thresholds" {
+        "type": "object",
+        "propertyNames": {
+            "pattern": r"^((connect_time|event_latency|iteration_duration|steps\.[1-9][0-9]*)\.(p[0-9]+(\.[0-9]+)?|min|max|avg|mean|count)|failures\.(rate|count)|iterations\.(rate|count|dropped)|frames_(sent|received)\.(rate|count))$"
+        },
+        "additionalProperties": { "type": "string", "pattern": r"^\s*(<=|>=|==|<|>)\s*\S+" }
+    };
 }

@@ -56,6 +56,31 @@ pub fn to_file_text(schema: &Value) -> String {
     text
 }
 
+/// Schema-only types whose schema is a fixed JSON value:
+/// `struct Name = inline|named "schema_name" { …json… };`. `inline` ones are written
+/// out where they are used, `named` ones once under `$defs` and referenced there.
+macro_rules! fixed_schema {
+    (@inline inline) => { true };
+    (@inline named) => { false };
+    ($($(#[$doc:meta])* $vis:vis struct $name:ident = $kind:ident $schema_name:literal $schema:tt;)+) => {$(
+        $(#[$doc])*
+        $vis struct $name;
+
+        impl ::schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                fixed_schema!(@inline $kind)
+            }
+            fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                $schema_name.into()
+            }
+            fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+                ::schemars::json_schema!($schema)
+            }
+        }
+    )+};
+}
+pub(crate) use fixed_schema;
+
 /// Schema-only: a value of type `T` as written, or a whole-value template
 /// (`"{{ vars.code }}"`) that must render to one. The runtime type stays `T`: the body
 /// is rendered first, then deserialized, and a value of the wrong type is reported at
@@ -76,190 +101,99 @@ impl<T: JsonSchema> JsonSchema for Templated<T> {
     }
 }
 
-/// A template that is exactly one `{{ expression }}`.
-pub struct WholeTemplate;
+fixed_schema! {
+    /// A template that is exactly one `{{ expression }}`.
+    pub struct WholeTemplate = named "whole_template" {
+        "type": "string",
+        "pattern": WHOLE_TEMPLATE_PATTERN,
+        "description": "A template that is exactly one `{{ expression }}`: it yields a value of any type, checked when rendered.",
+        "examples": ["{{ vars.expected_count }}"]
+    };
 
-impl JsonSchema for WholeTemplate {
-    fn schema_name() -> Cow<'static, str> {
-        "whole_template".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": WHOLE_TEMPLATE_PATTERN,
-            "description": "A template that is exactly one `{{ expression }}`: it yields a value of any type, checked when rendered.",
-            "examples": ["{{ vars.expected_count }}"]
-        })
-    }
-}
+    /// A duration as written: `500ms`, `2s`, `1m30s`, `1h`, or a template yielding one.
+    pub struct DurationText = named "duration" {
+        "type": "string",
+        "pattern": r"^(([0-9]+(\.[0-9]+)?(ms|s|m|h))+|.*\{\{.*\}\}.*)$",
+        "description": "A duration: `500ms`, `2s`, `1m30s`, `1h`.",
+        "examples": ["2s", "500ms"]
+    };
 
-/// A duration as written: `500ms`, `2s`, `1m30s`, `1h`, or a template yielding one.
-pub struct DurationText;
+    /// A duration without templates (the `load:` block is not rendered).
+    pub struct PlainDuration = named "plain_duration" {
+        "type": "string",
+        "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$",
+        "description": "A duration, not templated: `500ms`, `30s`, `2m`.",
+        "examples": ["30s"]
+    };
 
-impl JsonSchema for DurationText {
-    fn schema_name() -> Cow<'static, str> {
-        "duration".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": r"^(([0-9]+(\.[0-9]+)?(ms|s|m|h))+|.*\{\{.*\}\}.*)$",
-            "description": "A duration: `500ms`, `2s`, `1m30s`, `1h`.",
-            "examples": ["2s", "500ms"]
-        })
-    }
-}
+    /// A count: a number, a comparison placeholder (`#gte 1`) or a template.
+    pub struct CountText = named "count" {
+        "description": "A count: a number, a comparison placeholder (`#gte 1`, `#lt 10`) or a template.",
+        "oneOf": [
+            { "type": "integer", "minimum": 0 },
+            { "type": "string", "pattern": r"^(#(gt|gte|lt|lte) [0-9]+(\.[0-9]+)?|.*\{\{.*\}\}.*)$" }
+        ],
+        "examples": [3, "#gte 1"]
+    };
 
-/// A duration without templates (the `load:` block is not rendered).
-pub struct PlainDuration;
+    /// Variables to capture: name → JSONPath.
+    pub struct CapturesMap = named "captures" {
+        "type": "object",
+        "description": "Variables to capture: name → JSONPath into the value (`$.run_id`, `$.items[0].id`).",
+        "additionalProperties": { "type": "string", "pattern": "^\\$" },
+        "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
+        "examples": [{ "run_id": "$.run_id" }]
+    };
 
-impl JsonSchema for PlainDuration {
-    fn schema_name() -> Cow<'static, str> {
-        "plain_duration".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$",
-            "description": "A duration, not templated: `500ms`, `30s`, `2m`.",
-            "examples": ["30s"]
-        })
-    }
-}
+    /// The name of a connection opened by an earlier `connect`.
+    pub struct ConnectionRef = named "connection_ref" {
+        "type": "string",
+        "pattern": r"^([A-Za-z_][A-Za-z0-9_.-]*|.*\{\{.*\}\}.*)$",
+        "description": "Name of a connection opened by an earlier `connect` step. May be left out when the scenario has one connection.",
+        "examples": ["tab2"]
+    };
 
-/// A count: a number, a comparison placeholder (`#gte 1`) or a template.
-pub struct CountText;
+    /// A name variables and parameters are read by (`{{ name }}`).
+    pub struct Identifier = named "identifier" {
+        "type": "string",
+        "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+        "description": "A name templates read a value by.",
+        "examples": ["n"]
+    };
 
-impl JsonSchema for CountText {
-    fn schema_name() -> Cow<'static, str> {
-        "count".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A count: a number, a comparison placeholder (`#gte 1`, `#lt 10`) or a template.",
-            "oneOf": [
-                { "type": "integer", "minimum": 0 },
-                { "type": "string", "pattern": r"^(#(gt|gte|lt|lte) [0-9]+(\.[0-9]+)?|.*\{\{.*\}\}.*)$" }
-            ],
-            "examples": [3, "#gte 1"]
-        })
-    }
-}
+    /// A Redis command and its arguments.
+    pub struct RedisCommand = named "redis_command" {
+        "type": "array",
+        "minItems": 1,
+        "items": { "type": ["string", "number", "integer"] },
+        "description": "A Redis command and its arguments.",
+        "examples": [["SET", "flags:{{ ids.alice }}", "beta"]]
+    };
 
-/// Variables to capture: name → JSONPath.
-pub struct CapturesMap;
+    /// Any JSON value (a pattern, a body, a template).
+    pub struct AnyValue = inline "any" true;
 
-impl JsonSchema for CapturesMap {
-    fn schema_name() -> Cow<'static, str> {
-        "captures".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "object",
-            "description": "Variables to capture: name → JSONPath into the value (`$.run_id`, `$.items[0].id`).",
-            "additionalProperties": { "type": "string", "pattern": "^\\$" },
-            "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
-            "examples": [{ "run_id": "$.run_id" }]
-        })
-    }
-}
+    /// An HTTP status code.
+    pub struct HttpStatus = inline "http_status" { "type": "integer", "minimum": 100, "maximum": 599 };
 
-/// The name of a connection opened by an earlier `connect`.
-pub struct ConnectionRef;
+    /// A query parameter's value: written as text, a number or a boolean.
+    pub struct QueryValue = inline "query_value" { "type": ["string", "number", "boolean"] };
 
-impl JsonSchema for ConnectionRef {
-    fn schema_name() -> Cow<'static, str> {
-        "connection_ref".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": r"^([A-Za-z_][A-Za-z0-9_.-]*|.*\{\{.*\}\}.*)$",
-            "description": "Name of a connection opened by an earlier `connect` step. May be left out when the scenario has one connection.",
-            "examples": ["tab2"]
-        })
-    }
-}
-
-/// A name variables and parameters are read by (`{{ name }}`).
-pub struct Identifier;
-
-impl JsonSchema for Identifier {
-    fn schema_name() -> Cow<'static, str> {
-        "identifier".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
-            "description": "A name templates read a value by.",
-            "examples": ["n"]
-        })
-    }
-}
-
-/// A Redis command and its arguments.
-pub struct RedisCommand;
-
-impl JsonSchema for RedisCommand {
-    fn schema_name() -> Cow<'static, str> {
-        "redis_command".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "array",
-            "minItems": 1,
-            "items": { "type": ["string", "number", "integer"] },
-            "description": "A Redis command and its arguments.",
-            "examples": [["SET", "flags:{{ ids.alice }}", "beta"]]
-        })
-    }
-}
-
-/// Any JSON value (a pattern, a body, a template).
-pub struct AnyValue;
-
-impl JsonSchema for AnyValue {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "any".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!(true)
-    }
-}
-
-/// Schema-only types for strings that take one of a few values.
-macro_rules! string_enum {
-    ($($(#[$doc:meta])* $name:ident = $schema_name:literal [$($value:literal),+];)+) => {$(
-        $(#[$doc])*
-        pub struct $name;
-
-        impl JsonSchema for $name {
-            fn inline_schema() -> bool {
-                true
-            }
-            fn schema_name() -> Cow<'static, str> {
-                $schema_name.into()
-            }
-            fn json_schema(_: &mut SchemaGenerator) -> Schema {
-                json_schema!({ "enum": [$($value),+] })
-            }
-        }
-    )+};
-}
-
-string_enum! {
     /// HTTP methods of the `http` step.
-    HttpMethod = "http_method" ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    pub struct HttpMethod = inline "http_method" {
+        "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    };
+
     /// JWT signing algorithms.
-    JwtAlgorithm = "jwt_algorithm" ["HS256", "HS384", "HS512", "RS256"];
+    pub struct JwtAlgorithm = inline "jwt_algorithm" { "enum": ["HS256", "HS384", "HS512", "RS256"] };
+
     /// Redis key types `assert_redis` checks.
-    RedisKeyType = "redis_key_type" ["string", "hash", "set", "list", "zset", "stream", "none"];
+    pub struct RedisKeyType = inline "redis_key_type" {
+        "enum": ["string", "hash", "set", "list", "zset", "stream", "none"]
+    };
+
     /// Signals `stop_process` sends.
-    SignalName = "signal" ["TERM", "KILL", "INT"];
+    pub struct SignalName = inline "signal" { "enum": ["TERM", "KILL", "INT"] };
 }
 
 /// `[start, end]` or `[start, end, step]` of a generated sequence, each a number or a
@@ -276,36 +210,6 @@ impl JsonSchema for RangeBounds {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let bound = generator.subschema_for::<Templated<i64>>();
         json_schema!({ "type": "array", "minItems": 2, "maxItems": 3, "items": bound })
-    }
-}
-
-/// An HTTP status code.
-pub struct HttpStatus;
-
-impl JsonSchema for HttpStatus {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "http_status".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "integer", "minimum": 100, "maximum": 599 })
-    }
-}
-
-/// A query parameter's value: written as text, a number or a boolean.
-pub struct QueryValue;
-
-impl JsonSchema for QueryValue {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "query_value".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": ["string", "number", "boolean"] })
     }
 }
 
