@@ -1,8 +1,11 @@
 //! SIGINT and SIGTERM, watched on a thread of their own so that a busy runtime cannot
 //! delay them. The first asks the run to stop gracefully; the second stops it at once:
 //! the run writes its report (briefly waited for), then every process group it started
-//! is killed, their folders removed, and the process exits with 128 + the signal.
+//! is killed, their folders removed, and the process exits with 128 + the signal —
+//! through the exit the binary registered ([`on_hard_stop`]): the library never ends a
+//! process itself.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -12,6 +15,16 @@ use crate::runner::stop::{signal_name, RunStop};
 
 /// How long an immediate stop waits for the report before killing and exiting.
 const REPORT_GRACE: Duration = Duration::from_secs(3);
+
+/// How the process ends on a second signal; set once by the binary.
+static HARD_EXIT: OnceLock<fn(i32) -> !> = OnceLock::new();
+
+/// Register how the process ends on a second signal (`main.rs`: `std::process::exit`).
+/// Without one, a second signal kills what the run started and leaves the rest to the
+/// run's own stop.
+pub fn on_hard_stop(exit: fn(i32) -> !) {
+    let _ = HARD_EXIT.set(exit);
+}
 
 /// Watch for SIGINT and SIGTERM for the rest of the process; `work` names what stops
 /// starting ("scenarios", "iterations") in the notice. Returns once the handlers are in
@@ -56,11 +69,13 @@ pub fn watch(stop: RunStop, work: &'static str) -> std::io::Result<()> {
                 stop.request_now(second);
                 stop.wait_reported(REPORT_GRACE);
                 // A hard stop cannot wait for the runtime to unwind (it may be stuck
-                // in the very step being abandoned), so it exits from here; `kill_all`
-                // has already done what the destructors would: every process group
-                // the run started is killed and its folder removed.
+                // in the very step being abandoned), so the process ends from here;
+                // `kill_all` has already done what the destructors would: every
+                // process group the run started is killed and its folder removed.
                 process_group::kill_all();
-                std::process::exit(128 + second);
+                if let Some(exit) = HARD_EXIT.get() {
+                    exit(128 + second);
+                }
             });
         })?;
     ready_rx
