@@ -4,12 +4,12 @@
 //! every iteration failed); 2 a spec or usage error; 3 the environment; 128 + N
 //! stopped by signal N.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
 use super::config::{parse_stage, LoadBlock, LoadSettings, SettingsError};
+use super::console::LoadConsole;
 use super::metrics::LoadResult;
 use super::segment::Segment;
 use super::threshold::{self, Threshold, ThresholdError};
@@ -103,10 +103,6 @@ pub async fn main(args: LoadArgs) -> Exit {
         }) => merge(files, thresholds, json.as_deref(), plot.as_deref()),
         None => run(args).await,
     }
-}
-
-fn live_status() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
 }
 
 /// `metric < value` → (metric, condition), checked.
@@ -237,32 +233,16 @@ async fn drive(args: &LoadArgs, prepared: Prepared) -> Result<Exit, RunError> {
         work: "iterations",
     };
     let lifecycle = Lifecycle::begin(std::slice::from_ref(&plan.config), options).await?;
-    eprintln!(
-        "load: {} — {} (segment {})",
-        plan.scenario.name,
-        plan.executor.describe(),
-        plan.segment
-    );
-    let live = live_status();
+    let console = LoadConsole::new();
+    console.heading(&plan);
     let mut result = super::run(&plan, lifecycle.stop(), |point, metrics| {
-        if live {
-            let line = report::status_line(
-                point,
-                metrics.elapsed().as_secs_f64(),
-                metrics.iterations(),
-                metrics.failed_iterations(),
-            );
-            let mut err = std::io::stderr();
-            let _ = write!(err, "\r\x1b[2K{line}");
-            let _ = err.flush();
-        }
+        console.second(point, metrics)
     })
     .await;
-    if live {
-        eprintln!();
-    }
+    console.run_ended();
     result.threshold_expressions = thresholds.iter().map(|t| t.expression.clone()).collect();
     let outcome = finish(
+        &console,
         result,
         &thresholds,
         args.json.as_deref(),
@@ -273,6 +253,7 @@ async fn drive(args: &LoadArgs, prepared: Prepared) -> Result<Exit, RunError> {
 
 /// Check thresholds, print the summary, write the files; the exit code.
 fn finish(
+    console: &LoadConsole,
     mut result: LoadResult,
     thresholds: &[Threshold],
     json: Option<&Path>,
@@ -281,25 +262,25 @@ fn finish(
     result.thresholds = threshold::evaluate(thresholds, &result);
     let summary = report::summary(&result);
     let verdicts = report::thresholds(&result.thresholds, |i, v| thresholds[i].format_value(v));
-    println!("{summary}{verdicts}");
+    console.summary(&summary, &verdicts);
     let mut code = Exit::Passed;
     if let Some(path) = json {
         match serde_json::to_string_pretty(&result) {
             Ok(text) => {
                 if let Err(e) = std::fs::write(path, text) {
-                    eprintln!("error: cannot write {}: {e}", path.display());
+                    console.error(&format!("cannot write {}: {e}", path.display()));
                     code = Exit::Failed;
                 }
             }
             Err(e) => {
-                eprintln!("error: cannot serialize the result: {e}");
+                console.error(&format!("cannot serialize the result: {e}"));
                 code = Exit::Failed;
             }
         }
     }
     if let Some(path) = plot_path {
         if let Err(e) = std::fs::write(path, plot::render_for(path, &result, &summary)) {
-            eprintln!("error: cannot write {}: {e}", path.display());
+            console.error(&format!("cannot write {}: {e}", path.display()));
             code = Exit::Failed;
         }
     }
@@ -310,11 +291,11 @@ fn finish(
         .map(|t| t.expression.as_str())
         .collect();
     if !broken.is_empty() {
-        eprintln!("error: threshold(s) broken: {}", broken.join("; "));
+        console.error(&format!("threshold(s) broken: {}", broken.join("; ")));
         return Exit::Failed;
     }
     if result.iterations.count > 0 && result.iterations.failed == result.iterations.count {
-        eprintln!("error: every iteration failed");
+        console.error("every iteration failed");
         return Exit::Failed;
     }
     code
@@ -327,7 +308,9 @@ fn merge(
     plot_path: Option<&Path>,
 ) -> Exit {
     match merged(files, extra) {
-        Ok((merged, thresholds)) => finish(merged, &thresholds, json, plot_path),
+        Ok((merged, thresholds)) => {
+            finish(&LoadConsole::new(), merged, &thresholds, json, plot_path)
+        }
         Err(e) => crate::cli::fail(&e),
     }
 }

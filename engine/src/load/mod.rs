@@ -12,6 +12,7 @@
 
 pub mod command;
 pub mod config;
+pub mod console;
 pub mod executor;
 pub mod local_ips;
 pub mod metrics;
