@@ -32,15 +32,9 @@ pub async fn emit(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
             wait.is_some(),
         )
     })?;
-    connection
-        .send_encoded_with(
-            &encoded.shown,
-            encoded.text,
-            encoded.attachments,
-            ctx.step_timeout(),
-        )
-        .await?;
-    let (Some(wait), Some(id)) = (wait, encoded.ack_id) else {
+    let ack_id = encoded.ack_id;
+    send(&connection, encoded, ctx.step_timeout()).await?;
+    let (Some(wait), Some(id)) = (wait, ack_id) else {
         return Ok(());
     };
     let pattern = EventPattern {
@@ -62,9 +56,7 @@ pub async fn namespace(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         (Some(name), None) => socket_io::namespace_name(name),
         (None, Some(name)) => {
             let encoded = socket_io(&connection, |state| state.disconnect_namespace(name))?;
-            connection
-                .send_encoded(&encoded.shown, encoded.text, timeout)
-                .await?;
+            send(&connection, encoded, timeout).await?;
             return Ok(());
         }
         _ => {
@@ -77,9 +69,7 @@ pub async fn namespace(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let encoded = socket_io(&connection, |state| {
         state.connect_namespace(&name, step.auth.clone())
     })?;
-    connection
-        .send_encoded(&encoded.shown, encoded.text, timeout)
-        .await?;
+    send(&connection, encoded, timeout).await?;
     let within = step.within.unwrap_or(timeout);
     let answer = namespace_answer(&connection, &name, within).await?;
     match (answer, &step.refused) {
@@ -184,15 +174,19 @@ pub async fn acknowledge(
     let encoded = socket_io(connection, |state| {
         state.acknowledge(namespace, event, id, args.clone())
     })?;
-    connection
-        .send_encoded_with(
-            &encoded.shown,
-            encoded.text,
-            encoded.attachments,
-            ctx.step_timeout(),
-        )
-        .await?;
+    send(connection, encoded, ctx.step_timeout()).await?;
     Ok(())
+}
+
+/// Send what the Socket.IO state encoded: its frame, then its binary attachments.
+async fn send(
+    connection: &Connection,
+    encoded: socket_io::Encoded,
+    timeout: Duration,
+) -> Result<(), super::ws::SendError> {
+    connection
+        .send_encoded_with(&encoded.shown, encoded.text, encoded.attachments, timeout)
+        .await
 }
 
 /// Run `f` on the connection's socket.io state.
