@@ -658,6 +658,9 @@ impl PatternItem {
 /// Wait for events on a connection. One event (`event` and/or `match`), several in
 /// order (`sequence`), several in any order (`unordered`), or `count` of one pattern.
 /// Takes the first matching events from the inbox and leaves the rest.
+// Its pattern fields repeat `EventPattern`'s rather than flatten one in: serde's
+// `flatten` does not work with `deny_unknown_fields`, which every step keeps so that a
+// misspelled field is an error at its own position.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(
