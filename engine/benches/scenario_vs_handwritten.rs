@@ -234,7 +234,9 @@ fn main() {
         };
         let hand = Handwritten {
             ws_url,
-            pool: sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(DATABASE_URL).await.unwrap(),
+            // As the engine's pools: no ping before handing out a connection used a moment
+            // ago (sqlx's default pings every time, a round trip more per statement).
+            pool: sqlx::postgres::PgPoolOptions::new().max_connections(2).test_before_acquire(false).connect(DATABASE_URL).await.unwrap(),
             redis: redis::Client::open(REDIS_URL).unwrap().get_connection_manager().await.unwrap(),
             phases: Default::default(),
         };

@@ -53,23 +53,32 @@ pub struct Redactor {
     /// Every form a secret may take in text, unique.
     values: Arc<Vec<String>>,
     matcher: Option<Arc<AhoCorasick>>,
+    /// An attempt's own secrets in every form, longest first: a few, each searched for
+    /// by itself, because an automaton built for them every attempt would cost more than
+    /// the attempt's whole redaction.
+    own: Arc<Vec<String>>,
 }
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the secrets themselves.
-        write!(f, "Redactor({} forms)", self.values.len())
+        write!(f, "Redactor({} forms)", self.values.len() + self.own.len())
     }
 }
 
+/// At most this many forms of an attempt's own secrets are searched for one by one;
+/// more go into an automaton with the suite's.
+const OWN_FORMS_SEARCHED_ALONE: usize = 16;
+
 impl Redactor {
     pub fn new<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) -> Self {
-        Self::default().with(secrets)
+        Self::default().merged(secrets)
     }
 
-    /// This redactor plus more secrets (an attempt's tokens).
-    pub fn with<S: AsRef<str>>(&self, secrets: impl IntoIterator<Item = S>) -> Self {
+    /// This redactor plus more secrets for good (those of other suites run alongside).
+    pub fn merged<S: AsRef<str>>(&self, secrets: impl IntoIterator<Item = S>) -> Self {
         let mut values: Vec<String> = self.values.as_ref().clone();
+        values.extend(self.own.iter().cloned());
         for secret in secrets {
             values.extend(forms(secret.as_ref()));
         }
@@ -81,9 +90,8 @@ impl Redactor {
             return self.clone();
         }
         // Longest first wins where secrets overlap, so no piece of a longer one is left.
-        // A contiguous NFA: one is built per attempt (its tokens), and building the DFA
-        // the automatic choice picks for few patterns costs more than the attempt's
-        // whole redaction saves with it.
+        // A contiguous NFA: the DFA the automatic choice picks for few patterns costs
+        // more to build than redaction saves with it.
         let matcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::ContiguousNFA))
@@ -93,6 +101,37 @@ impl Redactor {
         Self {
             values: Arc::new(values),
             matcher,
+            own: Arc::default(),
+        }
+    }
+
+    /// This redactor plus an attempt's tokens. They are masked before the suite's
+    /// secrets, longest first, so that no piece of a longer one is left; should a suite
+    /// secret contain one of them (or they be many), everything goes into one automaton
+    /// instead, as [`Redactor::merged`].
+    pub fn with<S: AsRef<str>>(&self, secrets: impl IntoIterator<Item = S>) -> Self {
+        let mut own: Vec<String> = self.own.as_ref().clone();
+        for secret in secrets {
+            own.extend(forms(secret.as_ref()));
+        }
+        own.retain(|form| self.values.binary_search(form).is_err());
+        own.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        own.dedup();
+        if own.len() == self.own.len() {
+            return self.clone();
+        }
+        let inside_a_suite_secret = |form: &String| {
+            self.values
+                .iter()
+                .any(|value| value.len() > form.len() && value.contains(form.as_str()))
+        };
+        if own.len() > OWN_FORMS_SEARCHED_ALONE || own.iter().any(inside_a_suite_secret) {
+            return self.merged(own);
+        }
+        Self {
+            values: self.values.clone(),
+            matcher: self.matcher.clone(),
+            own: Arc::new(own),
         }
     }
 
@@ -104,6 +143,11 @@ impl Redactor {
         for (pattern, replacement) in SHAPES.iter() {
             if pattern.is_match(&out) {
                 out = Cow::Owned(pattern.replace_all(&out, *replacement).into_owned());
+            }
+        }
+        for form in self.own.iter() {
+            if out.contains(form.as_str()) {
+                out = Cow::Owned(out.replace(form.as_str(), MASK));
             }
         }
         if let Some(matcher) = &self.matcher {
@@ -279,6 +323,26 @@ mod tests {
         assert_eq!(more.redact("one1 two2"), "*** ***");
         assert_eq!(base.redact("one1 two2"), "*** two2");
         assert_eq!(format!("{more:?}"), "Redactor(2 forms)");
+        assert_eq!(
+            more.merged(["thr3e"]).redact("one1 two2 thr3e"),
+            "*** *** ***"
+        );
+    }
+
+    #[test]
+    fn overlapping_suite_and_attempt_secrets_leave_no_piece_either_way() {
+        // The attempt's token inside a suite secret: the suite secret goes whole.
+        let r = Redactor::new(["prefix-tok3n-suffix"]).with(["tok3n"]);
+        assert_eq!(r.redact("prefix-tok3n-suffix, tok3n"), "***, ***");
+        // A suite secret inside the attempt's token: the token goes whole.
+        let r = Redactor::new(["k3y"]).with(["abc-k3y-def"]);
+        assert_eq!(r.redact("abc-k3y-def, k3y"), "***, ***");
+        // Two tokens, one inside the other; and many, which share one automaton.
+        let r = Redactor::new(["s3cret"]).with(["tok", "tok-and-more"]);
+        assert_eq!(r.redact("tok-and-more tok s3cret"), "*** *** ***");
+        let many: Vec<String> = (0..40).map(|i| format!("token-{i:02}")).collect();
+        let r = Redactor::new(["s3cret"]).with(&many);
+        assert_eq!(r.redact("token-07 token-39 s3cret"), "*** *** ***");
     }
 
     #[test]

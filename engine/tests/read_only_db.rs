@@ -167,3 +167,19 @@ async fn a_slow_query_is_cancelled_at_the_step_timeout() {
     // a loaded machine, or the query was not cancelled.
     assert!(took < Duration::from_secs(20), "took {took:?}");
 }
+
+#[tokio::test]
+async fn a_statement_on_a_connection_the_server_closed_runs_again_on_another() {
+    let suite = Suite::new(&start_server().await, "");
+    // Each pool's connection is ended by the server a moment after its last use (too
+    // soon for the pool to ping it first): the next read and the next write still run.
+    let name = format!("engine-it-{}", fresh());
+    suite.spec(
+        "ended.yaml",
+        &format!(
+            "name: ended\nsteps:\n  - assert_db: {{ query: \"SELECT pg_backend_pid() AS pid\", row_count: 1, capture: {{ pid: '$[0].pid' }} }}\n  - sql: {{ query: \"SELECT pg_terminate_backend($1::int)\", params: [\"{{{{ vars.pid }}}}\"] }}\n  - assert_db: {{ query: \"SELECT pg_backend_pid() <> $1::int AS replaced\", params: [\"{{{{ vars.pid }}}}\"], row: {{ replaced: true }} }}\n  - sql: {{ query: \"SELECT set_config('application_name', '{name}', false)\" }}\n  - assert_db: {{ query: \"SELECT count(pg_terminate_backend(pid)) AS ended FROM pg_stat_activity WHERE application_name = '{name}'\", row: {{ ended: 1 }} }}\n  - sql: {{ query: \"SELECT 1\" }}\n"
+        ),
+    );
+    let outcomes = suite.run().await;
+    outcomes[0].assert_passed();
+}

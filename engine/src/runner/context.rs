@@ -74,7 +74,7 @@ impl RunEnv {
     pub fn hiding<'c>(mut self, configs: impl IntoIterator<Item = &'c SuiteConfig>) -> Self {
         self.redactor = self
             .redactor
-            .with(configs.into_iter().flat_map(super::secrets));
+            .merged(configs.into_iter().flat_map(super::secrets));
         self
     }
 }

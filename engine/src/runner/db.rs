@@ -54,11 +54,18 @@ pub async fn execute(
 ) -> Result<u64, Failure> {
     let url = ctx.database_url(database)?;
     let pool = ctx.resources.postgres(&url).await?;
-    let result = if params.is_empty() && sql.contains(';') {
-        // Several statements (a fixture file): run as a batch.
-        sqlx::raw_sql(sql).execute(&pool).await
-    } else {
-        bind(sqlx::query(sql), params).execute(&pool).await
+    let run = || async {
+        if params.is_empty() && sql.contains(';') {
+            // Several statements (a fixture file): run as a batch.
+            sqlx::raw_sql(sql).execute(&pool).await
+        } else {
+            bind(sqlx::query(sql), params).execute(&pool).await
+        }
+    };
+    let result = match run().await {
+        // On a pooled connection the server had ended (see `Resources::postgres`).
+        Err(e) if session_ended(&e) => run().await,
+        done => done,
     };
     result.map(|r| r.rows_affected()).map_err(|e| {
         Failure::of(FailureKind::Database, format!("SQL failed: {e}"))
@@ -84,7 +91,15 @@ async fn rows(ctx: &ScenarioContext, step: &AssertDbStep) -> Result<Vec<Value>, 
     let limit = ctx.step_timeout();
     let pool = ctx.resources.postgres_reader(&url, limit).await?;
     let query = step.query.trim().trim_end_matches(';').trim_end();
-    let read = read(&pool, query, &step.params);
+    let read = async {
+        match read(&pool, query, &step.params).await {
+            // A pooled connection is not pinged when it was used a moment ago (see
+            // `Resources::postgres`): one the server ended since fails at once, and the
+            // read runs again on another. Only a read is safe to run twice.
+            Err(e) if connection_lost(&e) => read(&pool, query, &step.params).await,
+            done => done,
+        }
+    };
     match tokio::time::timeout(limit + READ_GRACE, read).await {
         Ok(Ok(rows)) => Ok(rows),
         Ok(Err(e)) => Err(read_failure(&e, query, limit)),
@@ -124,6 +139,28 @@ async fn read(
         Value::Array(rows) => rows,
         other => vec![other],
     })
+}
+
+/// Whether the connection was gone (the server ended the session, the socket closed)
+/// rather than the statement at fault.
+fn connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) => true,
+        // Class 08: a connection exception.
+        sqlx::Error::Database(db) => {
+            session_ended(error) || db.code().is_some_and(|code| code.starts_with("08"))
+        }
+        _ => false,
+    }
+}
+
+/// Whether the server ended the session (class 57P: terminated, shut down, idle too
+/// long): whatever it was running was rolled back, so even a write may run again.
+fn session_ended(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code.starts_with("57P"))
 }
 
 /// Why a read failed, in the user's terms: it tried to write, it was too slow, or what

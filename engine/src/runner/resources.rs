@@ -14,8 +14,13 @@ use tokio::sync::OnceCell;
 
 use crate::diagnostic::FailureKind;
 use crate::spec::asyncapi::EventCatalog;
+
 use crate::spec::config::SuiteConfig;
 use crate::text::hide_password;
+
+/// How long a pooled database connection may sit idle and still be handed out without
+/// a ping first.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 type Lazy<T> = Arc<OnceCell<Result<T, ResourceError>>>;
 
@@ -133,6 +138,19 @@ impl Resources {
             sqlx::postgres::PgPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(Duration::from_secs(5))
+                // sqlx pings every connection it hands out: a round trip more per
+                // statement. One back from a step a moment ago is alive; only one idle
+                // for longer (the server may have closed it) is pinged, and replaced
+                // when the ping fails.
+                .test_before_acquire(false)
+                .before_acquire(|connection, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > PING_AFTER_IDLE {
+                            sqlx::Connection::ping(connection).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await
                 .map_err(fail)
