@@ -5,7 +5,9 @@
 #      (the HTML report's browser test) is installed where missing.
 #   2. formatting and clippy;
 #   3. the Rust tests (engine and reference backend, against the real services);
-#   4. `engine check specs/` and `engine run specs/` against the reference backend.
+#   4. `engine check specs/` and `engine run specs/` against the reference backend;
+#   5. the protocol examples (Socket.IO, GraphQL over WebSocket) against their Node
+#      servers, installed from the npm registry (Node 20+ where missing: scripts/node.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
@@ -21,3 +23,7 @@ cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads 4
 ./target/debug/engine check specs
 ./target/debug/engine run specs
+NODE_BIN="$(bash scripts/node.sh)"
+[ -z "$NODE_BIN" ] || export PATH="$NODE_BIN:$PATH"
+bash scripts/example-socket-io.sh
+bash scripts/example-graphql.sh
