@@ -8,6 +8,10 @@ use std::sync::OnceLock;
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
 
+use lookups::Lookups;
+
+mod lookups;
+
 /// Instructions one rendering may run. Rendering is synchronous on a runtime worker,
 /// so a runaway loop (`{% for %}` over 10^10) must stop on its own, quickly; real spec
 /// templates use a few thousand at most.
@@ -115,7 +119,13 @@ impl From<minijinja::Error> for RenderError {
 /// A compiled template string. Spec strings live for the whole run, so compiling each
 /// distinct one once (and keeping it) is both bounded and much cheaper than compiling
 /// at every step of every scenario.
-enum Compiled {
+struct Compiled {
+    minijinja: Minijinja,
+    /// The same template read as lookups only, when it is that.
+    lookups: Option<Lookups>,
+}
+
+enum Minijinja {
     Expression(minijinja::Expression<'static, 'static>),
     Template(minijinja::Template<'static, 'static>),
 }
@@ -126,9 +136,13 @@ fn compiled(text: &str) -> Result<std::sync::Arc<Compiled>, RenderError> {
         // Leaked on purpose: one copy per distinct template string of the run's specs.
         let source: &'static str = Box::leak(text.to_string().into_boxed_str());
         let env = environment();
-        Ok(match sole_expression(source) {
-            Some(expr) => Compiled::Expression(env.compile_expression(expr)?),
-            None => Compiled::Template(env.template_from_str(source)?),
+        let minijinja = match sole_expression(source) {
+            Some(expr) => Minijinja::Expression(env.compile_expression(expr)?),
+            None => Minijinja::Template(env.template_from_str(source)?),
+        };
+        Ok(Compiled {
+            minijinja,
+            lookups: Lookups::parse(source),
         })
     })
 }
@@ -138,8 +152,12 @@ pub fn render_str(text: &str, ctx: &minijinja::Value) -> Result<Value, RenderErr
     if !is_template(text) {
         return Ok(Value::String(text.to_string()));
     }
-    match &*compiled(text)? {
-        Compiled::Expression(expr) => {
+    let compiled = compiled(text)?;
+    if let Some(value) = compiled.lookups.as_ref().and_then(|l| l.render(ctx)) {
+        return Ok(value);
+    }
+    match &compiled.minijinja {
+        Minijinja::Expression(expr) => {
             let value = expr.eval(ctx)?;
             if value.is_undefined() {
                 return Err(RenderError::Undefined(
@@ -148,7 +166,7 @@ pub fn render_str(text: &str, ctx: &minijinja::Value) -> Result<Value, RenderErr
             }
             serde_json::to_value(&value).map_err(|e| RenderError::NotJson(e.to_string()))
         }
-        Compiled::Template(template) => Ok(Value::String(template.render(ctx)?)),
+        Minijinja::Template(template) => Ok(Value::String(template.render(ctx)?)),
     }
 }
 
