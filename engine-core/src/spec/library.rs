@@ -49,6 +49,35 @@ impl LibraryStep {
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
     }
+
+    /// What the checker knows of the parameters in one call with these arguments
+    /// (else the defaults); templates in them read the caller's `outer` bindings.
+    pub fn bindings(&self, args: &Value, outer: &Bindings) -> Bindings {
+        self.params
+            .iter()
+            .map(|p| {
+                let value = args.get(&p.name).or(p.default.as_ref());
+                let literal = value
+                    .and_then(Value::as_str)
+                    .and_then(|v| literal(v, outer));
+                (p.name.clone(), literal)
+            })
+            .collect()
+    }
+}
+
+/// Parameter → its text in a call, when the checker can tell it before anything runs
+/// (`None`: only known at run time).
+pub type Bindings = BTreeMap<String, Option<String>>;
+
+/// A text as it will be at run time, if the checker can tell: a literal, or
+/// `{{ param }}` bound to one.
+pub fn literal(text: &str, bindings: &Bindings) -> Option<String> {
+    if !crate::template::is_template(text) {
+        return Some(text.to_string());
+    }
+    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    bindings.get(inner).cloned().flatten()
 }
 
 /// A declared parameter: `name: string`, or `name: {type, default, description}`.

@@ -1,10 +1,11 @@
 //! Spec file → [`Scenario`]: YAML with positions, validation against
 //! `schemas/spec.schema.json` (the same schema editors use), then the checks a schema
 //! cannot express: declared IDs and kinds, variables defined before use, connections
-//! opened before use, template syntax, referenced files. Every problem found is
+//! opened before use, steps of one protocol on a connection of another
+//! ([`super::protocols`]), template syntax, referenced files. Every problem found is
 //! reported, each at its line and column.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -14,7 +15,7 @@ use serde_json::Value;
 
 use super::config::SuiteConfig;
 use super::document::SpecDocument;
-use super::library::{Library, LibraryStep};
+use super::library::{literal, Bindings, Library, LibraryStep};
 use super::model::*;
 use super::yaml::{self, SpanIndex};
 use crate::diagnostic::{did_you_mean, Diagnostic, SourceFile};
@@ -538,6 +539,9 @@ impl<'a> Checker<'a> {
             self.action(&action.body, format!("/setup/{i}"), &[]);
         }
         self.steps(&scenario.steps, &[]);
+        for (pointer, problem) in super::protocols::scenario(&scenario.steps, self.config) {
+            self.index_problem_key(&pointer, problem);
+        }
         for (i, action) in scenario.teardown.iter().enumerate() {
             self.action(&action.body, format!("/teardown/{i}"), &[]);
         }
@@ -998,18 +1002,7 @@ impl<'a> Checker<'a> {
             }
             None => self.vars.extend(library.returns.keys().cloned()),
         }
-        let literal_args: BTreeMap<String, Option<String>> = library
-            .params
-            .iter()
-            .map(|p| {
-                let value = args.get(&p.name).or(p.default.as_ref());
-                let literal = value
-                    .and_then(Value::as_str)
-                    .filter(|v| !template::is_template(v))
-                    .map(str::to_string);
-                (p.name.clone(), literal)
-            })
-            .collect();
+        let literal_args = library.bindings(&step.body, &Bindings::new());
         match opened_connections(&library.steps, &literal_args) {
             Some(names) => {
                 for name in names {
@@ -1095,45 +1088,23 @@ impl<'a> Checker<'a> {
 
 /// The connections a library body opens, by name, given the literal values of its
 /// parameters; `None` when a name is only known at run time.
-fn opened_connections(
-    steps: &[Step],
-    args: &BTreeMap<String, Option<String>>,
-) -> Option<Vec<String>> {
+fn opened_connections(steps: &[Step], args: &Bindings) -> Option<Vec<String>> {
     let mut names = Vec::new();
     for step in steps {
         match step.kind {
             StepKind::Connect => {
-                names.push(resolve_name(connection_name(&step.body), args)?);
+                names.push(literal(connection_name(&step.body), args)?);
             }
             StepKind::Each => names.extend(opened_connections(&step.children, args)?),
             StepKind::Call => {
                 let library = step.call.as_ref()?;
-                let inner: BTreeMap<String, Option<String>> = library
-                    .params
-                    .iter()
-                    .map(|p| {
-                        let value = step.body.get(&p.name).or(p.default.as_ref());
-                        let literal = value
-                            .and_then(Value::as_str)
-                            .and_then(|v| resolve_name(v, args));
-                        (p.name.clone(), literal)
-                    })
-                    .collect();
+                let inner = library.bindings(&step.body, args);
                 names.extend(opened_connections(&library.steps, &inner)?);
             }
             _ => {}
         }
     }
     Some(names)
-}
-
-/// A literal name, or `{{ param }}` with a literal argument.
-fn resolve_name(text: &str, args: &BTreeMap<String, Option<String>>) -> Option<String> {
-    if !template::is_template(text) {
-        return Some(text.to_string());
-    }
-    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
-    args.get(inner).cloned().flatten()
 }
 
 fn join_names(names: &BTreeSet<String>) -> String {
@@ -1158,6 +1129,9 @@ pub fn check_library_step(
         }
     }
     checker.steps(&step.steps, &[]);
+    for (pointer, problem) in super::protocols::library(&step.steps, config) {
+        checker.index_problem_key(&pointer, problem);
+    }
     if let Some(returns) = value.get("returns") {
         checker.templates(returns, "/returns".into(), &[]);
     }

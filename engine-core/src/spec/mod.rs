@@ -12,6 +12,7 @@ pub mod load;
 pub mod load_block;
 pub mod model;
 pub mod profile;
+pub mod protocols;
 pub mod schema;
 pub mod sql;
 pub mod template_calls;
