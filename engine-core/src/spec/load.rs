@@ -628,12 +628,16 @@ impl<'a> Checker<'a> {
         }
         match step.kind {
             StepKind::Connect => {
-                let name = connection_name(&step.body).to_string();
                 if let Some(file) = step.body.get("ca_file").and_then(Value::as_str) {
                     self.file_exists(file, &format!("{pointer}/ca_file"));
                 }
-                self.profile(&step.body, &pointer);
-                if template::is_template(&name) {
+                // As the runner opens it: the step over its profile.
+                let merged = self.profile(&step.body, &pointer);
+                let opened = merged.as_ref().unwrap_or(&step.body);
+                let name = connection_name(opened).to_string();
+                if opened.get("expect_status").is_some() {
+                    // A handshake expected to be refused opens no connection.
+                } else if template::is_template(&name) {
                     self.dynamic_connections = true;
                 } else if !self.connections.contains(&name) {
                     self.connections.push(name);
@@ -865,12 +869,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A connect step's profile: known, and giving a URL one way or the other.
-    fn profile(&mut self, body: &Value, pointer: &str) {
+    /// A connect step's profile: known, and giving a URL one way or the other. The
+    /// merged step, when its profile is known.
+    fn profile(&mut self, body: &Value, pointer: &str) -> Option<Value> {
         let own = body.as_object().cloned().unwrap_or_default();
         let named = own.get("profile").and_then(Value::as_str);
         if named.is_some_and(template::is_template) {
-            return;
+            return None;
         }
         let profile = match super::profile::profile_of(self.config, &own, named) {
             Ok(profile) => profile,
@@ -887,7 +892,7 @@ impl<'a> Checker<'a> {
                     &format!("{pointer}/profile"),
                     Diagnostic::new(format!("no connection profile `{name}`")).hint(hint),
                 );
-                return;
+                return None;
             }
         };
         let mut merged = Value::Object(profile.cloned().unwrap_or_default());
@@ -903,8 +908,9 @@ impl<'a> Checker<'a> {
             self.credentials(credentials, &format!("{pointer}/authenticate"));
         }
         if super::profile::captures_per_connection(&merged) {
-            self.vars.insert(connection_name(body).to_string());
+            self.vars.insert(connection_name(&merged).to_string());
         }
+        Some(merged)
     }
 
     /// Credentials (after a profile is merged in) present exactly one of `jwt`, `token`.
@@ -1092,6 +1098,8 @@ fn opened_connections(steps: &[Step], args: &Bindings) -> Option<Vec<String>> {
     let mut names = Vec::new();
     for step in steps {
         match step.kind {
+            // A handshake expected to be refused opens no connection.
+            StepKind::Connect if step.body.get("expect_status").is_some() => {}
             StepKind::Connect => {
                 names.push(literal(connection_name(&step.body), args)?);
             }
@@ -1233,6 +1241,33 @@ mod tests {
             messages.iter().any(|m| m.contains("connection `bobby`")),
             "{messages:?}"
         );
+    }
+
+    #[test]
+    fn connections_are_named_as_the_runner_opens_them() {
+        let config = SuiteConfig::parse(&SourceFile::new(
+            "engine.yaml",
+            "profiles:\n  admin: { url: 'ws://x/admin', name: admin }\n",
+        ))
+        .unwrap();
+        let load = |text: &str| {
+            load_str(
+                SourceFile::new("specs/t.yaml", text),
+                &config,
+                &Library::default(),
+            )
+        };
+        // A refused handshake opens nothing: one connection, so no `on:` is needed.
+        load("name: x\nsteps:\n  - connect: { url: 'ws://x', expect_status: 401 }\n  - connect: { url: 'ws://x', name: tab }\n  - send: { json: 1 }\n")
+            .unwrap();
+        // A profile's `name:` names the connection.
+        load(
+            "name: x\nsteps:\n  - connect: { profile: admin }\n  - send: { on: admin, json: 1 }\n",
+        )
+        .unwrap();
+        let errs = load("name: x\nsteps:\n  - connect: { profile: admin }\n  - send: { on: default, json: 1 }\n")
+            .unwrap_err();
+        assert!(errs[0].message.contains("connection `default`"), "{errs:?}");
     }
 
     #[test]
