@@ -1009,7 +1009,8 @@ impl<'a> Checker<'a> {
             None => self.vars.extend(library.returns.keys().cloned()),
         }
         let literal_args = library.bindings(&step.body, &Bindings::new());
-        match opened_connections(&library.steps, &literal_args) {
+        let mut visits = CONNECT_VISITS;
+        match opened_connections(&library.steps, &literal_args, &mut visits) {
             Some(names) => {
                 for name in names {
                     if !self.connections.contains(&name) {
@@ -1093,27 +1094,33 @@ impl<'a> Checker<'a> {
 }
 
 /// The connections a library body opens, by name, given the literal values of its
-/// parameters; `None` when a name is only known at run time.
-fn opened_connections(steps: &[Step], args: &Bindings) -> Option<Vec<String>> {
+/// parameters; `None` when a name is only known at run time, or when finding out takes
+/// more than `visits` steps.
+fn opened_connections(steps: &[Step], args: &Bindings, visits: &mut usize) -> Option<Vec<String>> {
     let mut names = Vec::new();
     for step in steps {
+        // Calls nested in calls multiply: past the budget, the names are unknown.
+        *visits = visits.checked_sub(1)?;
         match step.kind {
             // A handshake expected to be refused opens no connection.
             StepKind::Connect if step.body.get("expect_status").is_some() => {}
             StepKind::Connect => {
                 names.push(literal(connection_name(&step.body), args)?);
             }
-            StepKind::Each => names.extend(opened_connections(&step.children, args)?),
+            StepKind::Each => names.extend(opened_connections(&step.children, args, visits)?),
             StepKind::Call => {
                 let library = step.call.as_ref()?;
                 let inner = library.bindings(&step.body, args);
-                names.extend(opened_connections(&library.steps, &inner)?);
+                names.extend(opened_connections(&library.steps, &inner, visits)?);
             }
             _ => {}
         }
     }
     Some(names)
 }
+
+/// Steps [`opened_connections`] looks at for one call before it gives up.
+const CONNECT_VISITS: usize = 20_000;
 
 fn join_names(names: &BTreeSet<String>) -> String {
     names.iter().cloned().collect::<Vec<_>>().join(", ")
@@ -1268,6 +1275,17 @@ mod tests {
         let errs = load("name: x\nsteps:\n  - connect: { profile: admin }\n  - send: { on: default, json: 1 }\n")
             .unwrap_err();
         assert!(errs[0].message.contains("connection `default`"), "{errs:?}");
+    }
+
+    #[test]
+    fn finding_the_connections_steps_open_gives_up_past_its_budget() {
+        let s = load("name: x\nsteps:\n  - connect: {url: 'ws://x', name: a}\n  - connect: {url: 'ws://x', name: refused, expect_status: 401}\n  - each:\n      count: 1\n      steps:\n        - connect: {url: 'ws://x', name: b}\n        - send: {on: b, json: 1}\n")
+            .unwrap();
+        let opened =
+            |budget: usize| opened_connections(&s.steps, &Bindings::new(), &mut { budget });
+        assert_eq!(opened(10).unwrap(), ["a", "b"]);
+        assert_eq!(opened(5).unwrap(), ["a", "b"]);
+        assert_eq!(opened(4), None);
     }
 
     #[test]
