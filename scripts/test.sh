@@ -3,7 +3,7 @@
 #   1. Postgres (127.0.0.1:5432, trust, database `test`) and Redis (127.0.0.1:6379)
 #      answer; where they don't, install (apt-get) and start them; headless Chromium
 #      (the HTML report's browser test) is installed where missing.
-#   2. formatting and clippy;
+#   2. formatting, clippy and the API docs (no broken links);
 #   3. the Rust tests (engine and reference backend, against the real services);
 #   4. `engine check specs/` and `engine run specs/` against the reference backend;
 #   5. the protocol examples (Socket.IO, GraphQL over WebSocket) against their Node
@@ -19,6 +19,7 @@ export CARGO_TERM_COLOR=never
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads 4
 ./target/debug/engine check specs

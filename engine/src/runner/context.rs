@@ -20,7 +20,7 @@ use crate::spec::model::Scenario;
 use crate::template;
 
 /// Why a step failed: a message, supporting notes, maybe a hint. The runner adds the
-/// spec position of the step, so it is the same [`Diagnostic`] every error becomes.
+/// spec position of the step, so it is the same [`Diagnostic`](crate::diagnostic::Diagnostic) every error becomes.
 pub type Failure = crate::diagnostic::Diagnostic;
 
 pub type StepResult = Result<(), Failure>;

@@ -46,7 +46,7 @@ pub struct Reader {
     pub protocol: SharedProtocol,
     pub transcript: Transcript,
     pub name: String,
-    /// When the last frame was sent ([`nanos_since_origin`]), shared with the sender.
+    /// When the last frame was sent (`ws::nanos_since_origin`), shared with the sender.
     pub last_sent: Arc<AtomicU64>,
     /// Frames received so far.
     pub received: usize,

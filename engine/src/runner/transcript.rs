@@ -1,7 +1,7 @@
 //! The frames sent and received on every connection of a scenario, with their time:
 //! shown when a step fails and written to the JSON report. Bounded: by default each
 //! connection keeps its first and last frames and counts the ones in between, so a
-//! flood costs neither memory nor report size. It also feeds the run's [`Meter`] (load
+//! flood costs neither memory nor report size. It also feeds the run's [`Meter`](super::meter::Meter) (load
 //! mode), since every frame passes through it.
 //!
 //! For timelines it knows which step is running (a frame sent belongs to it), and

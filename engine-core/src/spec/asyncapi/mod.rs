@@ -9,7 +9,7 @@
 //! - A message's event type: its `x-event-type` (a string or a list), else the `const`
 //!   (or `enum`) of the type field in its payload (`properties.<type_field>`, dotted paths
 //!   follow nested `properties`, `allOf` members are searched).
-//! - Only local `$ref`s (`#/…`), inlined (see [`refs`]).
+//! - Only local `$ref`s (`#/…`), inlined (see the `refs` module).
 //!
 //! Every problem is a located [`Diagnostic`] in the AsyncAPI file.
 
