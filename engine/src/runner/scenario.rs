@@ -489,6 +489,9 @@ pub(super) async fn run_step(ctx: &mut ScenarioContext, step: &Step) -> Located 
     let result = if waits(step.kind) {
         let stop = ctx.stop.clone();
         tokio::select! {
+            // In order: no random number drawn for fairness at every step; a stop is
+            // still seen whenever the step waits.
+            biased;
             result = run_leaf(ctx, step) => result,
             () = stop.requested() => return Err(interrupted(ctx, step.span)),
         }
