@@ -1,4 +1,5 @@
-//! graphql-transport-ws against real servers, in-process: async-graphql (over axum)
+//! graphql-transport-ws (and its legacy predecessor, graphql-ws) against real servers,
+//! in-process: async-graphql (over axum)
 //! with subscriptions, backed by PostgreSQL and Redis (a mutation inserts a row, bumps
 //! a counter and publishes to the room's subscribers); and a scripted peer that
 //! misbehaves (pings, GraphQL `error`s, 44xx closes, messages the protocol forbids).
@@ -223,6 +224,41 @@ steps:
 teardown:
   - sql: "DELETE FROM engine_gql_messages WHERE room = '{{ ids.room }}'"
   - redis: [DEL, "engine_gql:{{ ids.room }}:count"]
+"##,
+    );
+    let outcomes = suite.run().await;
+    outcomes[0].assert_passed();
+}
+
+#[tokio::test]
+async fn the_same_steps_speak_the_legacy_graphql_ws_protocol() {
+    let url = start_async_graphql().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "legacy.yaml",
+        r##"
+name: graphql chat over subscriptions-transport-ws
+ids: { room: item }
+steps:
+  - connect:
+      url: "{{ env.WS_URL }}/graphql"
+      protocol: graphql-ws
+      expect_subprotocol: graphql-ws
+      connection_init: { user: alice }
+  - subscribe:
+      name: room
+      query: "subscription OnRoom($room: String!) { roomEvents(room: $room) { kind } }"
+      variables: { room: "{{ ids.room }}" }
+  - expect: { next: room, match: { data: { roomEvents: { kind: joined } } } }
+  - subscribe: { name: count, query: "subscription { countdown(from: 1) }" }
+  - expect:
+      strict: true
+      sequence:
+        - { next: count, match: { data: { countdown: 1 } } }
+        - { next: count, match: { data: { countdown: 0 } } }
+        - { complete: count }
+  - complete: room
+  - expect_none: { next: room, during: 100ms }
 "##,
     );
     let outcomes = suite.run().await;

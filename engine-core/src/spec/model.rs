@@ -290,13 +290,13 @@ pub struct ConnectStep {
     #[schemars(with = "Option<Templated<bool>>", example = true)]
     pub binary_json: bool,
     /// The protocol spoken over the WebSocket: `raw` frames (default), `socket.io`
-    /// (Engine.IO v4 / Socket.IO v5) or `graphql-transport-ws` (GraphQL over
-    /// WebSocket). The engine handles the protocol's envelopes, ids and keep-alives;
+    /// (Engine.IO v4 / Socket.IO v5), `graphql-transport-ws` (GraphQL over
+    /// WebSocket) or `graphql-ws` (its legacy predecessor, subscriptions-transport-ws). The engine handles the protocol's envelopes, ids and keep-alives;
     /// steps speak its terms.
     #[serde(default)]
     #[schemars(with = "Option<Templated<ProtocolKind>>", example = &"graphql-transport-ws")]
     pub protocol: ProtocolKind,
-    /// graphql-transport-ws: the payload of `connection_init` (e.g. credentials); the
+    /// graphql-transport-ws, graphql-ws: the payload of `connection_init` (e.g. credentials); the
     /// connect step waits for `connection_ack`.
     #[schemars(example = serde_json::json!({"authorization": "Bearer {{ vars.token }}"}))]
     pub connection_init: Option<Value>,
@@ -340,6 +340,10 @@ pub enum ProtocolKind {
     /// GraphQL over WebSocket (`graphql-transport-ws`, the `graphql-ws` library's).
     #[serde(rename = "graphql-transport-ws")]
     GraphqlTransportWs,
+    /// Legacy GraphQL over WebSocket (`subscriptions-transport-ws`, subprotocol
+    /// `graphql-ws`: Apollo Server 2/3, older Hasura).
+    #[serde(rename = "graphql-ws")]
+    GraphqlWs,
 }
 
 impl ProtocolKind {
@@ -349,6 +353,7 @@ impl ProtocolKind {
             ProtocolKind::Raw => "raw",
             ProtocolKind::SocketIo => "socket.io",
             ProtocolKind::GraphqlTransportWs => "graphql-transport-ws",
+            ProtocolKind::GraphqlWs => "graphql-ws",
         }
     }
 }

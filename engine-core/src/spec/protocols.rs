@@ -1,7 +1,7 @@
 //! Steps that only one protocol speaks, checked against the protocol of the connection
 //! they act on before anything runs: `emit` and `namespace` need socket.io, `subscribe`
-//! and `complete` need graphql-transport-ws, and so do `expect`/`expect_none` waiting
-//! for an operation's `next`, `error` or `complete`; `expect` with `ack:` needs
+//! and `complete` need GraphQL over WebSocket (graphql-transport-ws or graphql-ws), and
+//! so do `expect`/`expect_none` waiting for an operation's `next`, `error` or `complete`; `expect` with `ack:` needs
 //! socket.io. The runner refuses each of them too, but only once the scenario gets
 //! there.
 //!
@@ -326,7 +326,10 @@ impl Walker<'_> {
         let Some(protocol) = opened.protocol.filter(|_| self.visits > 0) else {
             return;
         };
-        for need in needs.into_iter().filter(|n| n.protocol != protocol) {
+        for need in needs
+            .into_iter()
+            .filter(|n| !n.protocols.contains(&protocol))
+        {
             let diagnostic = mismatch(&need, name, protocol, opened);
             self.problems.push((need.pointer, diagnostic));
         }
@@ -349,21 +352,25 @@ struct Need {
     pointer: String,
     /// What it is, for the message: "`emit`", "`expect` with `next:`".
     what: String,
-    protocol: ProtocolKind,
+    /// The protocols that speak it, the first suggested.
+    protocols: &'static [ProtocolKind],
 }
+
+const SOCKET_IO: &[ProtocolKind] = &[ProtocolKind::SocketIo];
+const GRAPHQL: &[ProtocolKind] = &[ProtocolKind::GraphqlTransportWs, ProtocolKind::GraphqlWs];
 
 /// What a step needs of its connection's protocol.
 fn needs(step: &Step) -> Vec<Need> {
-    let whole = |protocol| {
+    let whole = |protocols| {
         vec![Need {
             pointer: step.pointer.clone(),
             what: format!("`{}`", step.kind.name()),
-            protocol,
+            protocols,
         }]
     };
     match step.kind {
-        StepKind::Emit | StepKind::Namespace => whole(ProtocolKind::SocketIo),
-        StepKind::Subscribe | StepKind::Complete => whole(ProtocolKind::GraphqlTransportWs),
+        StepKind::Emit | StepKind::Namespace => whole(SOCKET_IO),
+        StepKind::Subscribe | StepKind::Complete => whole(GRAPHQL),
         StepKind::Expect => expect_needs(step),
         StepKind::ExpectNone => pattern_needs(
             step,
@@ -401,26 +408,32 @@ fn expect_needs(step: &Step) -> Vec<Need> {
 /// kinds (the one the runner reads), and `ack` (when `fields` has it).
 fn pattern_needs(step: &Step, pattern: &Value, pointer: &str, fields: &[&str]) -> Vec<Need> {
     let given = |field: &str| pattern.get(field).is_some_and(|v| !v.is_null());
-    let need = |field: &str, protocol| Need {
+    let need = |field: &str, protocols| Need {
         pointer: format!("{pointer}/{}", pointer_escape(field)),
         what: format!("`{}` with `{field}:`", step.kind.name()),
-        protocol,
+        protocols,
     };
     let operation = fields
         .iter()
         .find(|f| **f != "ack" && given(f))
-        .map(|f| need(f, ProtocolKind::GraphqlTransportWs));
+        .map(|f| need(f, GRAPHQL));
     let ack = fields
         .iter()
         .find(|f| **f == "ack" && given(f))
-        .map(|f| need(f, ProtocolKind::SocketIo));
+        .map(|f| need(f, SOCKET_IO));
     operation.into_iter().chain(ack).collect()
 }
 
 /// "`emit` needs a socket.io connection, and `chat` is a plain WebSocket connection
 /// (opened at line 4)", with how to fix it.
 fn mismatch(need: &Need, name: &str, protocol: ProtocolKind, opened: &Opened) -> Diagnostic {
-    let wanted = need.protocol.name();
+    let wanted = need.protocols[0].name();
+    let accepted = need
+        .protocols
+        .iter()
+        .map(|p| p.name())
+        .collect::<Vec<_>>()
+        .join(" or ");
     let line = opened.line;
     let (origin, fix) = match (&opened.library, &opened.profile) {
         (None, None) => (
@@ -439,12 +452,12 @@ fn mismatch(need: &Need, name: &str, protocol: ProtocolKind, opened: &Opened) ->
         ),
     };
     Diagnostic::new(format!(
-        "{} needs a {wanted} connection, and `{name}` is a {} connection ({origin})",
+        "{} needs a {accepted} connection, and `{name}` is a {} connection ({origin})",
         need.what,
         described(protocol)
     ))
     .hint(format!(
-        "{fix}, or run this step on a {wanted} connection with `on:`"
+        "{fix}, or run this step on a {accepted} connection with `on:`"
     ))
 }
 
@@ -561,8 +574,8 @@ mod tests {
         assert_eq!(
             messages(&found),
             [
-                "`subscribe` needs a graphql-transport-ws connection, and `default` is a socket.io connection (opened at line 3)",
-                "`complete` needs a graphql-transport-ws connection, and `default` is a socket.io connection (opened at line 3)",
+                "`subscribe` needs a graphql-transport-ws or graphql-ws connection, and `default` is a socket.io connection (opened at line 3)",
+                "`complete` needs a graphql-transport-ws or graphql-ws connection, and `default` is a socket.io connection (opened at line 3)",
             ]
         );
         assert_eq!(found[0].span.map(|s| s.line), Some(4));
@@ -582,6 +595,17 @@ mod tests {
     }
 
     #[test]
+    fn graphql_ws_speaks_the_graphql_steps_and_not_socket_io_s() {
+        let found = problems(
+            "name: x\nsteps:\n  - connect: { name: gql, url: 'ws://x', protocol: graphql-ws }\n  - subscribe: { on: gql, name: s, query: 'subscription { a }' }\n  - expect: { on: gql, sequence: [{ next: s }, { error: s }, { complete: s }] }\n  - expect_none: { on: gql, error: s, during: 1ms }\n  - complete: { name: s, on: gql }\n  - emit: { on: gql, event: hi }\n",
+        );
+        assert_eq!(
+            messages(&found),
+            ["`emit` needs a socket.io connection, and `gql` is a graphql-ws connection (opened at line 3)"]
+        );
+    }
+
+    #[test]
     fn expect_fields_of_another_protocol_are_located_at_the_field() {
         let found = problems(
             "name: x\nsteps:\n  - connect: { name: gql, url: 'ws://x', protocol: graphql-transport-ws }\n  - connect: { name: raw, url: 'ws://x' }\n  - expect: { on: gql, event: confirm, ack: [ok] }\n  - expect:\n      on: raw\n      sequence:\n        - hello\n        - { next: s }\n",
@@ -590,7 +614,7 @@ mod tests {
             messages(&found),
             [
                 "`expect` with `ack:` needs a socket.io connection, and `gql` is a graphql-transport-ws connection (opened at line 3)",
-                "`expect` with `next:` needs a graphql-transport-ws connection, and `raw` is a plain WebSocket connection (opened at line 4)",
+                "`expect` with `next:` needs a graphql-transport-ws or graphql-ws connection, and `raw` is a plain WebSocket connection (opened at line 4)",
             ]
         );
         assert_eq!(found[0].span.map(|s| (s.line, s.col)), Some((5, 40)));
@@ -620,7 +644,7 @@ mod tests {
             messages(&found),
             [
                 "`namespace` needs a socket.io connection, and `b` is a plain WebSocket connection (opened at line 5)",
-                "`subscribe` needs a graphql-transport-ws connection, and `a` is a socket.io connection (opened at line 3 with profile `sio`)",
+                "`subscribe` needs a graphql-transport-ws or graphql-ws connection, and `a` is a socket.io connection (opened at line 3 with profile `sio`)",
             ]
         );
         assert!(found[1]
@@ -656,7 +680,7 @@ mod tests {
         );
         assert_eq!(
             messages(&found),
-            ["`subscribe` needs a graphql-transport-ws connection, and `chat` is a socket.io connection (opened by `open_io` at line 3)"]
+            ["`subscribe` needs a graphql-transport-ws or graphql-ws connection, and `chat` is a socket.io connection (opened by `open_io` at line 3)"]
         );
         assert!(found[0].hint.as_deref().unwrap().starts_with(
             "set `protocol: graphql-transport-ws` on the `connect` of library step `open_io`"

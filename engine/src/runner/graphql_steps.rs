@@ -1,11 +1,11 @@
-//! Steps of graphql-transport-ws connections: `subscribe` starts an operation under a
+//! Steps of GraphQL-over-WebSocket connections (graphql-transport-ws, graphql-ws): `subscribe` starts an operation under a
 //! name (the engine allocates its id), `complete` ends one from the client. Their
 //! messages are expected with `expect: {next | error | complete: <name>}`.
 
 use serde_json::{Map, Value};
 
 use super::context::{Failure, ScenarioContext, StepResult};
-use super::protocol::graphql::{GraphqlTransportWs, OperationError};
+use super::protocol::graphql::{Graphql, OperationError};
 use super::protocol::{self, ProtocolKind};
 use super::ws::Connection;
 use crate::spec::model::{CompleteStep, SubscribeStep};
@@ -44,10 +44,10 @@ pub async fn complete(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     Ok(())
 }
 
-/// Run `f` on the connection's graphql-transport-ws state.
+/// Run `f` on the connection's GraphQL-over-WebSocket state.
 pub fn graphql<R>(
     connection: &Connection,
-    f: impl FnOnce(&mut GraphqlTransportWs) -> Result<R, OperationError>,
+    f: impl FnOnce(&mut Graphql) -> Result<R, OperationError>,
 ) -> Result<R, Failure> {
     match protocol::with_state(connection.protocol(), f) {
         Some(result) => result.map_err(Failure::from),
@@ -58,12 +58,13 @@ pub fn graphql<R>(
 fn not_graphql(connection: &Connection) -> Failure {
     let kind = protocol::lock(connection.protocol()).kind();
     Failure::new(format!(
-        "connection `{}` speaks {}, not graphql-transport-ws",
+        "connection `{}` speaks {}, not GraphQL over WebSocket",
         connection.name,
         kind.name()
     ))
     .hint(format!(
-        "connect with `protocol: {}`",
-        ProtocolKind::GraphqlTransportWs.name()
+        "connect with `protocol: {}` (or `{}` for subscriptions-transport-ws servers)",
+        ProtocolKind::GraphqlTransportWs.name(),
+        ProtocolKind::GraphqlWs.name()
     ))
 }

@@ -1,9 +1,13 @@
-//! GraphQL over WebSocket, `graphql-transport-ws` (the protocol of the `graphql-ws`
-//! library): `connection_init` and its ack open the connection; each operation
+//! GraphQL over WebSocket, in two dialects that share one state machine:
+//! `graphql-transport-ws` (the protocol of the `graphql-ws` library) and the legacy
+//! `subscriptions-transport-ws` (subprotocol `graphql-ws`: Apollo Server 2/3, older
+//! Hasura). `connection_init` and its ack open the connection; each operation
 //! (subscription, query, mutation) runs under an id the engine allocates and the spec
-//! names; the server's `next`, `error` and `complete` reach the inbox as messages of
-//! that name; pings are answered at once. Anything else the server sends breaks the
-//! protocol: the engine closes with 4004 (the `graphql-ws` client's "bad response").
+//! names; the server's results (`next`, legacy `data`), `error` and `complete` reach
+//! the inbox as `next`, `error` and `complete` of that name, so specs read the same in
+//! both dialects. Pings (graphql-transport-ws) are answered at once; keep-alives
+//! (legacy `ka`) are only shown. Anything else the server sends breaks the protocol:
+//! the engine closes with the dialect's "bad response" code.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -12,11 +16,69 @@ use serde_json::{json, Map, Value};
 
 use super::{Breach, Decoded, Incoming, Message, Opening, Protocol, ProtocolKind};
 
-/// The WebSocket subprotocol.
-pub const SUBPROTOCOL: &str = "graphql-transport-ws";
+/// Which GraphQL-over-WebSocket protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `graphql-transport-ws`.
+    TransportWs,
+    /// `subscriptions-transport-ws`, subprotocol `graphql-ws`.
+    SubscriptionsTransportWs,
+}
 
-/// The close code the engine sends when the server breaks the protocol.
-const BAD_RESPONSE: u16 = 4004;
+impl Dialect {
+    fn kind(self) -> ProtocolKind {
+        match self {
+            Dialect::TransportWs => ProtocolKind::GraphqlTransportWs,
+            Dialect::SubscriptionsTransportWs => ProtocolKind::GraphqlWs,
+        }
+    }
+
+    /// The WebSocket subprotocol.
+    fn subprotocol(self) -> &'static str {
+        match self {
+            Dialect::TransportWs => "graphql-transport-ws",
+            Dialect::SubscriptionsTransportWs => "graphql-ws",
+        }
+    }
+
+    /// The protocol's name in breach reasons.
+    fn described(self) -> &'static str {
+        match self {
+            Dialect::TransportWs => "graphql-transport-ws",
+            Dialect::SubscriptionsTransportWs => "graphql-ws (subscriptions-transport-ws)",
+        }
+    }
+
+    /// The message types that start and stop an operation from the client.
+    fn start_and_stop(self) -> (&'static str, &'static str) {
+        match self {
+            Dialect::TransportWs => ("subscribe", "complete"),
+            Dialect::SubscriptionsTransportWs => ("start", "stop"),
+        }
+    }
+
+    /// The close code the engine sends when the server breaks the protocol: the
+    /// `graphql-ws` client's "bad response"; the legacy protocol defines none, so the
+    /// WebSocket "protocol error".
+    fn bad_response(self) -> u16 {
+        match self {
+            Dialect::TransportWs => 4004,
+            Dialect::SubscriptionsTransportWs => 1002,
+        }
+    }
+
+    /// The server's message type as the inbox names it: legacy `data` is `next`.
+    fn operation_message(self, kind: &str) -> Option<&'static str> {
+        match (self, kind) {
+            (Dialect::TransportWs, "next") | (Dialect::SubscriptionsTransportWs, "data") => {
+                Some("next")
+            }
+            (_, "error") => Some("error"),
+            (_, "complete") => Some("complete"),
+            _ => None,
+        }
+    }
+}
 
 /// What graphql-transport-ws says its close codes mean.
 pub fn close_meaning(code: u16) -> Option<&'static str> {
@@ -52,10 +114,13 @@ enum Ended {
     ByServer,
 }
 
-/// One connection's graphql-transport-ws state.
-pub struct GraphqlTransportWs {
+/// One connection's GraphQL-over-WebSocket state.
+pub struct Graphql {
+    dialect: Dialect,
     init_payload: Option<Value>,
     acknowledged: bool,
+    /// The server's `connection_error` payload (legacy dialect), before the ack.
+    refused: Option<String>,
     /// Operations by wire id.
     operations: HashMap<String, Operation>,
     /// Wire id of the latest operation of each spec name.
@@ -81,18 +146,21 @@ impl From<OperationError> for crate::diagnostic::Diagnostic {
     }
 }
 
-impl GraphqlTransportWs {
-    pub fn new(init_payload: Option<Value>) -> Self {
-        GraphqlTransportWs {
+impl Graphql {
+    pub fn new(dialect: Dialect, init_payload: Option<Value>) -> Self {
+        Graphql {
+            dialect,
             init_payload,
             acknowledged: false,
+            refused: None,
             operations: HashMap::new(),
             by_name: HashMap::new(),
             next_id: 1,
         }
     }
 
-    /// Start operation `name`: allocate its id and encode its `subscribe` frame.
+    /// Start operation `name`: allocate its id and encode its `subscribe` (legacy
+    /// `start`) frame.
     /// Returns the message as the transcript shows it and the frame.
     pub fn subscribe(
         &mut self,
@@ -123,7 +191,8 @@ impl GraphqlTransportWs {
         payload.retain(|_, v| !v.is_null());
         let payload = Value::Object(payload);
         let shown = json!({"subscribe": name, "payload": payload}).to_string();
-        let frame = json!({"id": id, "type": "subscribe", "payload": payload}).to_string();
+        let (start, _) = self.dialect.start_and_stop();
+        let frame = json!({"id": id, "type": start, "payload": payload}).to_string();
         self.operations.insert(
             id.clone(),
             Operation {
@@ -136,7 +205,8 @@ impl GraphqlTransportWs {
         Ok((shown, frame))
     }
 
-    /// End operation `name` from the client: encode its `complete` frame.
+    /// End operation `name` from the client: encode its `complete` (legacy `stop`)
+    /// frame.
     pub fn complete(&mut self, name: &str) -> Result<(String, String), OperationError> {
         let id = self
             .by_name
@@ -151,7 +221,8 @@ impl GraphqlTransportWs {
         }
         operation.ended = Ended::ByClient;
         let shown = json!({"complete": name}).to_string();
-        let frame = json!({"id": id, "type": "complete"}).to_string();
+        let (_, stop) = self.dialect.start_and_stop();
+        let frame = json!({"id": id, "type": stop}).to_string();
         Ok((shown, frame))
     }
 
@@ -170,9 +241,10 @@ impl GraphqlTransportWs {
     fn breach(&self, reason: String, frame: &str) -> Decoded {
         Decoded {
             breach: Some(Breach {
-                code: BAD_RESPONSE,
+                code: self.dialect.bad_response(),
                 reason: format!(
-                    "the server broke graphql-transport-ws: {reason}: {}",
+                    "the server broke {}: {reason}: {}",
+                    self.dialect.described(),
                     crate::text::truncate(frame, 200)
                 ),
             }),
@@ -180,19 +252,21 @@ impl GraphqlTransportWs {
         }
     }
 
-    /// An operation's `next`, `error` or `complete`.
+    /// An operation's `next`, `error` or `complete` (`kind` as the inbox names it;
+    /// breach reasons name the message as sent, `wire`).
     fn operation_message(
         &mut self,
-        kind: &str,
+        kind: &'static str,
+        wire: &str,
         message: &Map<String, Value>,
         raw: String,
     ) -> Decoded {
         let Some(id) = message.get("id").and_then(Value::as_str) else {
-            return self.breach(format!("`{kind}` without an `id`"), &raw);
+            return self.breach(format!("`{wire}` without an `id`"), &raw);
         };
         let Some(operation) = self.operations.get_mut(id) else {
             return self.breach(
-                format!("`{kind}` for id `{id}`, which the client never used"),
+                format!("`{wire}` for id `{id}`, which the client never used"),
                 &raw,
             );
         };
@@ -209,18 +283,27 @@ impl GraphqlTransportWs {
             Ended::ByServer => {
                 let name = operation.name.clone();
                 return self.breach(
-                    format!("`{kind}` for operation `{name}` after it ended"),
+                    format!("`{wire}` for operation `{name}` after it ended"),
                     &raw,
                 );
             }
         }
-        let payload = message.get("payload").cloned();
+        let mut payload = message.get("payload").cloned();
+        // Legacy servers send one error as an object: the inbox sees a list either way.
+        if kind == "error" && self.dialect == Dialect::SubscriptionsTransportWs {
+            if let Some(Value::Object(_)) = &payload {
+                payload = payload.map(|error| Value::Array(vec![error]));
+            }
+        }
         match (kind, &payload) {
             ("next", Some(Value::Object(_))) => {}
             ("error", Some(Value::Array(_))) => {}
             ("complete", _) => {}
             ("next", _) => {
-                return self.breach("`next` without an execution result as payload".into(), &raw)
+                return self.breach(
+                    format!("`{wire}` without an execution result as payload"),
+                    &raw,
+                )
             }
             _ => return self.breach("`error` without a list of errors as payload".into(), &raw),
         }
@@ -266,13 +349,21 @@ fn operation_name(query: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-impl Protocol for GraphqlTransportWs {
+/// Frames the transcript shows and nothing else.
+fn chatter(text: String) -> Decoded {
+    Decoded {
+        chatter: Some(text),
+        ..Decoded::default()
+    }
+}
+
+impl Protocol for Graphql {
     fn kind(&self) -> ProtocolKind {
-        ProtocolKind::GraphqlTransportWs
+        self.dialect.kind()
     }
 
     fn subprotocol(&self) -> Option<&'static str> {
-        Some(SUBPROTOCOL)
+        Some(self.dialect.subprotocol())
     }
 
     fn start(&mut self) -> Vec<String> {
@@ -284,7 +375,9 @@ impl Protocol for GraphqlTransportWs {
     }
 
     fn opening(&self) -> Opening {
-        if self.acknowledged {
+        if let Some(why) = &self.refused {
+            Opening::Refused(format!("`connection_error`: {why}"))
+        } else if self.acknowledged {
             Opening::Open
         } else {
             Opening::Waiting("`connection_ack`".into())
@@ -292,7 +385,20 @@ impl Protocol for GraphqlTransportWs {
     }
 
     fn close_meaning(&self, code: u16) -> Option<&'static str> {
-        close_meaning(code)
+        match self.dialect {
+            Dialect::TransportWs => close_meaning(code),
+            Dialect::SubscriptionsTransportWs => None,
+        }
+    }
+
+    /// The legacy protocol ends the session with `connection_terminate`.
+    fn farewell(&mut self) -> Vec<String> {
+        match self.dialect {
+            Dialect::SubscriptionsTransportWs if self.acknowledged => {
+                vec![json!({"type": "connection_terminate"}).to_string()]
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn decode(&mut self, frame: Incoming) -> Decoded {
@@ -313,34 +419,40 @@ impl Protocol for GraphqlTransportWs {
         else {
             return self.breach("a message without a `type`".into(), &frame.text);
         };
+        let legacy = self.dialect == Dialect::SubscriptionsTransportWs;
         match kind.as_str() {
-            "ping" => Decoded {
+            "ping" if !legacy => Decoded {
                 replies: vec![json!({"type": "pong"}).to_string()],
                 chatter: Some(frame.text),
                 ..Decoded::default()
             },
-            "pong" => Decoded {
-                chatter: Some(frame.text),
-                ..Decoded::default()
-            },
+            "pong" if !legacy => chatter(frame.text),
+            "ka" if legacy => chatter(frame.text),
+            // Before the ack it refuses the connection; after it, the server closes.
+            "connection_error" if legacy => {
+                if !self.acknowledged {
+                    let payload = message.get("payload").unwrap_or(&Value::Null);
+                    self.refused = Some(payload.to_string());
+                }
+                chatter(frame.text)
+            }
             "connection_ack" if self.acknowledged => {
                 self.breach("a second `connection_ack`".into(), &frame.text)
             }
             "connection_ack" => {
                 self.acknowledged = true;
-                Decoded {
-                    chatter: Some(frame.text),
-                    ..Decoded::default()
-                }
+                chatter(frame.text)
             }
             _ if !self.acknowledged => {
                 self.breach(format!("`{kind}` before `connection_ack`"), &frame.text)
             }
-            "next" | "error" | "complete" => self.operation_message(&kind, &message, frame.text),
-            other => self.breach(
-                format!("a message of type `{other}`, which the server may not send"),
-                &frame.text,
-            ),
+            other => match self.dialect.operation_message(other) {
+                Some(kind) => self.operation_message(kind, other, &message, frame.text),
+                None => self.breach(
+                    format!("a message of type `{other}`, which the server may not send"),
+                    &frame.text,
+                ),
+            },
         }
     }
 
@@ -361,8 +473,8 @@ mod tests {
         }
     }
 
-    fn open() -> GraphqlTransportWs {
-        let mut state = GraphqlTransportWs::new(Some(json!({"token": "t"})));
+    fn open() -> Graphql {
+        let mut state = Graphql::new(Dialect::TransportWs, Some(json!({"token": "t"})));
         assert_eq!(
             state.start(),
             [r#"{"type":"connection_init","payload":{"token":"t"}}"#]
@@ -374,7 +486,7 @@ mod tests {
         state
     }
 
-    fn subscribe(state: &mut GraphqlTransportWs, name: &str) -> String {
+    fn subscribe(state: &mut Graphql, name: &str) -> String {
         let mut payload = Map::new();
         payload.insert("query".into(), json!("subscription OnTick { tick }"));
         let (_, frame) = state.subscribe(name, payload).unwrap();
@@ -416,13 +528,69 @@ mod tests {
             let decoded = state.decode(incoming(bad));
             assert_eq!(decoded.breach.map(|b| b.code), Some(4004), "{bad}");
         }
-        let mut fresh = GraphqlTransportWs::new(None);
+        let mut fresh = Graphql::new(Dialect::TransportWs, None);
         let early = fresh.decode(incoming(r#"{"id":"1","type":"next","payload":{}}"#));
         assert!(early
             .breach
             .unwrap()
             .reason
             .contains("before `connection_ack`"));
+    }
+
+    #[test]
+    fn the_legacy_dialect_keeps_alive_refuses_with_connection_error_and_breaks_with_1002() {
+        let mut state = Graphql::new(Dialect::SubscriptionsTransportWs, None);
+        assert_eq!(state.subprotocol(), Some("graphql-ws"));
+        assert_eq!(state.start(), [r#"{"type":"connection_init"}"#]);
+        let ka = state.decode(incoming(r#"{"type":"ka"}"#));
+        assert!(ka.replies.is_empty() && ka.messages.is_empty() && ka.breach.is_none());
+        assert_eq!(ka.chatter.as_deref(), Some(r#"{"type":"ka"}"#));
+        state.decode(incoming(r#"{"type":"connection_ack"}"#));
+        assert_eq!(state.opening(), Opening::Open);
+        let mut payload = Map::new();
+        payload.insert("query".into(), json!("subscription OnTick { tick }"));
+        let (_, frame) = state.subscribe("ticks", payload).unwrap();
+        assert!(frame.contains(r#""type":"start""#), "{frame}");
+        let data = state.decode(incoming(
+            r#"{"id":"1","type":"data","payload":{"data":{"tick":1}}}"#,
+        ));
+        assert_eq!(data.messages[0].event_type.as_deref(), Some("next"));
+        assert_eq!(
+            data.messages[0].text,
+            r#"{"next":"ticks","payload":{"data":{"tick":1}}}"#
+        );
+        let error = state.decode(incoming(
+            r#"{"id":"1","type":"error","payload":{"message":"no"}}"#,
+        ));
+        assert_eq!(error.messages[0].json, Some(json!([{"message": "no"}])));
+        for bad in [
+            r#"{"type":"ping"}"#,
+            r#"{"type":"next","id":"1","payload":{}}"#,
+            r#"{"type":"start_ack"}"#,
+        ] {
+            let decoded = state.decode(incoming(bad));
+            assert_eq!(decoded.breach.map(|b| b.code), Some(1002), "{bad}");
+        }
+        assert_eq!(state.farewell(), [r#"{"type":"connection_terminate"}"#]);
+        let (_, stop) = {
+            let mut payload = Map::new();
+            payload.insert("query".into(), json!("{ a }"));
+            state.subscribe("q", payload).unwrap();
+            state.complete("q").unwrap()
+        };
+        assert_eq!(stop, r#"{"id":"2","type":"stop"}"#);
+
+        let mut refused = Graphql::new(Dialect::SubscriptionsTransportWs, Some(json!({})));
+        refused.start();
+        let error = refused.decode(incoming(
+            r#"{"type":"connection_error","payload":{"message":"who?"}}"#,
+        ));
+        assert!(error.breach.is_none());
+        assert_eq!(
+            refused.opening(),
+            Opening::Refused(r#"`connection_error`: {"message":"who?"}"#.into())
+        );
+        assert!(refused.farewell().is_empty());
     }
 
     #[test]

@@ -230,7 +230,12 @@ pub fn for_connection(
 ) -> Result<SharedProtocol, ProtocolError> {
     let state: Box<dyn Protocol> = match step.protocol {
         ProtocolKind::Raw => Box::new(raw::Raw::new(rules)),
-        ProtocolKind::GraphqlTransportWs => Box::new(graphql::GraphqlTransportWs::new(
+        ProtocolKind::GraphqlTransportWs => Box::new(graphql::Graphql::new(
+            graphql::Dialect::TransportWs,
+            step.connection_init.clone(),
+        )),
+        ProtocolKind::GraphqlWs => Box::new(graphql::Graphql::new(
+            graphql::Dialect::SubscriptionsTransportWs,
             step.connection_init.clone(),
         )),
         ProtocolKind::SocketIo => {
