@@ -130,8 +130,9 @@ impl Subscription {
     }
 }
 
-/// async-graphql over axum on a free port, graphql-transport-ws at `/graphql`; a
-/// `connection_init` without a `user` is refused. Returns `ws://127.0.0.1:PORT`.
+/// async-graphql over axum on a free port at `/graphql`, speaking graphql-transport-ws
+/// or the legacy graphql-ws as the client's subprotocol asks; it accepts any
+/// `connection_init`. Returns `ws://127.0.0.1:PORT`.
 async fn start_async_graphql() -> String {
     let (db, redis) = common::stateful_services(
         "CREATE TABLE IF NOT EXISTS engine_gql_messages (id TEXT PRIMARY KEY, room TEXT NOT NULL, text TEXT NOT NULL)",

@@ -100,9 +100,9 @@ pub enum StepKind {
     StartProcess,
     StopProcess,
     Assert,
-    /// graphql-transport-ws: start an operation.
+    /// GraphQL (graphql-transport-ws, graphql-ws): start an operation.
     Subscribe,
-    /// graphql-transport-ws: end an operation from the client.
+    /// GraphQL (graphql-transport-ws, graphql-ws): end an operation from the client.
     Complete,
     /// socket.io: emit an event.
     Emit,
@@ -581,15 +581,15 @@ pub struct EventPattern {
     /// (JSON or not, text or binary).
     #[schemars(example = &"message_created")]
     pub event: Option<String>,
-    /// graphql-transport-ws: a `next` (result) of the operation a `subscribe` step gave
+    /// GraphQL (graphql-transport-ws, graphql-ws): a `next` (result) of the operation a `subscribe` step gave
     /// this name; `match` compares its payload (`{data, errors}`).
     #[schemars(example = &"chat")]
     pub next: Option<String>,
-    /// graphql-transport-ws: an `error` of the operation of this name; `match`
+    /// GraphQL (graphql-transport-ws, graphql-ws): an `error` of the operation of this name; `match`
     /// compares its payload (the list of GraphQL errors).
     #[schemars(example = &"chat")]
     pub error: Option<String>,
-    /// graphql-transport-ws: the `complete` of the operation of this name.
+    /// GraphQL (graphql-transport-ws, graphql-ws): the `complete` of the operation of this name.
     #[schemars(example = &"chat")]
     pub complete: Option<String>,
     /// socket.io: only events of this namespace (default: any namespace).
@@ -620,7 +620,7 @@ pub struct EventPattern {
 }
 
 impl EventPattern {
-    /// The operation message wanted (graphql-transport-ws) as its type and the
+    /// The operation message wanted (GraphQL) as its type and the
     /// operation's name: `next: chat` is `("next", "chat")`.
     pub fn operation_message(&self) -> Option<(&'static str, &str)> {
         operation_message(&self.next, &self.error, &self.complete)
@@ -680,15 +680,15 @@ pub struct ExpectStep {
     /// Event type (from the suite's `events.type_field`); `*` is any frame.
     #[schemars(example = &"message_created")]
     pub event: Option<String>,
-    /// graphql-transport-ws: a `next` (result) of the operation a `subscribe` step gave
+    /// GraphQL (graphql-transport-ws, graphql-ws): a `next` (result) of the operation a `subscribe` step gave
     /// this name; `match` compares its payload (`{data, errors}`).
     #[schemars(example = &"chat")]
     pub next: Option<String>,
-    /// graphql-transport-ws: an `error` of the operation of this name; `match`
+    /// GraphQL (graphql-transport-ws, graphql-ws): an `error` of the operation of this name; `match`
     /// compares its payload (the list of GraphQL errors).
     #[schemars(example = &"chat")]
     pub error: Option<String>,
-    /// graphql-transport-ws: the `complete` of the operation of this name.
+    /// GraphQL (graphql-transport-ws, graphql-ws): the `complete` of the operation of this name.
     #[schemars(example = &"chat")]
     pub complete: Option<String>,
     /// socket.io: only events of this namespace (default: any namespace).
@@ -838,15 +838,15 @@ pub struct ExpectNoneStep {
     /// Event type; `*` is any frame.
     #[schemars(example = &"message_created")]
     pub event: Option<String>,
-    /// graphql-transport-ws: a `next` (result) of the operation a `subscribe` step gave
+    /// GraphQL (graphql-transport-ws, graphql-ws): a `next` (result) of the operation a `subscribe` step gave
     /// this name; `match` compares its payload (`{data, errors}`).
     #[schemars(example = &"chat")]
     pub next: Option<String>,
-    /// graphql-transport-ws: an `error` of the operation of this name; `match`
+    /// GraphQL (graphql-transport-ws, graphql-ws): an `error` of the operation of this name; `match`
     /// compares its payload (the list of GraphQL errors).
     #[schemars(example = &"chat")]
     pub error: Option<String>,
-    /// graphql-transport-ws: the `complete` of the operation of this name.
+    /// GraphQL (graphql-transport-ws, graphql-ws): the `complete` of the operation of this name.
     #[schemars(example = &"chat")]
     pub complete: Option<String>,
     /// socket.io: only events of this namespace (default: any namespace).
@@ -1065,7 +1065,7 @@ pub struct HttpStep {
 }
 
 /// Start a GraphQL operation (subscription, query or mutation) on a
-/// graphql-transport-ws connection under a name later steps use (`expect: {next:
+/// GraphQL connection (graphql-transport-ws or graphql-ws) under a name later steps use (`expect: {next:
 /// <name>}`, `complete: <name>`); the engine allocates its id.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -1094,7 +1094,7 @@ pub struct SubscribeStep {
     pub extensions: Option<Value>,
 }
 
-/// End a running GraphQL operation from the client (graphql-transport-ws `complete`):
+/// End a running GraphQL operation from the client (`complete`; legacy `stop`):
 /// its name, or `{name, on}`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
