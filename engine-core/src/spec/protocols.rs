@@ -1,9 +1,10 @@
 //! Steps that only one protocol speaks, checked against the protocol of the connection
 //! they act on before anything runs: `emit` and `namespace` need socket.io, `subscribe`
 //! and `complete` need GraphQL over WebSocket (graphql-transport-ws or graphql-ws), and
-//! so do `expect`/`expect_none` waiting for an operation's `next`, `error` or `complete`; `expect` with `ack:` needs
-//! socket.io. The runner refuses each of them too, but only once the scenario gets
-//! there.
+//! so do `expect`/`expect_none` waiting for an operation's `next`, `error` or
+//! `complete`; `expect` with `ack:` and a pattern with `namespace:` need socket.io. The
+//! runner refuses most of them too, but only once the scenario gets there; a
+//! `namespace:` pattern on another protocol would just never match.
 //!
 //! Connections are followed in step order: `connect` steps (merged over their
 //! profile), the connects of called library steps and of `each` bodies. Whatever is
@@ -372,21 +373,20 @@ fn needs(step: &Step) -> Vec<Need> {
         StepKind::Emit | StepKind::Namespace => whole(SOCKET_IO),
         StepKind::Subscribe | StepKind::Complete => whole(GRAPHQL),
         StepKind::Expect => expect_needs(step),
-        StepKind::ExpectNone => pattern_needs(
-            step,
-            &step.body,
-            &step.pointer,
-            &["next", "error", "complete"],
-        ),
+        StepKind::ExpectNone => pattern_needs(step, &step.body, &step.pointer, &["namespace"]),
         _ => Vec::new(),
     }
 }
+
+/// A pattern's fields that name a GraphQL operation's message; the first given is the
+/// one the runner reads.
+const OPERATION_FIELDS: [&str; 3] = ["next", "error", "complete"];
 
 /// The patterns an `expect` waits for — its `sequence` items, else its `unordered`
 /// items, else the step itself (as the runner reads it) — and what each needs.
 /// Generated items are left out: whether any exists is a run-time matter.
 fn expect_needs(step: &Step) -> Vec<Need> {
-    const FIELDS: [&str; 4] = ["next", "error", "complete", "ack"];
+    const FIELDS: [&str; 2] = ["namespace", "ack"];
     let list = ["sequence", "unordered"]
         .into_iter()
         .find_map(|key| step.body.get(key).map(|items| (key, items)));
@@ -405,23 +405,28 @@ fn expect_needs(step: &Step) -> Vec<Need> {
 }
 
 /// The protocol-specific fields of one pattern: the first of an operation's message
-/// kinds (the one the runner reads), and `ack` (when `fields` has it).
-fn pattern_needs(step: &Step, pattern: &Value, pointer: &str, fields: &[&str]) -> Vec<Need> {
-    let given = |field: &str| pattern.get(field).is_some_and(|v| !v.is_null());
+/// kinds (the one the runner reads), and the first given of `socket_io_fields`.
+fn pattern_needs(
+    step: &Step,
+    pattern: &Value,
+    pointer: &str,
+    socket_io_fields: &[&str],
+) -> Vec<Need> {
+    let given = |field: &&&str| pattern.get(**field).is_some_and(|v| !v.is_null());
     let need = |field: &str, protocols| Need {
         pointer: format!("{pointer}/{}", pointer_escape(field)),
         what: format!("`{}` with `{field}:`", step.kind.name()),
         protocols,
     };
-    let operation = fields
+    let operation = OPERATION_FIELDS
         .iter()
-        .find(|f| **f != "ack" && given(f))
+        .find(given)
         .map(|f| need(f, GRAPHQL));
-    let ack = fields
+    let socket_io = socket_io_fields
         .iter()
-        .find(|f| **f == "ack" && given(f))
+        .find(given)
         .map(|f| need(f, SOCKET_IO));
-    operation.into_iter().chain(ack).collect()
+    operation.into_iter().chain(socket_io).collect()
 }
 
 /// "`emit` needs a socket.io connection, and `chat` is a plain WebSocket connection
@@ -619,6 +624,22 @@ mod tests {
         );
         assert_eq!(found[0].span.map(|s| (s.line, s.col)), Some((5, 40)));
         assert_eq!(found[1].span.map(|s| (s.line, s.col)), Some((10, 13)));
+    }
+
+    #[test]
+    fn a_namespace_pattern_needs_socket_io() {
+        let found = problems(
+            "name: x\nsteps:\n  - connect: { name: io, url: 'ws://x', protocol: socket.io }\n  - expect: { on: io, event: hi, namespace: /admin }\n  - expect_none: { on: io, event: bye, namespace: /admin, during: 1ms }\n  - connect: { name: raw, url: 'ws://x' }\n  - expect: { on: raw, sequence: [hi, { event: bye, namespace: /admin }] }\n  - expect_none: { on: raw, event: bye, namespace: /admin, during: 1ms }\n",
+        );
+        assert_eq!(
+            messages(&found),
+            [
+                "`expect` with `namespace:` needs a socket.io connection, and `raw` is a plain WebSocket connection (opened at line 6)",
+                "`expect_none` with `namespace:` needs a socket.io connection, and `raw` is a plain WebSocket connection (opened at line 6)",
+            ]
+        );
+        assert_eq!(found[0].span.map(|s| s.line), Some(7));
+        assert_eq!(found[1].span.map(|s| s.line), Some(8));
     }
 
     #[test]
