@@ -120,9 +120,19 @@ pub struct RunArgs {
     pub html: Option<PathBuf>,
 }
 
+/// How many tasks a runtime worker runs from its own queue before it looks at the
+/// shared one (tokio tunes this itself, to about every 60 tasks for tasks as short as
+/// ours). A worker's own queue holds 256 tasks; beyond that, ready connections wait in
+/// the shared queue. With 1,000 connections in `engine load`, those waited long while the
+/// ones in the workers' queues went round and round: the round-trip p99 was 1.3-1.5x
+/// that of a hand-written client at the same throughput (`bench/peers.sh`), 0.9x with
+/// this.
+const GLOBAL_QUEUE_INTERVAL: u32 = 4;
+
 /// Run the command; the process's exit code.
 pub fn main_with_args(cli: Cli) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .global_queue_interval(GLOBAL_QUEUE_INTERVAL)
         .enable_all()
         .build()
     {
