@@ -121,9 +121,9 @@ pub struct RunArgs {
 }
 
 /// How many tasks a runtime worker runs from its own queue before it looks at the
-/// shared one (tokio tunes this itself, to about every 60 tasks for tasks as short as
-/// ours). A worker's own queue holds 256 tasks; beyond that, ready connections wait in
-/// the shared queue. With 1,000 connections in `engine load`, those waited long while the
+/// shared one. Tokio tunes this itself to one look per 200 µs of polling, which for
+/// tasks as short as ours is its maximum, 127. A worker's own queue holds 256 tasks;
+/// beyond that, ready connections wait in the shared queue. With 1,000 connections in `engine load`, those waited long while the
 /// ones in the workers' queues went round and round: the round-trip p99 was 1.3-1.5x
 /// that of a hand-written client at the same throughput (`bench/peers.sh`), 0.9x with
 /// this.
