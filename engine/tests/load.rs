@@ -91,6 +91,7 @@ async fn iterations_frames_latencies_and_steps_are_counted() {
     for metric in ["event_latency", "connect_time", "p99"] {
         assert!(stdout.contains(metric), "summary lacks {metric}: {stdout}");
     }
+    assert!(!stdout.contains("note:"), "{stdout}");
     let page = std::fs::read_to_string(plot).unwrap();
     assert!(page.contains("<svg") && page.contains("event latency per second"));
     // A run shorter than a second has one point per series: drawn as dots.
@@ -170,6 +171,60 @@ async fn a_broken_threshold_fails_the_run_and_is_named() {
     assert!(
         stderr.contains("did you mean `event_latency.p95`"),
         "{stderr}"
+    );
+}
+
+/// A WebSocket server whose accept queue holds two connections and that, once it has
+/// accepted one, accepts none for 200 ms (as a server busy with it): the other SYNs of a
+/// burst are dropped, and the kernel sends them again after its 1 s retransmission
+/// timeout.
+async fn start_server_with_a_full_accept_queue() -> String {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((first, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(common::serve(first));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(common::serve(stream));
+        }
+    });
+    format!("ws://{addr}")
+}
+
+#[tokio::test]
+async fn connects_that_waited_on_a_dropped_syn_are_explained() {
+    let url = start_server_with_a_full_accept_queue().await;
+    let suite = Suite::new(&url, "");
+    let spec = suite.spec(
+        "connect.yaml",
+        "name: connect\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - expect: { event: hello }\n",
+    );
+    let out = suite.path().join("result.json");
+    let (code, stdout, stderr) = engine(args(&[
+        "load",
+        spec.to_str().unwrap(),
+        "--no-serve",
+        "--vus",
+        "12",
+        "--iterations",
+        "12",
+        "--json",
+        out.to_str().unwrap(),
+    ]))
+    .await;
+    // Connects that waited on a second retry can miss the 2 s step deadline.
+    assert!(code == 0 || code == 1, "{stdout}\n{stderr}");
+    let connect = &read_json(&out)["connect_time"];
+    assert!(connect["min_ms"].as_f64().unwrap() < 490.0, "{connect}");
+    assert!(connect["max_ms"].as_f64().unwrap() >= 990.0, "{connect}");
+    assert!(
+        stdout.contains("connects took 1 s or more, the others under 0.5 s: most likely their first SYN got no answer"),
+        "{stdout}"
     );
 }
 

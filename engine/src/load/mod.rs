@@ -7,12 +7,14 @@
 //! - [`local_ips`]: the source addresses connections are spread over;
 //! - [`metrics`]: histograms, counters, the per-second series and the result;
 //! - [`threshold`]: pass/fail criteria;
-//! - [`report`], [`plot`]: text and SVG/HTML output;
+//! - [`report`], [`plot`]: text and SVG/HTML output; [`diagnosis`]: notes on what
+//!   the figures tell about the system under test;
 //! - [`command`]: `engine load` and `engine load merge`.
 
 pub mod command;
 pub mod config;
 pub mod console;
+pub mod diagnosis;
 pub mod executor;
 pub mod local_ips;
 pub mod metrics;

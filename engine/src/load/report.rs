@@ -125,6 +125,9 @@ pub fn summary(result: &LoadResult) -> String {
             &step.duration,
         ));
     }
+    for note in super::diagnosis::notes(result) {
+        out.push_str(&format!("\n  note: {note}\n"));
+    }
     out
 }
 

@@ -138,7 +138,7 @@ pub async fn start_tls_server() -> String {
     format!("wss://127.0.0.1:{}", addr.port())
 }
 
-async fn serve<S>(stream: S)
+pub async fn serve<S>(stream: S)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
