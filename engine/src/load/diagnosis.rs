@@ -58,7 +58,10 @@ mod tests {
         let mut times = vec![4; 95];
         times.extend([1000, 1010, 1500, 3005, 3020]);
         let note = dropped_syn(&connects(&times)).expect("a note");
-        assert!(note.starts_with("5 of 100 connects took 1 s or more"), "{note}");
+        assert!(
+            note.starts_with("5 of 100 connects took 1 s or more"),
+            "{note}"
+        );
     }
 
     #[test]
