@@ -92,6 +92,7 @@ async fn iterations_frames_latencies_and_steps_are_counted() {
         assert!(stdout.contains(metric), "summary lacks {metric}: {stdout}");
     }
     assert!(!stdout.contains("note:"), "{stdout}");
+    assert_eq!(result["notes"], serde_json::json!([]));
     let page = std::fs::read_to_string(plot).unwrap();
     assert!(page.contains("<svg") && page.contains("event latency per second"));
     // A run shorter than a second has one point per series: drawn as dots.
@@ -219,13 +220,17 @@ async fn connects_that_waited_on_a_dropped_syn_are_explained() {
     .await;
     // Connects that waited on a second retry can miss the 2 s step deadline.
     assert!(code == 0 || code == 1, "{stdout}\n{stderr}");
-    let connect = &read_json(&out)["connect_time"];
+    let result = read_json(&out);
+    let connect = &result["connect_time"];
     assert!(connect["min_ms"].as_f64().unwrap() < 490.0, "{connect}");
     assert!(connect["max_ms"].as_f64().unwrap() >= 990.0, "{connect}");
     assert!(
         stdout.contains("connects took 1 s or more, the others under 0.5 s: most likely their first SYN got no answer"),
         "{stdout}"
     );
+    let notes = result["notes"].as_array().expect("notes in the result");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(stdout.contains(notes[0].as_str().unwrap()), "{stdout}");
 }
 
 #[tokio::test]

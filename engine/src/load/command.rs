@@ -260,6 +260,7 @@ fn finish(
     plot_path: Option<&Path>,
 ) -> Exit {
     result.thresholds = threshold::evaluate(thresholds, &result);
+    result.notes = super::diagnosis::notes(&result);
     let summary = report::summary(&result);
     let verdicts = report::thresholds(&result.thresholds, |i, v| thresholds[i].format_value(v));
     console.summary(&summary, &verdicts);

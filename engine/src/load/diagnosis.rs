@@ -1,6 +1,7 @@
 //! What a load run's figures tell about the system under test beyond the figures
-//! themselves: notes under the summary. For now one: connects that waited on a SYN the
-//! kernel sent again, which otherwise reads as a server that is slow to connect.
+//! themselves: the result's `notes`, shown under the summary. For now one: connects that
+//! waited on a SYN the kernel sent again, which otherwise read as a server slow to
+//! connect.
 
 use hdrhistogram::Histogram;
 

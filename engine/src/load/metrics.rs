@@ -249,6 +249,10 @@ pub struct LoadResult {
     /// Threshold expressions, as given (`event_latency.p95 < 200ms`).
     pub threshold_expressions: Vec<String>,
     pub thresholds: Vec<ThresholdOutcome>,
+    /// What the figures tell about the system under test (see `load::diagnosis`), one
+    /// line each; set with the thresholds.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl LoadResult {
@@ -388,6 +392,7 @@ impl LoadResult {
                 .collect(),
             threshold_expressions: expressions,
             thresholds: Vec::new(),
+            notes: Vec::new(),
         })
     }
 }
@@ -680,6 +685,7 @@ impl LoadMetrics {
             series: lock(&self.series).clone(),
             threshold_expressions: Vec::new(),
             thresholds: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }

@@ -125,7 +125,7 @@ pub fn summary(result: &LoadResult) -> String {
             &step.duration,
         ));
     }
-    for note in super::diagnosis::notes(result) {
+    for note in &result.notes {
         out.push_str(&format!("\n  note: {note}\n"));
     }
     out
