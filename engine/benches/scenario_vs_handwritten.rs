@@ -23,6 +23,7 @@ use engine::spec::config::SuiteConfig;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 const DATABASE_URL: &str =
@@ -129,7 +130,12 @@ impl Handwritten {
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        // As the engine connects: a 4 KiB read buffer (not tungstenite's 128 KiB, zeroed
+        // before every read) and TCP_NODELAY. Equal footing.
+        let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+            .await
+            .unwrap();
         lap.done("connect (IDs, JWT, handshake)");
         let established = Self::next_event(&mut ws, "connection_established").await;
         assert_eq!(established["user_id"], alice.as_str());

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 const PINGS: usize = 10;
@@ -76,12 +77,15 @@ async fn iteration(
             .parse()
             .map_err(|_| "bad header")?,
     );
+    // As the engine connects: a 4 KiB read buffer (not tungstenite's 128 KiB, zeroed
+    // before every read) and TCP_NODELAY. Equal footing.
+    let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+    let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     let outcome = async {
-        let (mut socket, _) =
-            tokio::time::timeout(STEP_TIMEOUT, tokio_tungstenite::connect_async(request))
-                .await
-                .map_err(|_| "connect timed out".to_string())?
-                .map_err(|e| e.to_string())?;
+        let (mut socket, _) = tokio::time::timeout(STEP_TIMEOUT, connect)
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| e.to_string())?;
         until_type(&mut socket, "connection_established", totals).await?;
         for _ in 0..PINGS {
             let sent = Instant::now();
