@@ -386,7 +386,9 @@ struct Seen {
 /// `/error` answers each `subscribe` with a GraphQL `error`; `/close/CODE` closes
 /// with CODE on the first `subscribe`; `/init-close/CODE` closes with CODE on
 /// `connection_init`; `/no-ack` never acknowledges; `/bad-id` answers a `subscribe`
-/// with a `next` for an id the client never used. Returns the URL and what it saw.
+/// with a `next` for an id the client never used; `/refuse` (speaking the legacy
+/// graphql-ws when the client offers it) answers `connection_init` with a
+/// `connection_error`. Returns the URL and what it saw.
 async fn start_scripted_peer() -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -414,14 +416,12 @@ async fn script(stream: tokio::net::TcpStream) -> Seen {
             .get("sec-websocket-protocol")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        if offered
-            .split(',')
-            .any(|p| p.trim() == "graphql-transport-ws")
-        {
-            resp.headers_mut().insert(
-                "sec-websocket-protocol",
-                "graphql-transport-ws".parse().unwrap(),
-            );
+        let spoken = ["graphql-transport-ws", "graphql-ws"]
+            .into_iter()
+            .find(|wanted| offered.split(',').any(|p| p.trim() == *wanted));
+        if let Some(spoken) = spoken {
+            resp.headers_mut()
+                .insert("sec-websocket-protocol", spoken.parse().unwrap());
         }
         Ok(resp)
     };
@@ -454,6 +454,9 @@ async fn script(stream: tokio::net::TcpStream) -> Seen {
             "connection_init" => match close_on("/init-close/") {
                 Some(code) => close = Some(code),
                 None if path == "/no-ack" => {}
+                None if path == "/refuse" => out.push(
+                    json!({"type": "connection_error", "payload": {"message": "unknown token"}}),
+                ),
                 None => {
                     out.push(json!({"type": "connection_ack"}));
                     if path == "/ping" {
@@ -613,4 +616,58 @@ steps:
     assert!(frames.iter().any(|f| *f == r#"{"type":"pong"}"#));
     assert!(frames.iter().any(|f| f.contains(r#""id":"1","type":"subscribe","payload":{"query":"subscription { n }","variables":{"v":1}}"#)));
     assert!(seen.iter().any(|s| s.close == Some(4004)), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_legacy_connection_error_fails_the_connect_with_its_payload() {
+    let (url, seen) = start_scripted_peer().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "refused.yaml",
+        r#"
+name: refused
+steps:
+  - connect: { url: "{{ env.WS_URL }}/refuse", protocol: graphql-ws, connection_init: { token: t0 }, within: 2s }
+  - subscribe: { name: op, query: "subscription { n }" }
+"#,
+    );
+    let started = Instant::now();
+    let outcomes = suite.run_jobs(1).await;
+    // Refused at once, not at the end of the connect's 2 s.
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let outcome = &outcomes[0];
+    assert_eq!(outcome.verdict, Verdict::Failed, "{}", outcome.failure);
+    assert!(
+        outcome
+            .failure
+            .contains(r#"`connection_error`: {"message":"unknown token"}"#),
+        "{}",
+        outcome.failure
+    );
+    assert!(
+        outcome
+            .failure
+            .contains("the server refused to open `default`"),
+        "{}",
+        outcome.failure
+    );
+    assert!(
+        outcome.failure.contains("refused.yaml:4:5"),
+        "{}",
+        outcome.failure
+    );
+    let seen = seen.lock().unwrap();
+    let frames: Vec<&String> = seen.iter().flat_map(|s| &s.frames).collect();
+    assert!(
+        frames
+            .iter()
+            .any(|f| *f == r#"{"type":"connection_init","payload":{"token":"t0"}}"#),
+        "{frames:?}"
+    );
+    // Nothing was started on a refused connection.
+    assert!(!frames.iter().any(|f| f.contains("start")), "{frames:?}");
 }
