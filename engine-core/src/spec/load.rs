@@ -635,7 +635,7 @@ impl<'a> Checker<'a> {
                 let merged = self.profile(&step.body, &pointer);
                 let opened = merged.as_ref().unwrap_or(&step.body);
                 let name = connection_name(opened).to_string();
-                if opened.get("expect_status").is_some() {
+                if opened.as_object().is_some_and(|c| !opens_connection(c)) {
                     // A handshake expected to be refused opens no connection.
                 } else if template::is_template(&name) {
                     self.dynamic_connections = true;
@@ -1103,7 +1103,7 @@ fn opened_connections(steps: &[Step], args: &Bindings, visits: &mut usize) -> Op
         *visits = visits.checked_sub(1)?;
         match step.kind {
             // A handshake expected to be refused opens no connection.
-            StepKind::Connect if step.body.get("expect_status").is_some() => {}
+            StepKind::Connect if step.body.as_object().is_some_and(|c| !opens_connection(c)) => {}
             StepKind::Connect => {
                 names.push(literal(connection_name(&step.body), args)?);
             }

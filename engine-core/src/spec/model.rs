@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::duration::serde_duration;
 use super::schema::{
@@ -395,6 +395,12 @@ pub fn connection_name(body: &Value) -> &str {
     body.get("name")
         .and_then(Value::as_str)
         .unwrap_or(DEFAULT_CONNECTION)
+}
+
+/// Whether a `connect` (its unrendered body, or its fields over its profile's) opens a
+/// connection: one that expects its handshake refused (`expect_status`) opens none.
+pub fn opens_connection(connect: &Map<String, Value>) -> bool {
+    !connect.contains_key("expect_status")
 }
 
 /// The connection name of a `connect` without `name:`.

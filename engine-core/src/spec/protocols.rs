@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use super::checks::Located;
 use super::config::SuiteConfig;
 use super::library::{literal, Bindings};
-use super::model::{ProtocolKind, Step, StepKind, DEFAULT_CONNECTION};
+use super::model::{opens_connection, ProtocolKind, Step, StepKind, DEFAULT_CONNECTION};
 use super::profile::profile_of;
 use super::yaml::pointer_escape;
 use crate::diagnostic::Diagnostic;
@@ -229,9 +229,7 @@ impl Walker<'_> {
                 .and_then(|p| p.get(key))
                 .map(|value| value.as_str().and_then(|v| literal(v, &Bindings::new()))),
         };
-        if own.contains_key("expect_status")
-            || profile_map.is_some_and(|p| p.contains_key("expect_status"))
-        {
+        if !opens_connection(&own) || profile_map.is_some_and(|p| !opens_connection(p)) {
             return None;
         }
         let protocol = match field("protocol") {

@@ -153,23 +153,22 @@ where
 /// Whether the connection was gone (the server ended the session, the socket closed)
 /// rather than the statement at fault.
 fn connection_lost(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) => true,
-        // Class 08: a connection exception.
-        sqlx::Error::Database(db) => {
-            session_ended(error) || db.code().is_some_and(|code| code.starts_with("08"))
-        }
-        _ => false,
-    }
+    // Class 08: a connection exception.
+    matches!(error, sqlx::Error::Io(_)) || session_ended(error) || sqlstate_in(error, "08")
 }
 
 /// Whether the server ended the session (class 57P: terminated, shut down, idle too
 /// long): whatever it was running was rolled back, so even a write may run again.
 fn session_ended(error: &sqlx::Error) -> bool {
+    sqlstate_in(error, "57P")
+}
+
+/// Whether Postgres reported the error with a SQLSTATE of this class.
+fn sqlstate_in(error: &sqlx::Error, class: &str) -> bool {
     error
         .as_database_error()
         .and_then(|db| db.code())
-        .is_some_and(|code| code.starts_with("57P"))
+        .is_some_and(|code| code.starts_with(class))
 }
 
 /// Why a read failed, in the user's terms: it tried to write, it was too slow, or what

@@ -14,7 +14,6 @@ use tokio::sync::OnceCell;
 
 use crate::diagnostic::FailureKind;
 use crate::spec::asyncapi::EventCatalog;
-
 use crate::spec::config::SuiteConfig;
 use crate::text::hide_password;
 
