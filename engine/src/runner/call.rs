@@ -22,7 +22,7 @@ pub async fn call(ctx: &mut ScenarioContext, step: &Step) -> Located {
         .clone()
         .ok_or_else(|| Failure::of(FailureKind::Spec, "a library call without its library step"))?;
     let caller = ctx.source().clone();
-    ctx.step_at = Some(step.pointer.clone());
+    ctx.set_step_at(&step.pointer);
     let (params, keep_as) =
         bind(ctx, &library, &step.body).map_err(|f| f.at_if_unlocated(&caller, step.span))?;
     let cleanup = ctx.cleanups.len();

@@ -104,7 +104,7 @@ pub struct ScenarioContext {
     /// Cleanup registered by library calls, run in reverse order at teardown.
     pub cleanups: Vec<Cleanup>,
     /// A requested stop ends the steps at their next boundary or wait.
-    pub stop: super::stop::RunStop,
+    pub stop: super::stop::StopWatch,
     /// Set when a stop request, not a failure, ended the steps.
     pub interrupted: bool,
     /// What the running step's state assertions saw; moved to its record when it ends.
@@ -239,6 +239,14 @@ impl ScenarioContext {
         };
         let span = index.lookup(&format!("{step}{field}"));
         failure.at(self.source(), span)
+    }
+
+    /// Note the step running now (its JSON pointer), in the buffer the previous step
+    /// used: this runs at every step, and a new string each time would be an allocation.
+    pub fn set_step_at(&mut self, pointer: &str) {
+        let at = self.step_at.get_or_insert_with(String::new);
+        at.clear();
+        at.push_str(pointer);
     }
 
     pub fn connection(&self, on: Option<&str>) -> Result<Arc<Connection>, Failure> {

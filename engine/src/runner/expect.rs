@@ -282,101 +282,146 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let connection = ctx.connection(step.on.as_deref())?;
     let within = step.within.unwrap_or_else(|| ctx.step_timeout());
     let mut waiter = Waiter::new(&connection, Instant::now() + within);
+    // Boxed: their futures are large, and `expect` of one event runs unboxed in every
+    // round trip of a load test.
     if let Some(sequence) = step.sequence.clone() {
-        let patterns = patterns_of(ctx, sequence, item.as_ref())?;
-        known_operations(&connection, &patterns)?;
-        // Each item matches only frames after the one the previous item took.
-        let mut after: Option<usize> = None;
-        for (i, pattern) in patterns.iter().enumerate() {
-            let mut cursor = after.map_or(0, |a| a + 1);
-            let found = waiter
-                .next(|state| match after {
-                    Some(a) if step.strict => take_next_strictly(&mut state.pending, a, pattern),
-                    _ => match take_first(&mut state.pending, &mut cursor, |f| settles(pattern, f))
-                    {
-                        Pick::Found(frame) => Pick::Found(Ok(frame)),
-                        Pick::Paused => Pick::Paused,
-                        Pick::Exhausted => Pick::Exhausted,
-                    },
-                })
-                .await;
-            match found {
-                Ok(Ok(frame)) => {
-                    after = Some(frame.number);
-                    take(ctx, &connection, pattern, &frame)?;
-                    acknowledge(ctx, &connection, pattern, &frame).await?;
-                }
-                Ok(Err(between)) => {
-                    return Err(between_failure(
-                        ctx,
-                        &connection,
-                        &between,
-                        pattern,
-                        i,
-                        patterns.len(),
-                    ))
-                }
-                Err(end) => {
-                    let position = format!("item {} of {} in the sequence", i + 1, patterns.len());
-                    let wait = Wait {
-                        within,
-                        end,
-                        position: &position,
-                        after,
-                    };
-                    return Err(timeout_failure(ctx, &connection, pattern, wait));
-                }
-            }
-        }
-        return Ok(());
+        let wait = Box::pin(expect_sequence(
+            ctx,
+            &connection,
+            step,
+            sequence,
+            item.as_ref(),
+            within,
+            waiter,
+        ));
+        return wait.await;
     }
     if let Some(items) = step.unordered.clone() {
-        let patterns = patterns_of(ctx, items, item.as_ref())?;
-        known_operations(&connection, &patterns)?;
-        let mut open: Vec<usize> = (0..patterns.len()).collect();
-        // Per pattern, the arrival number up to which no frame matches it.
-        let mut cursors = vec![0; patterns.len()];
-        while !open.is_empty() {
-            let found = waiter
-                .next(|state| {
-                    for (slot, &p) in open.iter().enumerate() {
-                        let pattern = &patterns[p];
-                        match take_first(&mut state.pending, &mut cursors[p], |f| {
-                            settles(pattern, f)
-                        }) {
-                            Pick::Found(frame) => return Pick::Found((slot, frame)),
-                            Pick::Paused => return Pick::Paused,
-                            Pick::Exhausted => {}
-                        }
-                    }
-                    Pick::Exhausted
-                })
-                .await;
-            match found {
-                Ok((slot, frame)) => {
-                    let p = open.remove(slot);
-                    take(ctx, &connection, &patterns[p], &frame)?;
-                    acknowledge(ctx, &connection, &patterns[p], &frame).await?;
-                }
-                Err(end) => {
-                    let missing: Vec<String> =
-                        open.iter().map(|&p| describe(&patterns[p])).collect();
-                    let wait = Wait {
-                        within,
-                        end,
-                        position: "the unordered set",
-                        after: None,
-                    };
-                    let failure = timeout_failure(ctx, &connection, &patterns[open[0]], wait);
-                    return Err(failure.note(format!("still missing: {}", missing.join(", "))));
-                }
-            }
-        }
-        return Ok(());
+        let wait = Box::pin(expect_unordered(
+            ctx,
+            &connection,
+            items,
+            item.as_ref(),
+            within,
+            waiter,
+        ));
+        return wait.await;
     }
     known_operations(&connection, std::slice::from_ref(single))?;
     let count = step.count.unwrap_or(1);
     expect_count(ctx, &connection, single, count, within, &mut waiter).await
+}
+
+/// `expect` with `sequence`: each item in turn, each matching only frames after the
+/// one the previous item took (right after it, when `strict`).
+async fn expect_sequence(
+    ctx: &mut ScenarioContext,
+    connection: &Arc<Connection>,
+    step: &ExpectStep,
+    sequence: Sequence,
+    item: Option<&Value>,
+    within: Duration,
+    mut waiter: Waiter,
+) -> StepResult {
+    let connection = connection.clone();
+
+    let patterns = patterns_of(ctx, sequence, item)?;
+    known_operations(&connection, &patterns)?;
+    // Each item matches only frames after the one the previous item took.
+    let mut after: Option<usize> = None;
+    for (i, pattern) in patterns.iter().enumerate() {
+        let mut cursor = after.map_or(0, |a| a + 1);
+        let found = waiter
+            .next(|state| match after {
+                Some(a) if step.strict => take_next_strictly(&mut state.pending, a, pattern),
+                _ => match take_first(&mut state.pending, &mut cursor, |f| settles(pattern, f)) {
+                    Pick::Found(frame) => Pick::Found(Ok(frame)),
+                    Pick::Paused => Pick::Paused,
+                    Pick::Exhausted => Pick::Exhausted,
+                },
+            })
+            .await;
+        match found {
+            Ok(Ok(frame)) => {
+                after = Some(frame.number);
+                take(ctx, &connection, pattern, &frame)?;
+                acknowledge(ctx, &connection, pattern, &frame).await?;
+            }
+            Ok(Err(between)) => {
+                return Err(between_failure(
+                    ctx,
+                    &connection,
+                    &between,
+                    pattern,
+                    i,
+                    patterns.len(),
+                ))
+            }
+            Err(end) => {
+                let position = format!("item {} of {} in the sequence", i + 1, patterns.len());
+                let wait = Wait {
+                    within,
+                    end,
+                    position: &position,
+                    after,
+                };
+                return Err(timeout_failure(ctx, &connection, pattern, wait));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `expect` with `unordered`: every item, in any order.
+async fn expect_unordered(
+    ctx: &mut ScenarioContext,
+    connection: &Arc<Connection>,
+    items: Sequence,
+    item: Option<&Value>,
+    within: Duration,
+    mut waiter: Waiter,
+) -> StepResult {
+    let connection = connection.clone();
+
+    let patterns = patterns_of(ctx, items, item)?;
+    known_operations(&connection, &patterns)?;
+    let mut open: Vec<usize> = (0..patterns.len()).collect();
+    // Per pattern, the arrival number up to which no frame matches it.
+    let mut cursors = vec![0; patterns.len()];
+    while !open.is_empty() {
+        let found = waiter
+            .next(|state| {
+                for (slot, &p) in open.iter().enumerate() {
+                    let pattern = &patterns[p];
+                    match take_first(&mut state.pending, &mut cursors[p], |f| settles(pattern, f)) {
+                        Pick::Found(frame) => return Pick::Found((slot, frame)),
+                        Pick::Paused => return Pick::Paused,
+                        Pick::Exhausted => {}
+                    }
+                }
+                Pick::Exhausted
+            })
+            .await;
+        match found {
+            Ok((slot, frame)) => {
+                let p = open.remove(slot);
+                take(ctx, &connection, &patterns[p], &frame)?;
+                acknowledge(ctx, &connection, &patterns[p], &frame).await?;
+            }
+            Err(end) => {
+                let missing: Vec<String> = open.iter().map(|&p| describe(&patterns[p])).collect();
+                let wait = Wait {
+                    within,
+                    end,
+                    position: "the unordered set",
+                    after: None,
+                };
+                let failure = timeout_failure(ctx, &connection, &patterns[open[0]], wait);
+                return Err(failure.note(format!("still missing: {}", missing.join(", "))));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Wait for one event that matches `pattern` (e.g. the acknowledgement of an emit),
@@ -409,7 +454,10 @@ async fn expect_count(
         match found {
             Ok(frame) => {
                 take(ctx, &connection, single, &frame)?;
-                acknowledge(ctx, &connection, single, &frame).await?;
+                if single.ack.is_some() {
+                    // Boxed: only Socket.IO events asking for an answer need it.
+                    Box::pin(acknowledge(ctx, &connection, single, &frame)).await?;
+                }
             }
             Err(end) => {
                 let position = if count > 1 {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{futures::Notified, Notify};
 
 /// One frame received on a connection.
 #[derive(Debug, Clone)]
@@ -231,17 +231,18 @@ pub struct InboxState {
     pub violations: Vec<String>,
 }
 
-/// The inbox plus a counter that changes whenever something arrives.
+/// The inbox, and the signal of every change to it (a frame arrived, the connection
+/// closed).
 pub struct Inbox {
     pub state: Mutex<InboxState>,
-    pub changed: watch::Sender<u64>,
+    changes: Notify,
 }
 
 impl Inbox {
     pub fn new() -> Inbox {
         Inbox {
             state: Mutex::default(),
-            changed: watch::channel(0).0,
+            changes: Notify::new(),
         }
     }
 
@@ -251,8 +252,15 @@ impl Inbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Wake whoever waits for a change.
     pub fn bump(&self) {
-        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        self.changes.notify_waiters();
+    }
+
+    /// Resolves at the first change after this call, polled or not: take it before
+    /// looking at the state, then await it, and no change can slip in between.
+    pub fn changed(&self) -> Notified<'_> {
+        self.changes.notified()
     }
 }
 

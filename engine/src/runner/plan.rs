@@ -7,8 +7,9 @@
 //! scenario their [`ScenarioRun`](super::scenario::ScenarioRun) keeps alive for as long
 //! as the plans live. Steps of library calls (another file) are not planned.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+
+use rustc_hash::FxHashMap;
 
 use serde_json::Value;
 
@@ -42,8 +43,9 @@ pub struct ExpectPlan {
 
 /// Plans of one kind, by step body.
 pub struct Plans<T> {
-    /// `None`: the body has templates, so it is rendered at every execution.
-    by_body: RwLock<HashMap<usize, Option<Arc<T>>>>,
+    /// `None`: the body has templates, so it is rendered at every execution. Keys are
+    /// addresses, hashed at every step: SipHash would cost more than the lookup saves.
+    by_body: RwLock<FxHashMap<usize, Option<Arc<T>>>>,
 }
 
 impl<T> Default for Plans<T> {

@@ -170,7 +170,9 @@ impl Reader {
             self.transcript
                 .record(&self.name, Direction::Received, &frame);
         }
-        for (message, schema_violation) in messages.into_iter().zip(violations) {
+        let mut violations = violations.into_iter();
+        for message in messages {
+            let schema_violation = violations.next().flatten();
             self.push(message, schema_violation, arrived, since_last_sent);
         }
         self.inbox.bump();
@@ -286,18 +288,22 @@ fn breach_closed(breach: Breach) -> Closed {
     }
 }
 
-/// Decode a frame with the connection's protocol and check each message's schema.
+/// Decode a frame with the connection's protocol and check each message's schema: the
+/// violations, message by message, or none at all (nothing allocated) without schemas.
 fn decode(
     protocol: &SharedProtocol,
     frame: Incoming,
     rules: &FrameRules,
 ) -> (Decoded, Vec<Option<String>>) {
     let decoded = protocol::lock(protocol).decode(frame);
+    let Some(schemas) = &rules.schemas else {
+        return (decoded, Vec::new());
+    };
     let violations = decoded
         .messages
         .iter()
-        .map(|m| match (&rules.schemas, &m.schema_type, &m.json) {
-            (Some(schemas), Some(t), Some(j)) => schemas.violation(t, j, rules.require_schemas),
+        .map(|m| match (&m.schema_type, &m.json) {
+            (Some(t), Some(j)) => schemas.violation(t, j, rules.require_schemas),
             _ => None,
         })
         .collect();

@@ -250,7 +250,7 @@ impl ScenarioRun {
             frames: Vec::new(),
             step_at: None,
             cleanups: Vec::new(),
-            stop: self.stop.clone(),
+            stop: self.stop.watch(),
             interrupted: false,
             observations: Vec::new(),
             plans: self.plans.clone(),
@@ -377,18 +377,12 @@ struct Teardown {
 /// Resolves once the server has closed the connection (its close frame, or the end of
 /// the stream).
 async fn server_closed(connection: &super::ws::Connection) {
-    let mut changed = connection.inbox.changed.subscribe();
     loop {
-        let closed = connection
-            .inbox
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .closed
-            .is_some();
-        if closed || changed.changed().await.is_err() {
+        let changed = connection.inbox.changed();
+        if connection.inbox.lock().closed.is_some() {
             return;
         }
+        changed.await;
     }
 }
 
@@ -485,18 +479,18 @@ pub(super) async fn run_step(ctx: &mut ScenarioContext, step: &Step) -> Located 
         StepKind::Each | StepKind::Call => return run_nested(ctx, step).await,
         _ => {}
     }
-    ctx.step_at = Some(step.pointer.clone());
+    ctx.set_step_at(&step.pointer);
     let result = if waits(step.kind) {
         let stop = ctx.stop.clone();
         tokio::select! {
             // In order: no random number drawn for fairness at every step; a stop is
             // still seen whenever the step waits.
             biased;
-            result = run_leaf(ctx, step) => result,
+            result = leaf(ctx, step) => result,
             () = stop.requested() => return Err(interrupted(ctx, step.span)),
         }
     } else {
-        run_leaf(ctx, step).await
+        leaf(ctx, step).await
     };
     let result = match result {
         Ok(()) => schema_violations(ctx),
@@ -541,7 +535,7 @@ async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Located {
     if let Some(map) = head.as_object_mut() {
         map.remove("steps");
     }
-    ctx.step_at = Some(step.pointer.clone());
+    ctx.set_step_at(&step.pointer);
     let at = |ctx: &ScenarioContext, f: Failure| f.at_if_unlocated(ctx.source(), step.span);
     let head = ctx.render_value(&head, &[]).map_err(|f| at(ctx, f))?;
     let name = head
@@ -594,6 +588,23 @@ async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Located {
     };
     outcome
 }
+
+/// The future of one leaf step. `send` and `expect`, the steps of every round trip of
+/// a load test, run in place: boxing them would be two allocations per round trip, and
+/// their futures are small (under a KiB; a test holds them to it). Any other step is
+/// boxed.
+async fn leaf(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
+    match step.kind {
+        StepKind::Send => connection_steps::send(ctx, &step.body).await,
+        StepKind::Expect => expect::expect(ctx, &step.body).await,
+        _ => run_leaf(ctx, step).await,
+    }
+}
+
+/// The most a `send` or `expect` future may take in place, in every step future of
+/// every virtual user (a test holds them to it).
+#[cfg(test)]
+const ROUND_TRIP_FUTURE_BYTES: usize = 1024;
 
 /// The future of one leaf step, boxed on its own: a future of every kind at once would
 /// be as large as the largest (about 12 KiB, the database and HTTP steps), and each
@@ -753,4 +764,25 @@ pub(super) async fn run_action(ctx: &mut ScenarioContext, action: &Action) -> St
         kv::execute(ctx, body.server.as_deref(), command).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod leaf_tests {
+    use super::*;
+
+    /// The size of the future `step` returns, without running it.
+    fn future_size<'a, F, Fut>(_step: F) -> usize
+    where
+        F: FnOnce(&'a mut ScenarioContext, &'a Value) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    #[test]
+    fn the_round_trip_steps_are_small_enough_to_run_in_place() {
+        let send = future_size(connection_steps::send);
+        let expect = future_size(expect::expect);
+        assert!(send <= ROUND_TRIP_FUTURE_BYTES, "send: {send} bytes");
+        assert!(expect <= ROUND_TRIP_FUTURE_BYTES, "expect: {expect} bytes");
+    }
 }

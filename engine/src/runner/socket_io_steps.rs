@@ -114,9 +114,8 @@ async fn namespace_answer(
     within: Duration,
 ) -> Result<Namespace, Failure> {
     let deadline = tokio::time::Instant::now() + within;
-    let mut changes = connection.inbox.changed.subscribe();
     loop {
-        changes.borrow_and_update();
+        let changed = connection.inbox.changed();
         let state =
             protocol::with_state(connection.protocol(), |s: &mut SocketIo| s.namespace(name))
                 .flatten();
@@ -132,10 +131,7 @@ async fn namespace_answer(
                 ),
             ));
         }
-        if tokio::time::timeout_at(deadline, changes.changed())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
             return Err(Failure::of(
                 FailureKind::Timeout,
                 format!(

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::inbox::{Inbox, InboxState, Pending, Received, Scan};
@@ -34,7 +33,6 @@ pub enum WaitEnd {
 pub struct Waiter {
     inbox: Arc<Inbox>,
     deadline: Instant,
-    changes: watch::Receiver<u64>,
 }
 
 impl Waiter {
@@ -42,7 +40,6 @@ impl Waiter {
         Waiter {
             inbox: connection.inbox.clone(),
             deadline,
-            changes: connection.inbox.changed.subscribe(),
         }
     }
 
@@ -57,7 +54,7 @@ impl Waiter {
             if Instant::now() >= self.deadline {
                 return Err(WaitEnd::Deadline);
             }
-            self.changes.borrow_and_update();
+            let changed = self.inbox.changed();
             let closed = {
                 let mut state = self.inbox.lock();
                 match pick(&mut state) {
@@ -69,8 +66,7 @@ impl Waiter {
             if let Some(how) = closed {
                 return Err(WaitEnd::Closed(how));
             }
-            // A closed channel cannot happen while the inbox lives; the deadline holds.
-            let _ = tokio::time::timeout_at(self.deadline, self.changes.changed()).await;
+            let _ = tokio::time::timeout_at(self.deadline, changed).await;
         }
     }
 }

@@ -327,20 +327,24 @@ impl Connection {
     }
 
     async fn send(&self, message: Message, timeout: Duration) -> Result<(), SendError> {
-        self.send_all(vec![message], timeout).await
+        self.send_all(std::iter::once(message), timeout).await
     }
 
     /// Send frames one right after the other: no other frame goes between them.
-    async fn send_all(&self, messages: Vec<Message>, timeout: Duration) -> Result<(), SendError> {
+    async fn send_all(
+        &self,
+        messages: impl IntoIterator<Item = Message, IntoIter: Send>,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
         let mut writer = self.writer.lock().await;
-        let name = self.name.clone();
+        let name = || self.name.clone();
         let Some(sink) = writer.as_mut() else {
             return Err(match &self.inbox.lock().closed {
                 Some(closed) => SendError::ClosedByServer {
-                    name,
+                    name: name(),
                     closed: closed.clone(),
                 },
-                None => SendError::ClosedByScenario { name },
+                None => SendError::ClosedByScenario { name: name() },
             });
         };
         // Before sending: an answer can arrive before `send` returns.
@@ -355,10 +359,13 @@ impl Connection {
         match tokio::time::timeout(timeout, sent).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(SendError::Failed {
-                name,
+                name: name(),
                 source: Box::new(e),
             }),
-            Err(_) => Err(SendError::Timeout { name, timeout }),
+            Err(_) => Err(SendError::Timeout {
+                name: name(),
+                timeout,
+            }),
         }
     }
 

@@ -265,9 +265,8 @@ pub async fn open(connection: &Connection, within: Duration) -> Result<(), Proto
     for frame in first {
         connection.send_text(frame, within).await?;
     }
-    let mut changes = connection.inbox.changed.subscribe();
     loop {
-        changes.borrow_and_update();
+        let changed = connection.inbox.changed();
         let waiting_for = match lock(connection.protocol()).opening() {
             Opening::Open => return Ok(()),
             Opening::Refused(why) => {
@@ -285,10 +284,7 @@ pub async fn open(connection: &Connection, within: Duration) -> Result<(), Proto
                 waiting_for,
             });
         }
-        if tokio::time::timeout_at(deadline, changes.changed())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
             return Err(ProtocolError::Timeout {
                 connection: connection.name.clone(),
                 waiting_for,
