@@ -88,7 +88,7 @@ fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
         });
     }
     if let Some(expected) = &pattern.matches {
-        match &frame.json {
+        match frame.json() {
             Some(json) => problems.extend(compare(expected, Some(json), pattern.exact)),
             None => {
                 let expected_text = Value::String(frame.text.clone());
@@ -514,8 +514,8 @@ pub async fn await_ready(
     };
     take(ctx, &connection, &bare, &frame)?;
     let json = frame
-        .json
-        .clone()
+        .json()
+        .cloned()
         .unwrap_or(Value::String(frame.text.clone()));
     let mut captured = serde_json::Map::new();
     for (var, path) in &pattern.capture {
@@ -650,8 +650,8 @@ fn take(
     }
     if !pattern.capture.is_empty() {
         let json = frame
-            .json
-            .clone()
+            .json()
+            .cloned()
             .unwrap_or(Value::String(frame.text.clone()));
         ctx.capture(&pattern.capture, &json)?;
     }

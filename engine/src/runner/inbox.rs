@@ -4,11 +4,13 @@
 //! stop after a bounded number of frames so the waiter can yield to the scheduler.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::{futures::Notified, Notify};
+use tokio::time::Sleep;
 
 /// One frame received on a connection.
 #[derive(Debug, Clone)]
@@ -18,8 +20,8 @@ pub struct Received {
     pub at: Instant,
     /// The message as text (for raw frames, the frame itself).
     pub text: String,
-    /// Parsed JSON, when the message is JSON.
-    pub json: Option<Value>,
+    /// The message as JSON, when it is JSON: see [`Received::json`].
+    pub json: LazyJson,
     pub binary: bool,
     /// The event type: for raw frames read from the configured type field; for other
     /// protocols as the protocol defines it.
@@ -41,7 +43,28 @@ pub struct Received {
     pub since_last_sent: Option<Duration>,
 }
 
+/// A received message's JSON: given by its protocol, or parsed from the message's text
+/// the first time a step looks at it (raw frames are only skimmed for their type on
+/// arrival).
+#[derive(Debug, Clone, Default)]
+pub struct LazyJson(OnceLock<Option<Value>>);
+
+impl LazyJson {
+    /// JSON already known (or known not to be there).
+    pub fn known(json: Option<Value>) -> LazyJson {
+        LazyJson(OnceLock::from(json))
+    }
+}
+
 impl Received {
+    /// The message as JSON, when it is JSON.
+    pub fn json(&self) -> Option<&Value> {
+        self.json
+            .0
+            .get_or_init(|| serde_json::from_str(&self.text).ok())
+            .as_ref()
+    }
+
     /// How much examining this frame costs, in frames of ordinary size: large frames
     /// count for more, so a scan over them yields sooner.
     pub fn weight(&self) -> usize {
@@ -236,6 +259,9 @@ pub struct InboxState {
 pub struct Inbox {
     pub state: Mutex<InboxState>,
     changes: Notify,
+    /// The deadline timer of the last wait on this inbox, kept for the next one (see
+    /// [`super::waiter::Waiter`]).
+    pub spare_timer: Mutex<Option<Pin<Box<Sleep>>>>,
 }
 
 impl Inbox {
@@ -243,6 +269,7 @@ impl Inbox {
         Inbox {
             state: Mutex::default(),
             changes: Notify::new(),
+            spare_timer: Mutex::default(),
         }
     }
 
@@ -279,7 +306,7 @@ mod tests {
             number,
             at: Instant::now(),
             text: format!("{{\"type\":\"{event}\"}}"),
-            json: None,
+            json: LazyJson::known(None),
             binary: false,
             event_type: Some(event.into()),
             operation: None,

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::inbox::{Closed, Inbox, Received};
+use super::inbox::{Closed, Inbox, LazyJson, Received};
 use super::protocol::{self, Breach, Decoded, Incoming, SharedProtocol};
 use super::transcript::{Direction, Transcript};
 use super::ws::{nanos_since_origin, FrameRules};
@@ -212,7 +212,11 @@ impl Reader {
             number,
             at: arrived,
             text: message.text,
-            json: message.json,
+            json: if message.json_in_text {
+                LazyJson::default()
+            } else {
+                LazyJson::known(message.json)
+            },
             binary: message.binary,
             event_type: message.event_type,
             operation: message.operation,

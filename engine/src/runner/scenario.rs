@@ -570,7 +570,13 @@ async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Located {
     let saved = ctx.locals.get(&name).cloned();
     let mut outcome = Ok(());
     'items: for (i, item) in items.iter().enumerate() {
-        ctx.locals.insert(name.clone(), item.clone());
+        // In place after the first item: a new key would be an allocation per item.
+        match ctx.locals.get_mut(&name) {
+            Some(local) => *local = item.clone(),
+            None => {
+                ctx.locals.insert(name.clone(), item.clone());
+            }
+        }
         for child in &step.children {
             if let Err(failure) = run_step(ctx, child).await {
                 outcome = Err(failure.note(format!(

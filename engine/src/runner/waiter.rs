@@ -2,10 +2,18 @@
 //! every pass, not only when nothing is ready, so a flood of frames cannot keep a wait
 //! alive; and every pass spends coop budget, so a backlog being scanned or taken never
 //! holds a runtime worker that other scenarios need.
+//!
+//! Each wait needs a timer for its deadline. A new timer is an insertion into the
+//! runtime's timer wheel and a removal, at every `expect` of every round trip; so a
+//! connection keeps the timer of its last wait for the next one, and moving a timer
+//! still pending to a later deadline is one atomic operation.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::inbox::{Inbox, InboxState, Pending, Received, Scan};
 use super::ws::Connection;
@@ -33,6 +41,9 @@ pub enum WaitEnd {
 pub struct Waiter {
     inbox: Arc<Inbox>,
     deadline: Instant,
+    /// Fires at the deadline (or earlier, left over from a wait before: the deadline
+    /// is checked at every pass).
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Waiter {
@@ -40,6 +51,7 @@ impl Waiter {
         Waiter {
             inbox: connection.inbox.clone(),
             deadline,
+            timer: None,
         }
     }
 
@@ -66,9 +78,53 @@ impl Waiter {
             if let Some(how) = closed {
                 return Err(WaitEnd::Closed(how));
             }
-            let _ = tokio::time::timeout_at(self.deadline, changed).await;
+            let mut changed = std::pin::pin!(changed);
+            let timer = timer(&mut self.timer, &self.inbox, self.deadline);
+            std::future::poll_fn(|cx| {
+                if changed.as_mut().poll(cx).is_ready() || timer.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
         }
     }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            *self
+                .inbox
+                .spare_timer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(timer);
+        }
+    }
+}
+
+/// The timer of a wait, set to its deadline: the connection's spare one if it has one
+/// (no other wait holds it), else a new one.
+fn timer<'a>(
+    timer: &'a mut Option<Pin<Box<Sleep>>>,
+    inbox: &Inbox,
+    deadline: Instant,
+) -> &'a mut Pin<Box<Sleep>> {
+    timer.get_or_insert_with(|| {
+        let spare = inbox
+            .spare_timer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match spare {
+            Some(mut timer) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    })
 }
 
 /// Take the first frame from `cursor` on that `matches`, examining one pass's worth.

@@ -318,6 +318,7 @@ impl Graphql {
         Decoded::message(Message {
             text: shown.to_string(),
             json: Some(payload.unwrap_or(Value::Null)),
+            json_in_text: false,
             event_type: Some(kind.to_string()),
             schema_type: (kind == "next")
                 .then(|| operation.graphql_name.clone())

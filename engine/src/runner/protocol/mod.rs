@@ -18,6 +18,7 @@
 
 pub mod graphql;
 pub mod raw;
+pub mod skim;
 pub mod socket_io;
 
 use std::any::Any;
@@ -49,6 +50,9 @@ pub struct Message {
     pub text: String,
     /// The decoded message as steps match it, when it is JSON.
     pub json: Option<Value>,
+    /// `json` is left out: `text` is to be parsed as JSON when a step looks at more
+    /// than the event type (see [`skim`]).
+    pub json_in_text: bool,
     /// The event type as the protocol defines it (`event:` matches it).
     pub event_type: Option<String>,
     /// Which event schema applies (a schemas folder's file name), if any.
