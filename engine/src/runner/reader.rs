@@ -81,7 +81,8 @@ impl Reader {
                 None => self.stream.next().await,
             };
             let breach = match next {
-                Some(Ok(Message::Text(text))) => self.receive(text.to_string(), None).await,
+                // A copy, not `to_string`: that goes through the formatter.
+                Some(Ok(Message::Text(text))) => self.receive(text.as_str().to_owned(), None).await,
                 Some(Ok(Message::Binary(bytes))) => {
                     let text = String::from_utf8_lossy(&bytes).into_owned();
                     self.receive(text, Some(bytes)).await
