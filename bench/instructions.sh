@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# User-space instructions per WebSocket round trip: `engine load` against the peers
+# bench's hand-written tokio-tungstenite client (bench/peers/src/client.rs), same
+# workload (CONNECTIONS connections, each ROUNDS JSON round trips with the peers echo
+# server), both counted by valgrind's callgrind in this run. Wall-clock figures on a
+# shared 2-core machine move by ±5% from one run to the next; instruction counts move
+# by well under 1%, so this is the yardstick for the engine's own work per round trip.
+#
+# Each client runs twice, with ROUNDS and 2 × ROUNDS round trips per connection; the
+# difference over CONNECTIONS × ROUNDS is the cost of one more round trip, with start-up,
+# connecting and closing left out. Prints both figures and their ratio.
+#
+#   bash bench/instructions.sh                  # CONNECTIONS=100 ROUNDS=100
+#
+# valgrind is installed with apt-get where missing. Needs no database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONNECTIONS="${CONNECTIONS:-100}"
+ROUNDS="${ROUNDS:-100}"
+OUT="${OUT:-target/bench-instructions}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+
+if ! command -v valgrind > /dev/null; then
+  echo "installing valgrind"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get install -y -q valgrind > "$OUT/apt.log" 2>&1 || { tail -20 "$OUT/apt.log"; exit 1; }
+fi
+
+cargo build --release -q -p engine --bin engine
+cargo build --release -q -p peers
+
+rm -f "$OUT/echo.url"
+target/release/peers-echo 127.0.0.1:0 > "$OUT/echo.url" 2> "$OUT/echo.log" &
+ECHO=$!
+trap 'kill -TERM $ECHO 2>/dev/null; wait $ECHO 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  [ -s "$OUT/echo.url" ] && break
+  sleep 0.05
+done
+[ -s "$OUT/echo.url" ] || { echo "the echo server did not start; see $OUT/echo.log"; exit 1; }
+export ECHO_URL
+ECHO_URL="$(head -1 "$OUT/echo.url")"
+
+# instructions NAME COMMAND...: the instructions callgrind counted in the whole process.
+instructions() {
+  local name=$1
+  shift
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.callgrind" "$@" \
+    > "$OUT/$name.out" 2> "$OUT/$name.err" || { echo "$name failed:"; tail -20 "$OUT/$name.err"; exit 1; }
+  grep -o 'Collected : [0-9]*' "$OUT/$name.err" | awk '{print $3}'
+}
+
+per_round_trip() {
+  echo $(( ($2 - $1) / (CONNECTIONS * ROUNDS) ))
+}
+
+twice=$((2 * ROUNDS))
+hand_once=$(instructions handwritten-1 target/release/peers-client "$ECHO_URL" "$CONNECTIONS" "$ROUNDS")
+hand_twice=$(instructions handwritten-2 target/release/peers-client "$ECHO_URL" "$CONNECTIONS" "$twice")
+engine_once=$(CI=1 ROUNDS=$ROUNDS instructions engine-1 target/release/engine load \
+  bench/peers/echo_round_trips.yaml --no-serve --vus "$CONNECTIONS" --iterations "$CONNECTIONS")
+engine_twice=$(CI=1 ROUNDS=$twice instructions engine-2 target/release/engine load \
+  bench/peers/echo_round_trips.yaml --no-serve --vus "$CONNECTIONS" --iterations "$CONNECTIONS")
+
+hand=$(per_round_trip "$hand_once" "$hand_twice")
+engine=$(per_round_trip "$engine_once" "$engine_twice")
+echo "$CONNECTIONS connections; instructions per round trip (user space, callgrind):"
+echo "  hand-written tokio-tungstenite  $hand"
+echo "  engine load                     $engine"
+python3 -c "print(f'  engine / hand-written           {$engine / $hand:.2f}x')"
+echo "(callgrind files in $OUT: callgrind_annotate shows where they go)"
