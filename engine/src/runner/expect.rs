@@ -285,27 +285,15 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     // Boxed: their futures are large, and `expect` of one event runs unboxed in every
     // round trip of a load test.
     if let Some(sequence) = step.sequence.clone() {
-        let wait = Box::pin(expect_sequence(
-            ctx,
-            &connection,
-            step,
-            sequence,
-            item.as_ref(),
-            within,
-            waiter,
-        ));
-        return wait.await;
+        let patterns = patterns_of(ctx, sequence, item.as_ref())?;
+        known_operations(&connection, &patterns)?;
+        let wait = expect_sequence(ctx, &connection, step.strict, patterns, within, waiter);
+        return Box::pin(wait).await;
     }
     if let Some(items) = step.unordered.clone() {
-        let wait = Box::pin(expect_unordered(
-            ctx,
-            &connection,
-            items,
-            item.as_ref(),
-            within,
-            waiter,
-        ));
-        return wait.await;
+        let patterns = patterns_of(ctx, items, item.as_ref())?;
+        known_operations(&connection, &patterns)?;
+        return Box::pin(expect_unordered(ctx, &connection, patterns, within, waiter)).await;
     }
     known_operations(&connection, std::slice::from_ref(single))?;
     let count = step.count.unwrap_or(1);
@@ -317,23 +305,18 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 async fn expect_sequence(
     ctx: &mut ScenarioContext,
     connection: &Arc<Connection>,
-    step: &ExpectStep,
-    sequence: Sequence,
-    item: Option<&Value>,
+    strict: bool,
+    patterns: Vec<EventPattern>,
     within: Duration,
     mut waiter: Waiter,
 ) -> StepResult {
-    let connection = connection.clone();
-
-    let patterns = patterns_of(ctx, sequence, item)?;
-    known_operations(&connection, &patterns)?;
     // Each item matches only frames after the one the previous item took.
     let mut after: Option<usize> = None;
     for (i, pattern) in patterns.iter().enumerate() {
         let mut cursor = after.map_or(0, |a| a + 1);
         let found = waiter
             .next(|state| match after {
-                Some(a) if step.strict => take_next_strictly(&mut state.pending, a, pattern),
+                Some(a) if strict => take_next_strictly(&mut state.pending, a, pattern),
                 _ => match take_first(&mut state.pending, &mut cursor, |f| settles(pattern, f)) {
                     Pick::Found(frame) => Pick::Found(Ok(frame)),
                     Pick::Paused => Pick::Paused,
@@ -376,15 +359,10 @@ async fn expect_sequence(
 async fn expect_unordered(
     ctx: &mut ScenarioContext,
     connection: &Arc<Connection>,
-    items: Sequence,
-    item: Option<&Value>,
+    patterns: Vec<EventPattern>,
     within: Duration,
     mut waiter: Waiter,
 ) -> StepResult {
-    let connection = connection.clone();
-
-    let patterns = patterns_of(ctx, items, item)?;
-    known_operations(&connection, &patterns)?;
     let mut open: Vec<usize> = (0..patterns.len()).collect();
     // Per pattern, the arrival number up to which no frame matches it.
     let mut cursors = vec![0; patterns.len()];
