@@ -327,13 +327,13 @@ async fn expect_sequence(
         match found {
             Ok(Ok(frame)) => {
                 after = Some(frame.number);
-                take(ctx, &connection, pattern, &frame)?;
-                acknowledge(ctx, &connection, pattern, &frame).await?;
+                take(ctx, connection, pattern, &frame)?;
+                acknowledge(ctx, connection, pattern, &frame).await?;
             }
             Ok(Err(between)) => {
                 return Err(between_failure(
                     ctx,
-                    &connection,
+                    connection,
                     &between,
                     pattern,
                     i,
@@ -348,7 +348,7 @@ async fn expect_sequence(
                     position: &position,
                     after,
                 };
-                return Err(timeout_failure(ctx, &connection, pattern, wait));
+                return Err(timeout_failure(ctx, connection, pattern, wait));
             }
         }
     }
@@ -383,8 +383,8 @@ async fn expect_unordered(
         match found {
             Ok((slot, frame)) => {
                 let p = open.remove(slot);
-                take(ctx, &connection, &patterns[p], &frame)?;
-                acknowledge(ctx, &connection, &patterns[p], &frame).await?;
+                take(ctx, connection, &patterns[p], &frame)?;
+                acknowledge(ctx, connection, &patterns[p], &frame).await?;
             }
             Err(end) => {
                 let missing: Vec<String> = open.iter().map(|&p| describe(&patterns[p])).collect();
@@ -394,7 +394,7 @@ async fn expect_unordered(
                     position: "the unordered set",
                     after: None,
                 };
-                let failure = timeout_failure(ctx, &connection, &patterns[open[0]], wait);
+                let failure = timeout_failure(ctx, connection, &patterns[open[0]], wait);
                 return Err(failure.note(format!("still missing: {}", missing.join(", "))));
             }
         }
