@@ -137,6 +137,32 @@ steps:
 }
 
 #[tokio::test]
+async fn check_names_a_connection_a_library_step_opens_as_its_profile_does() {
+    let suite = Suite::new(
+        "ws://127.0.0.1:1",
+        "library: [lib]\nprofiles:\n  admin: { url: 'ws://127.0.0.1:1/admin', name: admin }\n  refused: { url: 'ws://127.0.0.1:1/x', expect_status: 401 }\n",
+    );
+    suite.spec(
+        "lib/open.yaml",
+        "step: open_admin\nsteps:\n  - connect: { profile: admin }\n  - connect: { profile: refused, name: gone }\n",
+    );
+    suite.spec(
+        "good.yaml",
+        "name: good\nsteps:\n  - open_admin: {}\n  - send: { json: 1 }\n  - send: { on: admin, json: 2 }\n",
+    );
+    assert_eq!(suite.load_errors(), Vec::<String>::new());
+    suite.spec(
+        "bad.yaml",
+        "name: bad\nsteps:\n  - open_admin: {}\n  - send: { on: default, json: 1 }\n",
+    );
+    let errors = suite.load_errors().join("\n");
+    assert!(
+        errors.contains("connection `default`") && errors.contains("bad.yaml"),
+        "{errors}"
+    );
+}
+
+#[tokio::test]
 async fn cases_are_separate_scenarios_with_their_own_ids() {
     let url = start_server().await;
     let suite = Suite::new(&url, "");

@@ -877,8 +877,8 @@ impl<'a> Checker<'a> {
         if named.is_some_and(template::is_template) {
             return None;
         }
-        let profile = match super::profile::profile_of(self.config, &own, named) {
-            Ok(profile) => profile,
+        let merged = match super::profile::over_profile(self.config, &own) {
+            Ok(merged) => merged,
             Err(super::profile::UnknownProfile(name)) => {
                 let known: Vec<&str> = self.config.profiles.keys().map(String::as_str).collect();
                 let hint =
@@ -895,8 +895,6 @@ impl<'a> Checker<'a> {
                 return None;
             }
         };
-        let mut merged = Value::Object(profile.cloned().unwrap_or_default());
-        super::profile::merge(&mut merged, Value::Object(own));
         if merged.get("url").is_none() {
             self.problem(
                 pointer,
@@ -1010,7 +1008,7 @@ impl<'a> Checker<'a> {
         }
         let literal_args = library.bindings(&step.body, &Bindings::new());
         let mut visits = CONNECT_VISITS;
-        match opened_connections(&library.steps, &literal_args, &mut visits) {
+        match opened_connections(&library.steps, &literal_args, self.config, &mut visits) {
             Some(names) => {
                 for name in names {
                     if !self.connections.contains(&name) {
@@ -1094,29 +1092,51 @@ impl<'a> Checker<'a> {
 }
 
 /// The connections a library body opens, by name, given the literal values of its
-/// parameters; `None` when a name is only known at run time, or when finding out takes
-/// more than `visits` steps.
-fn opened_connections(steps: &[Step], args: &Bindings, visits: &mut usize) -> Option<Vec<String>> {
+/// parameters; `None` when a name or a profile is only known at run time, or when
+/// finding out takes more than `visits` steps.
+fn opened_connections(
+    steps: &[Step],
+    args: &Bindings,
+    config: &SuiteConfig,
+    visits: &mut usize,
+) -> Option<Vec<String>> {
     let mut names = Vec::new();
     for step in steps {
         // Calls nested in calls multiply: past the budget, the names are unknown.
         *visits = visits.checked_sub(1)?;
         match step.kind {
-            // A handshake expected to be refused opens no connection.
-            StepKind::Connect if step.body.as_object().is_some_and(|c| !opens_connection(c)) => {}
             StepKind::Connect => {
-                names.push(literal(connection_name(&step.body), args)?);
+                let connect = opened_connect(&step.body, args, config)?;
+                // A handshake expected to be refused opens no connection.
+                if connect.as_object().is_some_and(opens_connection) {
+                    names.push(literal(connection_name(&connect), args)?);
+                }
             }
-            StepKind::Each => names.extend(opened_connections(&step.children, args, visits)?),
+            StepKind::Each => {
+                names.extend(opened_connections(&step.children, args, config, visits)?)
+            }
             StepKind::Call => {
                 let library = step.call.as_ref()?;
                 let inner = library.bindings(&step.body, args);
-                names.extend(opened_connections(&library.steps, &inner, visits)?);
+                names.extend(opened_connections(&library.steps, &inner, config, visits)?);
             }
             _ => {}
         }
     }
     Some(names)
+}
+
+/// A library's `connect` as the runner opens it: its fields over its profile's, the
+/// profile's name read from the call's literal arguments where it is a parameter;
+/// `None` when the profile is not known before run time (an unknown profile is
+/// reported where the library step is checked).
+fn opened_connect(body: &Value, args: &Bindings, config: &SuiteConfig) -> Option<Value> {
+    let mut own = body.as_object()?.clone();
+    if let Some(profile) = own.get("profile").and_then(Value::as_str) {
+        let profile = literal(profile, args)?;
+        own.insert("profile".into(), Value::String(profile));
+    }
+    super::profile::over_profile(config, &own).ok()
 }
 
 /// Steps [`opened_connections`] looks at for one call before it gives up.
@@ -1281,8 +1301,11 @@ mod tests {
     fn finding_the_connections_steps_open_gives_up_past_its_budget() {
         let s = load("name: x\nsteps:\n  - connect: {url: 'ws://x', name: a}\n  - connect: {url: 'ws://x', name: refused, expect_status: 401}\n  - each:\n      count: 1\n      steps:\n        - connect: {url: 'ws://x', name: b}\n        - send: {on: b, json: 1}\n")
             .unwrap();
-        let opened =
-            |budget: usize| opened_connections(&s.steps, &Bindings::new(), &mut { budget });
+        let opened = |budget: usize| {
+            opened_connections(&s.steps, &Bindings::new(), &SuiteConfig::default(), &mut {
+                budget
+            })
+        };
         assert_eq!(opened(10).unwrap(), ["a", "b"]);
         assert_eq!(opened(5).unwrap(), ["a", "b"]);
         assert_eq!(opened(4), None);

@@ -45,6 +45,19 @@ pub fn profile_of<'a>(
     }
 }
 
+/// A connect step's fields over its profile's (named, or `default` without a `url`), as
+/// the runner opens it.
+pub fn over_profile(
+    config: &SuiteConfig,
+    step: &Map<String, Value>,
+) -> Result<Value, UnknownProfile> {
+    let named = step.get("profile").and_then(Value::as_str);
+    let profile = profile_of(config, step, named)?;
+    let mut merged = Value::Object(profile.cloned().unwrap_or_default());
+    merge(&mut merged, Value::Object(step.clone()));
+    Ok(merged)
+}
+
 /// Do the ready event's captures land under `vars.<connection>`? When the merged
 /// step waits for a ready event with captures, and the step has no `capture:` of its
 /// own (which puts them in `vars` directly).
