@@ -214,6 +214,48 @@ mod tests {
         }
     }
 
+    /// JSON documents whose objects use a few keys often, so that the type path is
+    /// found, missing, nested or of another type.
+    fn document() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-z\"\\\\é ]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("type|data|t|x|", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_skim_agrees_with_the_full_parse_on_any_document_and_any_cut(
+            value in document(),
+            pretty in proptest::bool::ANY,
+            cut in 0usize..64,
+        ) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                value.to_string()
+            };
+            for path in [&["type"][..], &["data", "type"][..], &[""][..]] {
+                proptest::prop_assert_eq!(string_at(&text, path).ok(), parsed(&text, path));
+                // A document cut short is not JSON, whatever the path.
+                let end = text.len().saturating_sub(cut);
+                if let Some(cut_text) = text.get(..end) {
+                    proptest::prop_assert_eq!(string_at(cut_text, path).ok(), parsed(cut_text, path));
+                }
+            }
+        }
+    }
+
     #[test]
     fn nesting_beyond_the_parsers_limit_is_not_json_either_way() {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
