@@ -18,7 +18,8 @@ mkdir -p "$OUT"
 
 if ! command -v hyperfine >/dev/null; then
   echo "hyperfine is missing: installing it from the crate registry"
-  cargo install hyperfine --locked
+  # Pinned: hyperfine 2 needs a newer rustc than this workspace's toolchain.
+  cargo install hyperfine --version 1.20.0 --locked
 fi
 cargo build --release -q -p engine --bin engine
 ENGINE="$PWD/target/release/engine"
