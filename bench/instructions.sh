@@ -31,17 +31,8 @@ fi
 cargo build --release -q -p engine --bin engine
 cargo build --release -q -p peers
 
-rm -f "$OUT/echo.url"
-target/release/peers-echo 127.0.0.1:0 > "$OUT/echo.url" 2> "$OUT/echo.log" &
-ECHO=$!
-trap 'kill -TERM $ECHO 2>/dev/null; wait $ECHO 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  [ -s "$OUT/echo.url" ] && break
-  sleep 0.05
-done
-[ -s "$OUT/echo.url" ] || { echo "the echo server did not start; see $OUT/echo.log"; exit 1; }
-export ECHO_URL
-ECHO_URL="$(head -1 "$OUT/echo.url")"
+# shellcheck source=peers/start-echo.sh
+source bench/peers/start-echo.sh "$OUT"
 
 # instructions NAME COMMAND...: the instructions callgrind counted in the whole process.
 instructions() {

@@ -62,17 +62,9 @@ fi
 # A descriptor per connection, in the clients and in the server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-rm -f "$OUT/echo.url" # a previous run's address must not be read as this one's
-target/release/peers-echo 127.0.0.1:0 > "$OUT/echo.url" 2> "$OUT/echo.log" &
-ECHO=$!
-trap 'kill -TERM $ECHO 2>/dev/null; wait $ECHO 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  [ -s "$OUT/echo.url" ] && break
-  sleep 0.05
-done
-[ -s "$OUT/echo.url" ] || { echo "the echo server did not start; see $OUT/echo.log"; exit 1; }
-export ECHO_URL CONNECTIONS ROUNDS
-ECHO_URL="$(head -1 "$OUT/echo.url")"
+# shellcheck source=peers/start-echo.sh
+source bench/peers/start-echo.sh "$OUT"
+export CONNECTIONS ROUNDS
 echo "echo server $ECHO_URL; $CONNECTIONS connections x $ROUNDS round trips; cores: $(nproc); $(uptime | sed 's/.*load average/load average/')"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
