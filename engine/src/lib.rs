@@ -21,3 +21,4 @@ pub mod record;
 pub mod redact;
 pub mod report;
 pub mod runner;
+pub mod sync;

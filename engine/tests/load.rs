@@ -22,6 +22,14 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// `engine load SPEC --no-serve OPTIONS… --json OUT`: exit code, stdout, stderr.
+async fn load_to_json(spec: &Path, options: &[&str], out: &Path) -> (i32, String, String) {
+    let mut list = vec!["load", spec.to_str().unwrap(), "--no-serve"];
+    list.extend_from_slice(options);
+    list.extend(["--json", out.to_str().unwrap()]);
+    engine(args(&list)).await
+}
+
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("result file")).expect("JSON")
 }
@@ -53,19 +61,18 @@ async fn iterations_frames_latencies_and_steps_are_counted() {
     let spec = suite.spec("echo.yaml", ECHO_SPEC);
     let out = suite.path().join("result.json");
     let plot = suite.path().join("plot.html");
-    let (code, stdout, stderr) = engine(args(&[
-        "load",
-        spec.to_str().unwrap(),
-        "--no-serve",
-        "--vus",
-        "4",
-        "--iterations",
-        "20",
-        "--json",
-        out.to_str().unwrap(),
-        "--plot",
-        plot.to_str().unwrap(),
-    ]))
+    let (code, stdout, stderr) = load_to_json(
+        &spec,
+        &[
+            "--vus",
+            "4",
+            "--iterations",
+            "20",
+            "--plot",
+            plot.to_str().unwrap(),
+        ],
+        &out,
+    )
     .await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let result = read_json(&out);
@@ -108,18 +115,7 @@ async fn failures_are_counted_by_kind_and_a_run_where_all_fail_exits_1() {
         "name: server closes at once\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/close-early\" }\n  - expect: { event: hello, within: 1s }\n",
     );
     let out = suite.path().join("result.json");
-    let (code, _, stderr) = engine(args(&[
-        "load",
-        spec.to_str().unwrap(),
-        "--no-serve",
-        "--vus",
-        "2",
-        "--iterations",
-        "6",
-        "--json",
-        out.to_str().unwrap(),
-    ]))
-    .await;
+    let (code, _, stderr) = load_to_json(&spec, &["--vus", "2", "--iterations", "6"], &out).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("every iteration failed"), "{stderr}");
     let result = read_json(&out);
@@ -206,18 +202,8 @@ async fn connects_that_waited_on_a_dropped_syn_are_explained() {
         "name: connect\nsteps:\n  - connect: { url: \"{{ env.WS_URL }}/echo\" }\n  - expect: { event: hello }\n",
     );
     let out = suite.path().join("result.json");
-    let (code, stdout, stderr) = engine(args(&[
-        "load",
-        spec.to_str().unwrap(),
-        "--no-serve",
-        "--vus",
-        "12",
-        "--iterations",
-        "12",
-        "--json",
-        out.to_str().unwrap(),
-    ]))
-    .await;
+    let (code, stdout, stderr) =
+        load_to_json(&spec, &["--vus", "12", "--iterations", "12"], &out).await;
     // Connects that waited on a second retry can miss the 2 s step deadline.
     assert!(code == 0 || code == 1, "{stdout}\n{stderr}");
     let result = read_json(&out);
@@ -239,18 +225,8 @@ async fn arrival_rate_starts_iterations_on_schedule() {
     let suite = Suite::new(&url, "");
     let spec = suite.spec("echo.yaml", ECHO_SPEC);
     let out = suite.path().join("result.json");
-    let (code, stdout, stderr) = engine(args(&[
-        "load",
-        spec.to_str().unwrap(),
-        "--no-serve",
-        "--rate",
-        "20",
-        "--duration",
-        "1s",
-        "--json",
-        out.to_str().unwrap(),
-    ]))
-    .await;
+    let (code, stdout, stderr) =
+        load_to_json(&spec, &["--rate", "20", "--duration", "1s"], &out).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let result = read_json(&out);
     assert_eq!(result["executor"]["executor"], "constant-arrival-rate");
@@ -264,18 +240,8 @@ async fn ramping_vus_follow_the_stages() {
     let suite = Suite::new(&url, "");
     let spec = suite.spec("echo.yaml", ECHO_SPEC);
     let out = suite.path().join("result.json");
-    let (code, stdout, stderr) = engine(args(&[
-        "load",
-        spec.to_str().unwrap(),
-        "--no-serve",
-        "--stage",
-        "1s:3",
-        "--stage",
-        "1s:3",
-        "--json",
-        out.to_str().unwrap(),
-    ]))
-    .await;
+    let (code, stdout, stderr) =
+        load_to_json(&spec, &["--stage", "1s:3", "--stage", "1s:3"], &out).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let result = read_json(&out);
     assert_eq!(result["executor"]["executor"], "ramping-vus");
@@ -298,19 +264,11 @@ async fn segments_split_the_iterations_and_merge_back_exactly() {
     let mut parts = Vec::new();
     for segment in ["1/3", "2/3", "3/3"] {
         let out = suite.path().join(format!("part{}.json", &segment[..1]));
-        let (code, stdout, stderr) = engine(args(&[
-            "load",
-            spec.to_str().unwrap(),
-            "--no-serve",
-            "--vus",
-            "3",
-            "--iterations",
-            "10",
-            "--segment",
-            segment,
-            "--json",
-            out.to_str().unwrap(),
-        ]))
+        let (code, stdout, stderr) = load_to_json(
+            &spec,
+            &["--vus", "3", "--iterations", "10", "--segment", segment],
+            &out,
+        )
         .await;
         assert_eq!(code, 0, "{stdout}\n{stderr}");
         parts.push(out);
@@ -419,18 +377,8 @@ async fn every_iteration_tears_down_even_failed_ones() {
         ),
     );
     let out = suite.path().join("result.json");
-    let (code, stdout, stderr) = engine(args(&[
-        "load",
-        spec.to_str().unwrap(),
-        "--no-serve",
-        "--vus",
-        "4",
-        "--iterations",
-        "24",
-        "--json",
-        out.to_str().unwrap(),
-    ]))
-    .await;
+    let (code, stdout, stderr) =
+        load_to_json(&spec, &["--vus", "4", "--iterations", "24"], &out).await;
     assert!(code == 0 || code == 1, "{stdout}\n{stderr}");
     let result = read_json(&out);
     assert_eq!(result["iterations"]["count"], 24);

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::runner::meter::Meter;
 use crate::runner::scenario::{Attempt, Status};
 use crate::spec::model::Scenario;
+use crate::sync::lock;
 
 /// Largest duration a histogram holds: one hour, in microseconds.
 const HIGHEST_MICROS: u64 = 3_600_000_000;
@@ -32,10 +33,6 @@ pub fn new_histogram() -> Histogram<u64> {
 fn record(histogram: &mut Histogram<u64>, duration: Duration) {
     let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
     histogram.saturating_record(micros.clamp(1, HIGHEST_MICROS));
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A distribution of durations: percentiles in milliseconds plus the histogram itself.

@@ -261,7 +261,7 @@ pub struct Inbox {
     changes: Notify,
     /// The deadline timer of the last wait on this inbox, kept for the next one (see
     /// [`super::waiter::Waiter`]).
-    pub spare_timer: Mutex<Option<Pin<Box<Sleep>>>>,
+    spare_timer: Mutex<Option<Pin<Box<Sleep>>>>,
 }
 
 impl Inbox {
@@ -276,7 +276,17 @@ impl Inbox {
     /// The state, even if a thread panicked while holding it (it stays consistent:
     /// every update is a single push or field write).
     pub fn lock(&self) -> std::sync::MutexGuard<'_, InboxState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
+    }
+
+    /// The timer a wait on this inbox left, if no other wait holds it.
+    pub fn take_spare_timer(&self) -> Option<Pin<Box<Sleep>>> {
+        crate::sync::lock(&self.spare_timer).take()
+    }
+
+    /// Keep a wait's timer for the next wait.
+    pub fn keep_spare_timer(&self, timer: Pin<Box<Sleep>>) {
+        *crate::sync::lock(&self.spare_timer) = Some(timer);
     }
 
     /// Wake whoever waits for a change.

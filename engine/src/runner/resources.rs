@@ -336,7 +336,8 @@ impl EventSchemas {
     }
 }
 
-/// Read a dotted field (`type`, `meta.kind`) from an event.
-pub fn field<'v>(value: &'v Value, dotted: &str) -> Option<&'v Value> {
-    dotted.split('.').try_fold(value, |v, key| v.get(key))
+/// Read a field from an event by its keys, outermost first (`meta.kind`: `meta`, then
+/// `kind`).
+pub fn field<'v, K: AsRef<str>>(value: &'v Value, path: &[K]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, key| v.get(key.as_ref()))
 }

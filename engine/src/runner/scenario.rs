@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::context::{Failure, RunEnv, ScenarioContext, StepResult};
@@ -500,8 +499,8 @@ pub(super) async fn run_step(ctx: &mut ScenarioContext, step: &Step) -> Located 
 }
 
 /// Steps that hold steps (`each`, library calls) run them through [`run_step`]: their
-/// futures are boxed to break the cycle. A leaf step's future is boxed once, at its own
-/// kind's size ([`run_leaf`]), not again around it.
+/// futures are boxed to break the cycle. A leaf step's future runs in place or is boxed
+/// once, at its own kind's size ([`leaf`]), not again around it.
 fn run_nested<'a>(
     ctx: &'a mut ScenarioContext,
     step: &'a Step,
@@ -595,15 +594,37 @@ async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Located {
     outcome
 }
 
-/// The future of one leaf step. `send` and `expect`, the steps of every round trip of
-/// a load test, run in place: boxing them would be two allocations per round trip, and
-/// their futures are small (under a KiB; a test holds them to it). Any other step is
-/// boxed.
+/// Run one leaf step. `send` and `expect`, the steps of every round trip of a load
+/// test, run in place: boxing them would be two allocations per round trip, and their
+/// futures are small (under a KiB; a test holds them to it). Every other step's future
+/// is boxed on its own: in place, this future would be as large as the largest of them
+/// (about 12 KiB, the database and HTTP steps), and each virtual user of a load test
+/// would hold that much for as long as it sleeps or waits.
 async fn leaf(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
+    let body = &step.body;
     match step.kind {
-        StepKind::Send => connection_steps::send(ctx, &step.body).await,
-        StepKind::Expect => expect::expect(ctx, &step.body).await,
-        _ => run_leaf(ctx, step).await,
+        StepKind::Send => connection_steps::send(ctx, body).await,
+        StepKind::Expect => expect::expect(ctx, body).await,
+        StepKind::Assert => super::assert::assert(ctx, body),
+        StepKind::Connect => Box::pin(connection_steps::connect(ctx, body)).await,
+        StepKind::Authenticate => Box::pin(connection_steps::authenticate(ctx, body)).await,
+        StepKind::Close => Box::pin(connection_steps::close(ctx, body)).await,
+        StepKind::Disconnect => Box::pin(connection_steps::disconnect(ctx, body)).await,
+        StepKind::ExpectNone => Box::pin(expect::expect_none(ctx, body)).await,
+        StepKind::ExpectClose => Box::pin(expect::expect_close(ctx, body)).await,
+        StepKind::AssertDb => Box::pin(db::assert_db(ctx, body)).await,
+        StepKind::AssertRedis => Box::pin(kv::assert_redis(ctx, body)).await,
+        StepKind::Http => Box::pin(http::http(ctx, body)).await,
+        StepKind::Sql => Box::pin(db::sql_step(ctx, body)).await,
+        StepKind::Redis => Box::pin(kv::redis_step(ctx, body)).await,
+        StepKind::Sleep => Box::pin(sleep(ctx, body)).await,
+        StepKind::StartProcess => Box::pin(start_process(ctx, body)).await,
+        StepKind::StopProcess => Box::pin(stop_process(ctx, body)).await,
+        StepKind::Subscribe => Box::pin(super::graphql_steps::subscribe(ctx, body)).await,
+        StepKind::Complete => Box::pin(super::graphql_steps::complete(ctx, body)).await,
+        StepKind::Emit => Box::pin(super::socket_io_steps::emit(ctx, body)).await,
+        StepKind::Namespace => Box::pin(super::socket_io_steps::namespace(ctx, body)).await,
+        StepKind::Each | StepKind::Call => Err(Failure::of(FailureKind::Spec, "run by `run_step`")),
     }
 }
 
@@ -611,40 +632,6 @@ async fn leaf(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
 /// every virtual user (a test holds them to it).
 #[cfg(test)]
 const ROUND_TRIP_FUTURE_BYTES: usize = 1024;
-
-/// The future of one leaf step, boxed on its own: a future of every kind at once would
-/// be as large as the largest (about 12 KiB, the database and HTTP steps), and each
-/// virtual user of a load test would hold that much for as long as it sleeps or waits.
-fn run_leaf<'a>(ctx: &'a mut ScenarioContext, step: &'a Step) -> BoxFuture<'a, StepResult> {
-    let body = &step.body;
-    match step.kind {
-        StepKind::Connect => Box::pin(connection_steps::connect(ctx, body)),
-        StepKind::Authenticate => Box::pin(connection_steps::authenticate(ctx, body)),
-        StepKind::Send => Box::pin(connection_steps::send(ctx, body)),
-        StepKind::Close => Box::pin(connection_steps::close(ctx, body)),
-        StepKind::Disconnect => Box::pin(connection_steps::disconnect(ctx, body)),
-        StepKind::Expect => Box::pin(expect::expect(ctx, body)),
-        StepKind::ExpectNone => Box::pin(expect::expect_none(ctx, body)),
-        StepKind::ExpectClose => Box::pin(expect::expect_close(ctx, body)),
-        StepKind::AssertDb => Box::pin(db::assert_db(ctx, body)),
-        StepKind::AssertRedis => Box::pin(kv::assert_redis(ctx, body)),
-        StepKind::Http => Box::pin(http::http(ctx, body)),
-        StepKind::Sql => Box::pin(db::sql_step(ctx, body)),
-        StepKind::Redis => Box::pin(kv::redis_step(ctx, body)),
-        StepKind::Sleep => Box::pin(sleep(ctx, body)),
-        StepKind::StartProcess => Box::pin(start_process(ctx, body)),
-        StepKind::StopProcess => Box::pin(stop_process(ctx, body)),
-        StepKind::Assert => Box::pin(std::future::ready(super::assert::assert(ctx, body))),
-        StepKind::Subscribe => Box::pin(super::graphql_steps::subscribe(ctx, body)),
-        StepKind::Complete => Box::pin(super::graphql_steps::complete(ctx, body)),
-        StepKind::Emit => Box::pin(super::socket_io_steps::emit(ctx, body)),
-        StepKind::Namespace => Box::pin(super::socket_io_steps::namespace(ctx, body)),
-        StepKind::Each | StepKind::Call => Box::pin(std::future::ready(Err(Failure::of(
-            FailureKind::Spec,
-            "run by `run_step`",
-        )))),
-    }
-}
 
 async fn sleep(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let text: String = ctx.render(body, &[])?;

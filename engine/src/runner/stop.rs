@@ -12,6 +12,8 @@ use std::time::Duration;
 use futures_util::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
 
+use crate::sync::lock;
+
 /// Shared by everything one run starts; cheap to clone. `RunStop::default()` never fires
 /// unless asked to.
 #[derive(Clone, Default)]
@@ -121,7 +123,7 @@ impl RunStop {
     /// The report of an immediate stop is written: the process may exit.
     pub fn mark_reported(&self) {
         let (done, ready) = &self.inner.reported;
-        *done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        *lock(done) = true;
         ready.notify_all();
     }
 
@@ -129,7 +131,7 @@ impl RunStop {
     /// most `limit`; whether it happened.
     pub fn wait_reported(&self, limit: Duration) -> bool {
         let (done, ready) = &self.inner.reported;
-        let guard = done.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = lock(done);
         let (guard, _) = ready
             .wait_timeout_while(guard, limit, |done| !*done)
             .unwrap_or_else(|p| p.into_inner());
@@ -137,7 +139,6 @@ impl RunStop {
     }
 }
 
-/// `SIGINT`, `SIGTERM`, … for a signal number.
 /// One scenario's watch for a graceful stop (see [`RunStop::watch`]); cheap to clone.
 #[derive(Clone)]
 pub struct StopWatch {
@@ -175,10 +176,7 @@ impl StopWatch {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
+/// `SIGINT`, `SIGTERM`, … for a signal number.
 pub fn signal_name(signal: i32) -> String {
     match signal {
         libc::SIGINT => "SIGINT".into(),

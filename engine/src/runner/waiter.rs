@@ -95,11 +95,7 @@ impl Waiter {
 impl Drop for Waiter {
     fn drop(&mut self) {
         if let Some(timer) = self.timer.take() {
-            *self
-                .inbox
-                .spare_timer
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(timer);
+            self.inbox.keep_spare_timer(timer);
         }
     }
 }
@@ -111,19 +107,12 @@ fn timer<'a>(
     inbox: &Inbox,
     deadline: Instant,
 ) -> &'a mut Pin<Box<Sleep>> {
-    timer.get_or_insert_with(|| {
-        let spare = inbox
-            .spare_timer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        match spare {
-            Some(mut timer) => {
-                timer.as_mut().reset(deadline);
-                timer
-            }
-            None => Box::pin(tokio::time::sleep_until(deadline)),
+    timer.get_or_insert_with(|| match inbox.take_spare_timer() {
+        Some(mut timer) => {
+            timer.as_mut().reset(deadline);
+            timer
         }
+        None => Box::pin(tokio::time::sleep_until(deadline)),
     })
 }
 

@@ -10,7 +10,6 @@ use crate::runner::resources::field;
 use crate::runner::ws::FrameRules;
 
 pub struct Raw {
-    type_field: String,
     /// The type field's keys, outermost first (`data.type`: `data`, then `type`).
     type_path: Vec<String>,
     /// Binary frames carry JSON (`connect.binary_json`).
@@ -22,7 +21,6 @@ pub struct Raw {
 impl Raw {
     pub fn new(rules: &FrameRules) -> Self {
         Raw {
-            type_field: rules.type_field.clone(),
             type_path: rules.type_field.split('.').map(str::to_string).collect(),
             binary_json: rules.binary_json,
             schemas: rules.schemas.is_some(),
@@ -44,7 +42,7 @@ impl Protocol for Raw {
             let json: Option<Value> = serde_json::from_str(&frame.text).ok();
             let event_type = json
                 .as_ref()
-                .and_then(|j| field(j, &self.type_field))
+                .and_then(|j| field(j, &self.type_path))
                 .and_then(Value::as_str)
                 .map(str::to_string);
             (json, event_type, false)
