@@ -8,7 +8,8 @@
 #
 # Each client runs twice, with ROUNDS and 2 × ROUNDS round trips per connection; the
 # difference over CONNECTIONS × ROUNDS is the cost of one more round trip, with start-up,
-# connecting and closing left out. Prints both figures and their ratio.
+# connecting and closing left out. Prints both figures and their ratio, and the engine's
+# figure for the same round trips written with templates (templated_round_trips.yaml).
 #
 #   bash bench/instructions.sh                  # CONNECTIONS=100 ROUNDS=100
 #
@@ -50,15 +51,23 @@ per_round_trip() {
 twice=$((2 * ROUNDS))
 hand_once=$(instructions handwritten-1 target/release/peers-client "$ECHO_URL" "$CONNECTIONS" "$ROUNDS")
 hand_twice=$(instructions handwritten-2 target/release/peers-client "$ECHO_URL" "$CONNECTIONS" "$twice")
-engine_once=$(CI=1 ROUNDS=$ROUNDS instructions engine-1 target/release/engine load \
-  bench/peers/echo_round_trips.yaml --no-serve --vus "$CONNECTIONS" --iterations "$CONNECTIONS")
-engine_twice=$(CI=1 ROUNDS=$twice instructions engine-2 target/release/engine load \
-  bench/peers/echo_round_trips.yaml --no-serve --vus "$CONNECTIONS" --iterations "$CONNECTIONS")
+# engine_load NAME SPEC ROUNDS: the instructions of `engine load SPEC`.
+engine_load() {
+  CI=1 ROUNDS=$3 instructions "$1" target/release/engine load "$2" --no-serve \
+    --vus "$CONNECTIONS" --iterations "$CONNECTIONS"
+}
+engine_once=$(engine_load engine-1 bench/peers/echo_round_trips.yaml "$ROUNDS")
+engine_twice=$(engine_load engine-2 bench/peers/echo_round_trips.yaml "$twice")
+# The same round trips with templates in both steps, as real specs write them.
+templated_once=$(engine_load templated-1 bench/peers/templated_round_trips.yaml "$ROUNDS")
+templated_twice=$(engine_load templated-2 bench/peers/templated_round_trips.yaml "$twice")
 
 hand=$(per_round_trip "$hand_once" "$hand_twice")
 engine=$(per_round_trip "$engine_once" "$engine_twice")
+templated=$(per_round_trip "$templated_once" "$templated_twice")
 echo "$CONNECTIONS connections; instructions per round trip (user space, callgrind):"
 echo "  hand-written tokio-tungstenite  $hand"
 echo "  engine load                     $engine"
 python3 -c "print(f'  engine / hand-written           {$engine / $hand:.2f}x')"
+echo "  engine load, templated steps    $templated"
 echo "(callgrind files in $OUT: callgrind_annotate shows where they go)"

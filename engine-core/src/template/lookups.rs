@@ -6,6 +6,8 @@
 //! without auto-escaping. Anything the lookup cannot settle (a name that is not there)
 //! is left to minijinja, so its errors stay the only ones.
 
+use super::{Found, Scope};
+
 /// A template made only of literal text and `{{ name.name… }}` lookups.
 #[derive(Debug, PartialEq)]
 pub enum Lookups {
@@ -57,20 +59,45 @@ impl Lookups {
     }
 
     /// The rendered value; `None` when a name is not there (minijinja says why).
-    pub fn render(&self, ctx: &minijinja::Value) -> Option<serde_json::Value> {
+    pub fn render(&self, scope: &(impl Scope + ?Sized)) -> Option<serde_json::Value> {
         match self {
-            Lookups::Sole(path) => serde_json::to_value(lookup(ctx, path)?).ok(),
+            Lookups::Sole(path) => match lookup(scope, path)? {
+                Found::Json(value) => Some(value.clone()),
+                Found::Map(map) => Some(serde_json::Value::Object(map.clone())),
+                Found::Minijinja(value) => serde_json::to_value(value).ok(),
+            },
             Lookups::Text(pieces) => {
                 let mut out = String::new();
                 for piece in pieces {
                     match piece {
                         Piece::Literal(text) => out.push_str(text),
-                        // How minijinja prints a value when it does not auto-escape.
-                        Piece::Lookup(path) => out.push_str(&lookup(ctx, path)?.to_string()),
+                        Piece::Lookup(path) => print(&mut out, lookup(scope, path)?),
                     }
                 }
                 Some(serde_json::Value::String(out))
             }
+        }
+    }
+}
+
+/// Print a value as minijinja prints it when it does not auto-escape: strings and
+/// integers directly, anything else (`True`, floats, `none`, maps, lists) by minijinja.
+fn print(out: &mut String, found: Found<'_>) {
+    use serde_json::Value;
+    use std::fmt::Write;
+    match found {
+        Found::Json(Value::String(text)) => out.push_str(text),
+        Found::Json(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            let _ = write!(out, "{n}");
+        }
+        Found::Json(other) => {
+            let _ = write!(out, "{}", minijinja::Value::from_serialize(other));
+        }
+        Found::Map(map) => {
+            let _ = write!(out, "{}", minijinja::Value::from_serialize(map));
+        }
+        Found::Minijinja(value) => {
+            let _ = write!(out, "{value}");
         }
     }
 }
@@ -88,16 +115,25 @@ fn path(expression: &str) -> Option<Vec<String>> {
     (names.iter().all(is_name) && !KEYWORDS.contains(&names[0].as_str())).then_some(names)
 }
 
-/// The value at `path`, attribute by attribute as minijinja looks it up.
-fn lookup(ctx: &minijinja::Value, path: &[String]) -> Option<minijinja::Value> {
-    let mut value = ctx.clone();
-    for name in path {
-        value = value.get_attr(name).ok()?;
-        if value.is_undefined() {
-            return None;
-        }
+/// The value at `path`, attribute by attribute as minijinja looks it up: a JSON value's
+/// attributes are its object's keys.
+fn lookup<'s>(scope: &'s (impl Scope + ?Sized), path: &[String]) -> Option<Found<'s>> {
+    let (root, rest) = path.split_first()?;
+    let mut found = scope.root(root)?;
+    for name in rest {
+        found = match found {
+            Found::Json(value) => Found::Json(value.as_object()?.get(name)?),
+            Found::Map(map) => Found::Json(map.get(name)?),
+            Found::Minijinja(value) => {
+                let value = value.get_attr(name).ok()?;
+                if value.is_undefined() {
+                    return None;
+                }
+                Found::Minijinja(value)
+            }
+        };
     }
-    Some(value)
+    Some(found)
 }
 
 #[cfg(test)]
@@ -105,12 +141,39 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ctx() -> minijinja::Value {
-        minijinja::Value::from_serialize(json!({
+    fn names() -> serde_json::Value {
+        json!({
             "ids": {"alice": "usr_1"},
-            "vars": {"n": 5, "f": 1.0, "ok": true, "nothing": null, "obj": {"b": 2, "a": [1, "x"]}},
+            "vars": {
+                "n": 5, "neg": -7, "big": u64::MAX, "f": 1.0, "g": -2.5e-3, "ok": true,
+                "no": false, "nothing": null, "obj": {"b": 2, "a": [1, "x"]}, "list": [],
+                "text": "a \"quoted\" <b>é</b>"
+            },
             "env": {"WS_URL": "ws://x"}
-        }))
+        })
+    }
+
+    fn ctx() -> minijinja::Value {
+        minijinja::Value::from_serialize(names())
+    }
+
+    /// Names kept as JSON, as a scenario keeps them: `ids` and `vars` as maps, the
+    /// rest as values, `env` already converted for minijinja.
+    struct JsonScope(serde_json::Value);
+
+    impl Scope for JsonScope {
+        fn root(&self, name: &str) -> Option<Found<'_>> {
+            let value = self.0.get(name)?;
+            Some(match (name, value) {
+                ("env", env) => Found::Minijinja(minijinja::Value::from_serialize(env)),
+                (_, serde_json::Value::Object(map)) => Found::Map(map),
+                (_, value) => Found::Json(value),
+            })
+        }
+
+        fn context(&self) -> minijinja::Value {
+            minijinja::Value::from_serialize(&self.0)
+        }
     }
 
     #[test]
@@ -158,15 +221,19 @@ mod tests {
             "{{ vars.nothing }}",
             "{{ vars.obj }}",
             "{{ vars.obj.a }}",
+            "{{ vars.list }}",
             "{{ ids.alice }}",
+            "{{ vars }}",
             "n={{ vars.n }} f={{ vars.f }} ok={{ vars.ok }} none={{ vars.nothing }}",
-            "obj={{ vars.obj }} a={{ vars.obj.a }}",
+            "neg={{ vars.neg }} big={{ vars.big }} g={{ vars.g }} no={{ vars.no }}",
+            "obj={{ vars.obj }} a={{ vars.obj.a }} list={{ vars.list }} ids={{ ids }}",
+            "text={{ vars.text }}",
             "{{ env.WS_URL }}/ws/{{ ids.alice }}",
         ] {
-            let fast = Lookups::parse(source)
-                .expect(source)
-                .render(&ctx())
-                .unwrap();
+            let lookups = Lookups::parse(source).expect(source);
+            let fast = lookups.render(&ctx()).unwrap();
+            let from_json = lookups.render(&JsonScope(names())).unwrap();
+            assert_eq!(from_json, fast, "{source}");
             let slow = match super::super::sole_expression(source) {
                 Some(expr) => {
                     serde_json::to_value(env.compile_expression(expr).unwrap().eval(ctx()).unwrap())
@@ -184,12 +251,12 @@ mod tests {
             "{{ vars.missing }}",
             "x{{ ids.alice.deeper }}",
             "{{ nope.at_all }}",
+            "{{ vars.n.deeper }}",
+            "{{ vars.list.x }}",
         ] {
-            assert_eq!(
-                Lookups::parse(source).unwrap().render(&ctx()),
-                None,
-                "{source}"
-            );
+            let lookups = Lookups::parse(source).unwrap();
+            assert_eq!(lookups.render(&ctx()), None, "{source}");
+            assert_eq!(lookups.render(&JsonScope(names())), None, "{source}");
         }
     }
 }

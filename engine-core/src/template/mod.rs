@@ -11,6 +11,9 @@ use serde_json::Value;
 use lookups::Lookups;
 
 mod lookups;
+mod plan;
+
+pub use plan::RenderPlan;
 
 /// Instructions one rendering may run. Rendering is synchronous on a runtime worker,
 /// so a runaway loop (`{% for %}` over 10^10) must stop on its own, quickly; real spec
@@ -75,6 +78,23 @@ pub struct TemplateError {
     pub message: RenderError,
 }
 
+impl TemplateError {
+    /// A problem with the value itself (the empty pointer).
+    fn here(message: RenderError) -> TemplateError {
+        TemplateError {
+            pointer: String::new(),
+            message,
+        }
+    }
+
+    /// The same problem seen from the parent, under its key or index `segment`.
+    fn under(mut self, segment: &str) -> TemplateError {
+        let escaped = crate::spec::yaml::pointer_escape(segment);
+        self.pointer.insert_str(0, &format!("/{escaped}"));
+        self
+    }
+}
+
 /// Why a template string cannot be rendered.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RenderError {
@@ -120,6 +140,8 @@ impl From<minijinja::Error> for RenderError {
 /// distinct one once (and keeping it) is both bounded and much cheaper than compiling
 /// at every step of every scenario.
 struct Compiled {
+    /// The template's text (for errors).
+    source: &'static str,
     minijinja: Minijinja,
     /// The same template read as lookups only, when it is that.
     lookups: Option<Lookups>,
@@ -141,25 +163,91 @@ fn compiled(text: &str) -> Result<std::sync::Arc<Compiled>, RenderError> {
             None => Minijinja::Template(env.template_from_str(source)?),
         };
         Ok(Compiled {
+            source,
             minijinja,
             lookups: Lookups::parse(source),
         })
     })
 }
 
+/// What templates read: each root name (`ids`, `vars`, `env`, a loop variable) found on
+/// demand, and the whole context for minijinja, built only when a template is more
+/// than lookups. Building it for every templated step cost more than the step.
+pub trait Scope {
+    /// The value of a root name, if there.
+    fn root(&self, name: &str) -> Option<Found<'_>>;
+    /// Every name, as minijinja reads them.
+    fn context(&self) -> minijinja::Value;
+}
+
+/// A value a lookup found: still in its JSON form, or a minijinja value.
+pub enum Found<'a> {
+    Json(&'a Value),
+    /// A JSON object kept as its map (`ids`, `vars`).
+    Map(&'a serde_json::Map<String, Value>),
+    Minijinja(minijinja::Value),
+}
+
+/// A minijinja map (a context made by hand) is a scope.
+impl Scope for minijinja::Value {
+    fn root(&self, name: &str) -> Option<Found<'_>> {
+        let value = self.get_attr(name).ok()?;
+        (!value.is_undefined()).then_some(Found::Minijinja(value))
+    }
+
+    fn context(&self) -> minijinja::Value {
+        self.clone()
+    }
+}
+
+/// A scope's minijinja context, built the first time a template needs it.
+struct Lazy<'s, S: Scope + ?Sized> {
+    scope: &'s S,
+    built: OnceLock<minijinja::Value>,
+}
+
+impl<'s, S: Scope + ?Sized> Lazy<'s, S> {
+    fn new(scope: &'s S) -> Self {
+        Lazy {
+            scope,
+            built: OnceLock::new(),
+        }
+    }
+
+    fn context(&self) -> &minijinja::Value {
+        self.built.get_or_init(|| self.scope.context())
+    }
+}
+
 /// Render one string.
-pub fn render_str(text: &str, ctx: &minijinja::Value) -> Result<Value, RenderError> {
+pub fn render_str(text: &str, scope: &(impl Scope + ?Sized)) -> Result<Value, RenderError> {
+    render_lazy(text, &Lazy::new(scope))
+}
+
+fn render_lazy<S: Scope + ?Sized>(text: &str, scope: &Lazy<'_, S>) -> Result<Value, RenderError> {
     if !is_template(text) {
         return Ok(Value::String(text.to_string()));
     }
-    let compiled = compiled(text)?;
-    if let Some(value) = compiled.lookups.as_ref().and_then(|l| l.render(ctx)) {
+    render_compiled(&*compiled(text)?, scope)
+}
+
+fn render_compiled<S: Scope + ?Sized>(
+    compiled: &Compiled,
+    scope: &Lazy<'_, S>,
+) -> Result<Value, RenderError> {
+    if let Some(value) = compiled
+        .lookups
+        .as_ref()
+        .and_then(|l| l.render(scope.scope))
+    {
         return Ok(value);
     }
+    let ctx = scope.context();
     match &compiled.minijinja {
         Minijinja::Expression(expr) => {
             let value = expr.eval(ctx)?;
             if value.is_undefined() {
+                let text = compiled.source;
                 return Err(RenderError::Undefined(
                     sole_expression(text).unwrap_or(text).trim().to_string(),
                 ));
@@ -171,52 +259,8 @@ pub fn render_str(text: &str, ctx: &minijinja::Value) -> Result<Value, RenderErr
 }
 
 /// Render every string in a JSON tree (keys included).
-pub fn render_value(value: &Value, ctx: &minijinja::Value) -> Result<Value, TemplateError> {
-    render_at(value, ctx, &mut String::new())
-}
-
-fn render_at(
-    value: &Value,
-    ctx: &minijinja::Value,
-    pointer: &mut String,
-) -> Result<Value, TemplateError> {
-    let fail = |pointer: &str, message: RenderError| TemplateError {
-        pointer: pointer.to_string(),
-        message,
-    };
-    Ok(match value {
-        Value::String(s) => render_str(s, ctx).map_err(|m| fail(pointer, m))?,
-        Value::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let len = pointer.len();
-                pointer.push_str(&format!("/{i}"));
-                out.push(render_at(item, ctx, pointer)?);
-                pointer.truncate(len);
-            }
-            Value::Array(out)
-        }
-        Value::Object(map) => {
-            let mut out = serde_json::Map::with_capacity(map.len());
-            for (key, item) in map {
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&crate::spec::yaml::pointer_escape(key));
-                let key = if is_template(key) {
-                    match render_str(key, ctx).map_err(|m| fail(pointer, m))? {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    }
-                } else {
-                    key.clone()
-                };
-                out.insert(key, render_at(item, ctx, pointer)?);
-                pointer.truncate(len);
-            }
-            Value::Object(out)
-        }
-        other => other.clone(),
-    })
+pub fn render_value(value: &Value, scope: &(impl Scope + ?Sized)) -> Result<Value, TemplateError> {
+    RenderPlan::new(value)?.render(scope)
 }
 
 /// Parse a template without rendering it: its syntax errors, and the dotted names it

@@ -303,7 +303,7 @@ pub async fn send(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 
 /// The frame a `send` body gives, rendered with `index` (its repetition).
 fn outgoing(ctx: &ScenarioContext, body: &Value, index: u64) -> Result<Outgoing, Failure> {
-    let step: SendStep = ctx.render(body, &[("index", json!(index))])?;
+    let step: SendStep = ctx.render_step(body, &[("index", json!(index))])?;
     let frame = match (step.json, step.text, step.binary) {
         (Some(json), _, _) => OutgoingFrame::Text(json.to_string()),
         (None, Some(text), _) => OutgoingFrame::Text(text),

@@ -114,6 +114,51 @@ pub struct ScenarioContext {
     pub plans: Arc<super::plan::StepPlans>,
 }
 
+/// What a step's templates read: the names [`ScenarioContext::template_context`] holds,
+/// found where they are kept, so that a template made of lookups (nearly all) needs no
+/// minijinja context built for it.
+struct StepScope<'a> {
+    ctx: &'a ScenarioContext,
+    locals: &'a [(&'a str, Value)],
+}
+
+impl template::Scope for StepScope<'_> {
+    /// The name as the context would hold it: a later entry there hides an earlier one.
+    fn root(&self, name: &str) -> Option<template::Found<'_>> {
+        use template::Found;
+        if let Some((_, value)) = self.locals.iter().rev().find(|(n, _)| *n == name) {
+            return Some(Found::Json(value));
+        }
+        if let Some(value) = self.ctx.locals.get(name) {
+            return Some(Found::Json(value));
+        }
+        match self.ctx.frames.last() {
+            Some(frame) => {
+                if let Some(value) = frame.params.get(name) {
+                    return Some(Found::Json(value));
+                }
+                if name == "vars" {
+                    return Some(Found::Map(&frame.vars));
+                }
+            }
+            None => {
+                let case = self.ctx.scenario.case.as_ref();
+                match name {
+                    "case" if case.is_some() => return case.map(|c| Found::Map(&c.values)),
+                    "vars" => return Some(Found::Map(&self.ctx.vars)),
+                    "ids" => return Some(Found::Map(&self.ctx.ids)),
+                    _ => {}
+                }
+            }
+        }
+        (name == "env").then(|| Found::Minijinja(self.ctx.run_env.env.clone()))
+    }
+
+    fn context(&self) -> minijinja::Value {
+        self.ctx.template_context(self.locals)
+    }
+}
+
 /// The scope of a library call in progress: its parameters and its own variables.
 /// Calls see nothing of their caller but what they are passed (and `env`).
 pub struct Frame {
@@ -166,20 +211,43 @@ impl ScenarioContext {
     }
 
     pub fn render_value(&self, body: &Value, locals: &[(&str, Value)]) -> Result<Value, Failure> {
-        // Most bodies inside loops (`{type: ping}`) have nothing to render: skip building
-        // the template context, which costs more than the step's own work.
+        // Most bodies inside loops (`{type: ping}`) have nothing to render.
         if !template::contains_template(body) {
             return Ok(body.clone());
         }
-        let ctx = self.template_context(locals);
-        template::render_value(body, &ctx).map_err(|e| {
-            let failure = Failure::of(
-                FailureKind::Template,
-                format!("template error at `{}`: {}", e.pointer, e.message),
-            )
-            .hint("check the names used: ids.<name>, vars.<name>, env.<NAME>");
-            self.at_field(failure, &e.pointer)
-        })
+        let scope = StepScope { ctx: self, locals };
+        template::render_value(body, &scope).map_err(|e| self.template_failure(e))
+    }
+
+    /// A template problem of the running step, at its field.
+    fn template_failure(&self, e: template::TemplateError) -> Failure {
+        let failure = Failure::of(
+            FailureKind::Template,
+            format!("template error at `{}`: {}", e.pointer, e.message),
+        )
+        .hint("check the names used: ids.<name>, vars.<name>, env.<NAME>");
+        self.at_field(failure, &e.pointer)
+    }
+
+    /// Like [`ScenarioContext::render`], for a step body of this scenario's own (not a
+    /// copy: plans are kept by address), whose templates are found and compiled once
+    /// per scenario run. Library steps' bodies are rendered afresh.
+    pub fn render_step<T: DeserializeOwned>(
+        &self,
+        body: &Value,
+        locals: &[(&str, Value)],
+    ) -> Result<T, Failure> {
+        if !self.frames.is_empty() {
+            return self.render(body, locals);
+        }
+        let plan = self
+            .plans
+            .renders
+            .get_any(body, || template::RenderPlan::new(body))
+            .map_err(|e| self.template_failure(e))?;
+        let scope = StepScope { ctx: self, locals };
+        let rendered = plan.render(&scope).map_err(|e| self.template_failure(e))?;
+        self.typed(rendered)
     }
 
     /// The plan of a body of this scenario's own steps (see [`super::plan`]), made by

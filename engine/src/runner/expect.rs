@@ -251,13 +251,18 @@ fn range_values(range: &[i64]) -> Result<Vec<Value>, Failure> {
 /// An `expect` body rendered and read: the step, a generated sequence's item (rendered
 /// per value, not with the step) and its single-event pattern.
 fn expect_plan(ctx: &ScenarioContext, body: &Value) -> Result<ExpectPlan, Failure> {
-    let mut body = body.clone();
-    let item = ["sequence", "unordered"].into_iter().find_map(|key| {
-        body.get_mut(key)
-            .and_then(Value::as_object_mut)
-            .and_then(|generator| generator.remove("item"))
-    });
-    let step: ExpectStep = ctx.render(&body, &[])?;
+    let generated = |key| body.get(key).and_then(|g| g.get("item")).is_some();
+    let (step, item) = if generated("sequence") || generated("unordered") {
+        let mut body = body.clone();
+        let item = ["sequence", "unordered"].into_iter().find_map(|key| {
+            body.get_mut(key)
+                .and_then(Value::as_object_mut)
+                .and_then(|generator| generator.remove("item"))
+        });
+        (ctx.render::<ExpectStep>(&body, &[])?, item)
+    } else {
+        (ctx.render_step::<ExpectStep>(body, &[])?, None)
+    };
     let single = EventPattern {
         event: step.event.clone(),
         next: step.next.clone(),

@@ -14,12 +14,15 @@ use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use crate::spec::model::{EventPattern, ExpectStep};
+use crate::template::RenderPlan;
 
 /// The plans of one scenario's steps, by kind.
 #[derive(Default)]
 pub struct StepPlans {
     pub sends: Plans<Outgoing>,
     pub expects: Plans<ExpectPlan>,
+    /// The bodies that have templates, ready to render (see [`RenderPlan`]).
+    pub renders: Plans<RenderPlan>,
 }
 
 /// What a `send` sends: on which connection, and the frame.
@@ -64,26 +67,45 @@ impl<T> Plans<T> {
         body: &Value,
         make: impl FnOnce() -> Result<T, E>,
     ) -> Result<Option<Arc<T>>, E> {
-        let key = body as *const Value as usize;
-        if let Some(known) = self
-            .by_body
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok(known.clone());
+        if let Some(known) = self.known(body) {
+            return Ok(known);
         }
         let plan = if crate::template::contains_template(body) {
             None
         } else {
             Some(Arc::new(make()?))
         };
-        self.by_body
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, plan.clone());
+        self.keep(body, plan.clone());
         Ok(plan)
     }
+
+    /// The plan of `body`, made by `make` the first time, templates or not.
+    pub fn get_any<E>(
+        &self,
+        body: &Value,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
+        if let Some(Some(known)) = self.known(body) {
+            return Ok(known);
+        }
+        let plan = Arc::new(make()?);
+        self.keep(body, Some(plan.clone()));
+        Ok(plan)
+    }
+
+    fn known(&self, body: &Value) -> Option<Option<Arc<T>>> {
+        let plans = self.by_body.read().unwrap_or_else(|p| p.into_inner());
+        plans.get(&address(body)).cloned()
+    }
+
+    fn keep(&self, body: &Value, plan: Option<Arc<T>>) {
+        let mut plans = self.by_body.write().unwrap_or_else(|p| p.into_inner());
+        plans.insert(address(body), plan);
+    }
+}
+
+fn address(body: &Value) -> usize {
+    body as *const Value as usize
 }
 
 #[cfg(test)]
