@@ -405,6 +405,54 @@ steps:
     assert!(failure.contains("field.yaml:9:13"), "{failure}");
 }
 
+/// `send` and `expect` render a scenario's own bodies from a plan kept for the run: a
+/// value that does not fit is still found at its field, on every execution.
+#[tokio::test]
+async fn send_and_expect_values_that_fail_after_rendering_are_reported_at_their_field() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    for (file, step) in [
+        (
+            "send.yaml",
+            r#"send: { json: { type: ping }, on: "{{ vars.n }}" }"#,
+        ),
+        (
+            "expect.yaml",
+            r#"expect: { event: hello, within: "{{ vars.n }}" }"#,
+        ),
+    ] {
+        suite.spec(
+            file,
+            &format!(
+                r#"
+name: {file}
+vars: {{ n: 5 }}
+steps:
+  - connect: {{ url: "{{{{ env.WS_URL }}}}/echo" }}
+  - each:
+      count: 2
+      steps:
+        - {step}
+"#
+            ),
+        );
+    }
+    let outcomes = suite.run().await;
+    assert_eq!(outcomes.len(), 2);
+    for (outcome, field, at) in [
+        (&outcomes[0], "`within`", "expect.yaml:9:43"),
+        (&outcomes[1], "`on`", "send.yaml:9:45"),
+    ] {
+        let failure = &outcome.failure;
+        assert!(
+            failure.contains("invalid step after templating"),
+            "{failure}"
+        );
+        assert!(failure.contains(field), "{failure}");
+        assert!(failure.contains(at), "{failure}");
+    }
+}
+
 #[tokio::test]
 async fn binary_json_templated_binary_frames_and_the_negotiated_subprotocol() {
     let url = start_server().await;

@@ -246,8 +246,7 @@ impl ScenarioContext {
             .get_any(body, || template::RenderPlan::new(body))
             .map_err(|e| self.template_failure(e))?;
         let scope = StepScope { ctx: self, locals };
-        let rendered = plan.render(&scope).map_err(|e| self.template_failure(e))?;
-        self.typed(rendered)
+        self.read_rendered(|| plan.render(&scope).map_err(|e| self.template_failure(e)))
     }
 
     /// The plan of a body of this scenario's own steps (see [`super::plan`]), made by
@@ -272,7 +271,20 @@ impl ScenarioContext {
         body: &Value,
         locals: &[(&str, Value)],
     ) -> Result<T, Failure> {
-        self.typed(self.render_value(body, locals)?)
+        self.read_rendered(|| self.render_value(body, locals))
+    }
+
+    /// What `render` renders, read as its typed form. The common case skips
+    /// serde_path_to_error's bookkeeping (a copy of every key read); a body that does
+    /// not fit is rendered again and read with it, to find the field.
+    fn read_rendered<T: DeserializeOwned>(
+        &self,
+        render: impl Fn() -> Result<Value, Failure>,
+    ) -> Result<T, Failure> {
+        match serde_json::from_value(render()?) {
+            Ok(typed) => Ok(typed),
+            Err(_) => self.typed(render()?),
+        }
     }
 
     /// A rendered step body read as its typed form; a field that does not fit is

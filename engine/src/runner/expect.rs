@@ -252,7 +252,7 @@ fn range_values(range: &[i64]) -> Result<Vec<Value>, Failure> {
 /// per value, not with the step) and its single-event pattern.
 fn expect_plan(ctx: &ScenarioContext, body: &Value) -> Result<ExpectPlan, Failure> {
     let generated = |key| body.get(key).and_then(|g| g.get("item")).is_some();
-    let (step, item) = if generated("sequence") || generated("unordered") {
+    let (mut step, item) = if generated("sequence") || generated("unordered") {
         let mut body = body.clone();
         let item = ["sequence", "unordered"].into_iter().find_map(|key| {
             body.get_mut(key)
@@ -263,16 +263,17 @@ fn expect_plan(ctx: &ScenarioContext, body: &Value) -> Result<ExpectPlan, Failur
     } else {
         (ctx.render_step::<ExpectStep>(body, &[])?, None)
     };
+    // Moved, not copied: the plan reads them from `single` only.
     let single = EventPattern {
-        event: step.event.clone(),
-        next: step.next.clone(),
-        error: step.error.clone(),
-        complete: step.complete.clone(),
-        namespace: step.namespace.clone(),
-        ack: step.ack.clone(),
-        matches: step.matches.clone(),
+        event: step.event.take(),
+        next: step.next.take(),
+        error: step.error.take(),
+        complete: step.complete.take(),
+        namespace: step.namespace.take(),
+        ack: step.ack.take(),
+        matches: step.matches.take(),
         exact: step.exact,
-        capture: step.capture.clone(),
+        capture: std::mem::take(&mut step.capture),
         ack_of_emit: None,
     };
     Ok(ExpectPlan { step, item, single })

@@ -39,6 +39,7 @@ pub enum OutgoingFrame {
 /// An `expect` read into its typed form, with a generated sequence's item kept apart
 /// (it is rendered per value) and its single-event pattern.
 pub struct ExpectPlan {
+    /// The step, without the fields of its single-event pattern (moved to `single`).
     pub step: ExpectStep,
     pub item: Option<Value>,
     pub single: EventPattern,
