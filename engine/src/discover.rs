@@ -98,6 +98,12 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
             (Arc::new(library), files)
         });
         let canonical = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+        if config.ignores(&canonical) {
+            if paths.contains(&file) {
+                loaded.problems.push(ignored_but_named(&file, &config));
+            }
+            continue;
+        }
         if library_files.contains(&canonical) || is_event_document(&config, &canonical) {
             continue;
         }
@@ -146,6 +152,19 @@ fn load_files(jobs: &[(PathBuf, Arc<SuiteConfig>, Arc<Library>)]) -> Vec<LoadRes
             })
             .collect()
     })
+}
+
+/// A file named on the command line that the config's `ignore:` lists.
+fn ignored_but_named(file: &Path, config: &SuiteConfig) -> Diagnostic {
+    let config = config
+        .path
+        .as_ref()
+        .map_or("engine.yaml".into(), |p| p.display().to_string());
+    Diagnostic::new(format!(
+        "{} is not a spec: `ignore:` in {config} lists it",
+        file.display()
+    ))
+    .hint(format!("remove it from `ignore:` in {config} to run it"))
 }
 
 /// The config's AsyncAPI document, which may sit among the specs: it is not a spec.

@@ -91,3 +91,39 @@ async fn each_spec_renders_with_its_own_configs_env() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
 }
+
+/// YAML that is not specs (a CI workflow, another tool's script) sits beside them:
+/// `ignore:` lists it, by file or by folder, and runs pass over it.
+#[test]
+fn what_ignore_lists_is_not_read_as_specs() {
+    let suite = Suite::new("ws://127.0.0.1:9", "");
+    suite.spec("y.yaml", "name: naps\nsteps:\n  - sleep: 1ms\n");
+    suite.spec(
+        "ci/workflow.yml",
+        "on: push\njobs: { test: { runs-on: ubuntu } }\n",
+    );
+    suite.spec(
+        "artillery.yml",
+        "config: { target: ws://x }\nscenarios: []\n",
+    );
+    // Without `ignore:`, both are read as specs, and fail.
+    let (code, output) = run_in(&suite.path(), &["."]);
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains("workflow.yml") && output.contains("artillery.yml"),
+        "{output}"
+    );
+    let config = suite.path().join("engine.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\nignore: [ci, artillery.yml]\n")).unwrap();
+    let (code, output) = run_in(&suite.path(), &["."]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("1 passed, 0 failed"), "{output}");
+    // Named on the command line, an ignored file is refused, saying why.
+    let (code, output) = run_in(&suite.path(), &["ci/workflow.yml"]);
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains("ci/workflow.yml is not a spec: `ignore:` in"),
+        "{output}"
+    );
+}

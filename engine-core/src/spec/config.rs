@@ -73,6 +73,12 @@ pub struct SuiteConfig {
     #[serde(default)]
     #[schemars(example = serde_json::json!(["_lib"]))]
     pub library: Vec<PathBuf>,
+    /// Files and folders, relative to this file, whose YAML is not specs (CI workflows,
+    /// Kubernetes manifests, another tool's config): runs and checks pass over them,
+    /// even when named on the command line.
+    #[serde(default)]
+    #[schemars(example = serde_json::json!(["ci", "k8s-job.yaml"]))]
+    pub ignore: Vec<PathBuf>,
     /// Connection profiles: how a connection for an identity is opened, authenticated
     /// and awaited until ready. Any `connect` field, plus `ready` (an event type or
     /// `{event, match, capture}`); templates read `{{ identity }}`. A spec opens one
@@ -107,6 +113,7 @@ impl Default for SuiteConfig {
             redis: BTreeMap::new(),
             serve: Vec::new(),
             library: Vec::new(),
+            ignore: Vec::new(),
             profiles: BTreeMap::new(),
             dir: PathBuf::from("."),
             path: None,
@@ -398,6 +405,14 @@ impl SuiteConfig {
         })?;
         self.event_catalog = Some(Arc::new(catalog));
         Ok(())
+    }
+
+    /// Whether `ignore` lists this file (canonical) or a folder holding it.
+    pub fn ignores(&self, canonical: &Path) -> bool {
+        self.ignore.iter().any(|listed| {
+            std::fs::canonicalize(self.resolve(listed))
+                .is_ok_and(|listed| canonical.starts_with(listed))
+        })
     }
 
     /// Resolve a path written in the config against the config's folder.
