@@ -3,6 +3,7 @@
 //! walks only what has templates, without scanning every string for `{{`, looking each
 //! template up by its text, or building a pointer per key that only a failure needs.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -11,25 +12,26 @@ use super::{
     compiled, contains_template, is_template, render_compiled, Compiled, Lazy, Scope, TemplateError,
 };
 
-/// A JSON tree ready to render.
-pub struct RenderPlan {
-    root: Node,
+/// A JSON tree ready to render: borrowing the tree's fixed parts for one rendering, or
+/// owning them ([`RenderPlan::into_owned`]) to be kept.
+pub struct RenderPlan<'a> {
+    root: Node<'a>,
 }
 
-enum Node {
+enum Node<'a> {
     /// Nothing to render below: copied as it is.
-    Fixed(Value),
+    Fixed(Cow<'a, Value>),
     Template(Arc<Compiled>),
-    Array(Vec<Node>),
-    Object(Vec<(Key, Node)>),
+    Array(Vec<Node<'a>>),
+    Object(Vec<(Key<'a>, Node<'a>)>),
 }
 
-enum Key {
-    Fixed(String),
+enum Key<'a> {
+    Fixed(Cow<'a, str>),
     Template(Arc<Compiled>),
 }
 
-impl Key {
+impl Key<'_> {
     /// The key as written, for pointers.
     fn written(&self) -> &str {
         match self {
@@ -39,10 +41,23 @@ impl Key {
     }
 }
 
-impl RenderPlan {
+impl<'a> RenderPlan<'a> {
     /// The plan of `value`; a template that does not compile fails at its pointer.
-    pub fn new(value: &Value) -> Result<RenderPlan, TemplateError> {
+    pub fn new(value: &'a Value) -> Result<RenderPlan<'a>, TemplateError> {
         Ok(RenderPlan { root: node(value)? })
+    }
+
+    /// The plan with its own copy of the fixed parts, to keep.
+    pub fn into_owned(self) -> RenderPlan<'static> {
+        RenderPlan {
+            root: self.root.into_owned(),
+        }
+    }
+
+    /// Whether this is the plan of `value` (for checks that a kept plan is found again
+    /// for its own tree).
+    pub fn is_plan_of(&self, value: &Value) -> bool {
+        self.root.is_node_of(value)
     }
 
     /// Render every string of the tree (keys included).
@@ -51,9 +66,9 @@ impl RenderPlan {
     }
 }
 
-fn node(value: &Value) -> Result<Node, TemplateError> {
+fn node(value: &Value) -> Result<Node<'_>, TemplateError> {
     if !contains_template(value) {
-        return Ok(Node::Fixed(value.clone()));
+        return Ok(Node::Fixed(Cow::Borrowed(value)));
     }
     Ok(match value {
         Value::String(text) => Node::Template(compiled(text).map_err(TemplateError::here)?),
@@ -71,20 +86,58 @@ fn node(value: &Value) -> Result<Node, TemplateError> {
                         let compiled = compiled(key).map_err(TemplateError::here);
                         Key::Template(compiled.map_err(|e| e.under(key))?)
                     } else {
-                        Key::Fixed(key.clone())
+                        Key::Fixed(Cow::Borrowed(key))
                     };
                     Ok((planned, node(item).map_err(|e| e.under(key))?))
                 })
                 .collect::<Result<_, _>>()?,
         ),
-        other => Node::Fixed(other.clone()),
+        other => Node::Fixed(Cow::Borrowed(other)),
     })
 }
 
-impl Node {
+impl Node<'_> {
+    fn is_node_of(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Node::Fixed(fixed), value) => fixed.as_ref() == value,
+            (Node::Template(compiled), Value::String(text)) => compiled.source == text,
+            (Node::Array(items), Value::Array(values)) => {
+                items.len() == values.len()
+                    && items.iter().zip(values).all(|(i, v)| i.is_node_of(v))
+            }
+            (Node::Object(entries), Value::Object(map)) => {
+                entries.len() == map.len()
+                    && entries.iter().zip(map).all(|((key, item), (name, value))| {
+                        key.written() == name && item.is_node_of(value)
+                    })
+            }
+            _ => false,
+        }
+    }
+
+    fn into_owned(self) -> Node<'static> {
+        match self {
+            Node::Fixed(value) => Node::Fixed(Cow::Owned(value.into_owned())),
+            Node::Template(compiled) => Node::Template(compiled),
+            Node::Array(items) => Node::Array(items.into_iter().map(Node::into_owned).collect()),
+            Node::Object(entries) => Node::Object(
+                entries
+                    .into_iter()
+                    .map(|(key, item)| {
+                        let key = match key {
+                            Key::Fixed(name) => Key::Fixed(Cow::Owned(name.into_owned())),
+                            Key::Template(compiled) => Key::Template(compiled),
+                        };
+                        (key, item.into_owned())
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
     fn render<S: Scope + ?Sized>(&self, scope: &Lazy<'_, S>) -> Result<Value, TemplateError> {
         Ok(match self {
-            Node::Fixed(value) => value.clone(),
+            Node::Fixed(value) => value.as_ref().clone(),
             Node::Template(compiled) => {
                 render_compiled(compiled, scope).map_err(TemplateError::here)?
             }
@@ -100,7 +153,7 @@ impl Node {
                 for (key, item) in entries {
                     let under = |e: TemplateError| e.under(key.written());
                     let name = match key {
-                        Key::Fixed(name) => name.clone(),
+                        Key::Fixed(name) => name.to_string(),
                         Key::Template(compiled) => {
                             match render_compiled(compiled, scope).map_err(TemplateError::here) {
                                 Ok(Value::String(name)) => name,
@@ -134,7 +187,9 @@ mod tests {
             "{{ ids.a }}_key": true,
             "fixed": {"x": [1, 2]}
         });
-        let plan = RenderPlan::new(&body).unwrap();
+        let plan = RenderPlan::new(&body).unwrap().into_owned();
+        assert!(plan.is_plan_of(&body));
+        assert!(!plan.is_plan_of(&json!({"json": {"type": "ping"}})));
         for n in [1, 2] {
             assert_eq!(
                 plan.render(&scope(n)).unwrap(),
@@ -150,20 +205,19 @@ mod tests {
 
     #[test]
     fn problems_are_at_their_pointer() {
-        let syntax = RenderPlan::new(&json!({"a/b": [0, "{{ ids.a "]}))
-            .err()
-            .unwrap();
+        let bad_syntax = json!({"a/b": [0, "{{ ids.a "]});
+        let syntax = RenderPlan::new(&bad_syntax).err().unwrap();
         assert_eq!(syntax.pointer, "/a~1b/1");
         assert!(matches!(
             syntax.message,
             super::super::RenderError::Syntax(_)
         ));
-        let plan = RenderPlan::new(&json!({"x": {"{{ ids.nope }}": 1}})).unwrap();
-        assert_eq!(
-            plan.render(&scope(1)).err().unwrap().pointer,
-            "/x/{{ ids.nope }}"
-        );
-        let plan = RenderPlan::new(&json!([{"y": "{{ vars.missing }}"}])).unwrap();
-        assert_eq!(plan.render(&scope(1)).err().unwrap().pointer, "/0/y");
+        for (body, pointer) in [
+            (json!({"x": {"{{ ids.nope }}": 1}}), "/x/{{ ids.nope }}"),
+            (json!([{"y": "{{ vars.missing }}"}]), "/0/y"),
+        ] {
+            let plan = RenderPlan::new(&body).unwrap();
+            assert_eq!(plan.render(&scope(1)).err().unwrap().pointer, pointer);
+        }
     }
 }

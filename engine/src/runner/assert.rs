@@ -13,7 +13,7 @@ use crate::matcher::compare;
 use crate::spec::model::AssertStep;
 
 pub fn assert(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: AssertStep = ctx.render(body, &[])?;
+    let step: AssertStep = ctx.render_step(body, &[])?;
     let written = |key: &str| body.get(key).map(show_written).unwrap_or_default();
     let checks: [(&str, &Option<Value>); 8] = [
         ("equals", &step.equals),

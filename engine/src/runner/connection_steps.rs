@@ -327,7 +327,7 @@ fn outgoing(ctx: &ScenarioContext, body: &Value, index: u64) -> Result<Outgoing,
 }
 
 pub async fn close(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: CloseStep = ctx.render(body, &[])?;
+    let step: CloseStep = ctx.render_step(body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     connection
         .close(
@@ -340,7 +340,7 @@ pub async fn close(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 }
 
 pub async fn disconnect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: DisconnectStep = ctx.render(body, &[])?;
+    let step: DisconnectStep = ctx.render_step(body, &[])?;
     ctx.connection(step.on.as_deref())?.drop_transport().await;
     Ok(())
 }

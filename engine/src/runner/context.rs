@@ -229,22 +229,19 @@ impl ScenarioContext {
         self.at_field(failure, &e.pointer)
     }
 
-    /// Like [`ScenarioContext::render`], for a step body of this scenario's own (not a
-    /// copy: plans are kept by address), whose templates are found and compiled once
-    /// per scenario run. Library steps' bodies are rendered afresh.
+    /// Like [`ScenarioContext::render`], for a step's own body as the spec holds it
+    /// (its scenario's or its library step's, never a copy: plans are kept by
+    /// address), whose templates are found and compiled once per scenario run.
     pub fn render_step<T: DeserializeOwned>(
         &self,
         body: &Value,
         locals: &[(&str, Value)],
     ) -> Result<T, Failure> {
-        if !self.frames.is_empty() {
-            return self.render(body, locals);
-        }
-        let plan = self
-            .plans
-            .renders
-            .get_any(body, || template::RenderPlan::new(body))
-            .map_err(|e| self.template_failure(e))?;
+        let make = || template::RenderPlan::new(body).map(|plan| plan.into_owned());
+        let plan =
+            (self.plans.renders.get_any(body, make)).map_err(|e| self.template_failure(e))?;
+        // A copy passed here would find the plan of whatever sat at its address before.
+        debug_assert!(plan.is_plan_of(body), "render_step given a copy of a body");
         let scope = StepScope { ctx: self, locals };
         self.read_rendered(|| plan.render(&scope).map_err(|e| self.template_failure(e)))
     }

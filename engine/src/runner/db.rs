@@ -73,7 +73,7 @@ pub async fn execute(
 }
 
 pub async fn sql_step(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: SqlStep = ctx.render(body, &[])?;
+    let step: SqlStep = ctx.render_step(body, &[])?;
     execute(ctx, step.database.as_deref(), &step.query, &step.params).await?;
     Ok(())
 }

@@ -812,7 +812,7 @@ fn received_note(ctx: &ScenarioContext, connection: &Connection, failure: Failur
 }
 
 pub async fn expect_none(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: ExpectNoneStep = ctx.render(body, &[])?;
+    let step: ExpectNoneStep = ctx.render_step(body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     let pattern = EventPattern {
         event: step.event.clone(),
@@ -848,7 +848,7 @@ pub async fn expect_none(ctx: &mut ScenarioContext, body: &Value) -> StepResult 
 }
 
 pub async fn expect_close(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: ExpectCloseStep = ctx.render(body, &[])?;
+    let step: ExpectCloseStep = ctx.render_step(body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     let within = step.within.unwrap_or_else(|| ctx.step_timeout());
     let mut waiter = Waiter::new(&connection, Instant::now() + within);

@@ -11,7 +11,7 @@ use super::ws::Connection;
 use crate::spec::model::{CompleteStep, SubscribeStep};
 
 pub async fn subscribe(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: SubscribeStep = ctx.render(body, &[])?;
+    let step: SubscribeStep = ctx.render_step(body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     let mut payload = Map::new();
     payload.insert("query".into(), Value::String(step.query));
@@ -32,7 +32,7 @@ pub async fn subscribe(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 }
 
 pub async fn complete(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let (name, on) = match ctx.render::<CompleteStep>(body, &[])? {
+    let (name, on) = match ctx.render_step::<CompleteStep>(body, &[])? {
         CompleteStep::Name(name) => (name, None),
         CompleteStep::Full(step) => (step.name, step.on),
     };

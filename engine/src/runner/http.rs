@@ -10,7 +10,7 @@ use crate::matcher::compare;
 use crate::spec::model::HttpStep;
 
 pub async fn http(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: HttpStep = ctx.render(body, &[])?;
+    let step: HttpStep = ctx.render_step(body, &[])?;
     let method = step.method.as_deref().unwrap_or("GET");
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|_| Failure::of(FailureKind::Spec, format!("bad HTTP method `{method}`")))?;

@@ -91,7 +91,7 @@ pub async fn execute(
 }
 
 pub async fn redis_step(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: RedisStep = ctx.render(body, &[])?;
+    let step: RedisStep = ctx.render_step(body, &[])?;
     let reply = execute(ctx, step.server.as_deref(), &step.command).await?;
     if !step.capture.is_empty() {
         ctx.capture(&step.capture, &reply)?;

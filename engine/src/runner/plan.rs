@@ -5,7 +5,9 @@
 //!
 //! Plans are keyed by the address of the step body: they hold for the steps of the one
 //! scenario their [`ScenarioRun`](super::scenario::ScenarioRun) keeps alive for as long
-//! as the plans live. Steps of library calls (another file) are not planned.
+//! as the plans live, and for the library steps it calls (its steps hold them). The
+//! typed plans of `send` and `expect` are made for the scenario's own steps only; the
+//! render plans of templated bodies ([`RenderPlan`]) for library steps' too.
 
 use std::sync::{Arc, RwLock};
 
@@ -22,7 +24,7 @@ pub struct StepPlans {
     pub sends: Plans<Outgoing>,
     pub expects: Plans<ExpectPlan>,
     /// The bodies that have templates, ready to render (see [`RenderPlan`]).
-    pub renders: Plans<RenderPlan>,
+    pub renders: Plans<RenderPlan<'static>>,
 }
 
 /// What a `send` sends: on which connection, and the frame.

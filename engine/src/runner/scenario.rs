@@ -634,14 +634,14 @@ async fn leaf(ctx: &mut ScenarioContext, step: &Step) -> StepResult {
 const ROUND_TRIP_FUTURE_BYTES: usize = 1024;
 
 async fn sleep(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let text: String = ctx.render(body, &[])?;
+    let text: String = ctx.render_step(body, &[])?;
     let duration = parse_duration(&text)?;
     tokio::time::sleep(duration).await;
     Ok(())
 }
 
 async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: StartProcessStep = ctx.render(body, &[])?;
+    let step: StartProcessStep = ctx.render_step(body, &[])?;
     if ctx.processes.contains_key(&step.name) {
         return Err(Failure::of(
             FailureKind::Spec,
@@ -702,7 +702,7 @@ async fn start_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 }
 
 async fn stop_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: StopProcessStep = ctx.render(body, &[])?;
+    let step: StopProcessStep = ctx.render_step(body, &[])?;
     let mut process = ctx.processes.remove(&step.name).ok_or_else(|| {
         Failure::of(
             FailureKind::Spec,
@@ -731,7 +731,7 @@ async fn stop_process(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 pub(super) async fn run_action(ctx: &mut ScenarioContext, action: &Action) -> StepResult {
     // Actions are located by their own span, not a step's fields.
     ctx.step_at = None;
-    let body: ActionBody = ctx.render(&action.body, &[])?;
+    let body: ActionBody = ctx.render_step(&action.body, &[])?;
     if let Some(sql) = &body.sql {
         db::execute(ctx, body.database.as_deref(), sql, &body.params).await?;
     } else if let Some(file) = &body.sql_file {

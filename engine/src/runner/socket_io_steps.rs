@@ -17,7 +17,7 @@ use crate::matcher::compare;
 use crate::spec::model::{AckPattern, AckWait, EmitStep, EventPattern, NamespaceStep};
 
 pub async fn emit(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: EmitStep = ctx.render(body, &[])?;
+    let step: EmitStep = ctx.render_step(body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     let wait = match step.ack {
         None | Some(AckWait::Any(false)) => None,
@@ -49,7 +49,7 @@ pub async fn emit(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
 }
 
 pub async fn namespace(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let step: NamespaceStep = ctx.render(body, &[])?;
+    let step: NamespaceStep = ctx.render_step(body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     let timeout = ctx.step_timeout();
     let name = match (&step.connect, &step.disconnect) {
