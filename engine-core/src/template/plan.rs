@@ -9,7 +9,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    compiled, contains_template, is_template, render_compiled, Compiled, Lazy, Scope, TemplateError,
+    compiled, contains_template, is_template, render_compiled, Compiled, Lazy, RenderError, Scope,
+    TemplateError,
 };
 
 /// A JSON tree ready to render: borrowing the tree's fixed parts for one rendering, or
@@ -64,6 +65,29 @@ impl<'a> RenderPlan<'a> {
     pub fn render(&self, scope: &(impl Scope + ?Sized)) -> Result<Value, TemplateError> {
         self.root.render(&Lazy::new(scope))
     }
+
+    /// The rendered tree as JSON text, written as it renders rather than built first
+    /// (what a `send` of JSON needs). An object with a templated key is built first:
+    /// two of its keys may render alike, and the value keeps the last.
+    pub fn render_json_text(&self, scope: &(impl Scope + ?Sized)) -> Result<String, TemplateError> {
+        let scope = Lazy::new(scope);
+        let mut out = Vec::with_capacity(128);
+        if self.root.has_template_key() {
+            write_json(&mut out, &self.root.render(&scope)?)?;
+        } else {
+            self.root.write_json(&scope, &mut out)?;
+        }
+        String::from_utf8(out).map_err(|e| TemplateError::here(RenderError::NotJson(e.to_string())))
+    }
+}
+
+/// A JSON value's text into `out` (a value always serializes; the error is kept anyway).
+fn write_json(
+    out: &mut Vec<u8>,
+    value: &(impl serde::Serialize + ?Sized),
+) -> Result<(), TemplateError> {
+    serde_json::to_writer(out, value)
+        .map_err(|e| TemplateError::here(RenderError::NotJson(e.to_string())))
 }
 
 fn node(value: &Value) -> Result<Node<'_>, TemplateError> {
@@ -97,6 +121,56 @@ fn node(value: &Value) -> Result<Node<'_>, TemplateError> {
 }
 
 impl Node<'_> {
+    fn has_template_key(&self) -> bool {
+        match self {
+            Node::Fixed(_) | Node::Template(_) => false,
+            Node::Array(items) => items.iter().any(Node::has_template_key),
+            Node::Object(entries) => entries
+                .iter()
+                .any(|(key, item)| matches!(key, Key::Template(_)) || item.has_template_key()),
+        }
+    }
+
+    /// Write the rendered JSON text of a tree without templated keys.
+    fn write_json<S: Scope + ?Sized>(
+        &self,
+        scope: &Lazy<'_, S>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TemplateError> {
+        match self {
+            Node::Fixed(value) => write_json(out, value)?,
+            Node::Template(compiled) => {
+                let value = render_compiled(compiled, scope).map_err(TemplateError::here)?;
+                write_json(out, &value)?;
+            }
+            Node::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write_json(scope, out)
+                        .map_err(|e| e.under(&i.to_string()))?;
+                }
+                out.push(b']');
+            }
+            Node::Object(entries) => {
+                out.push(b'{');
+                for (i, (key, item)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let name = key.written();
+                    write_json(out, name)?;
+                    out.push(b':');
+                    item.write_json(scope, out).map_err(|e| e.under(name))?;
+                }
+                out.push(b'}');
+            }
+        }
+        Ok(())
+    }
+
     fn is_node_of(&self, value: &Value) -> bool {
         match (self, value) {
             (Node::Fixed(fixed), value) => fixed.as_ref() == value,
@@ -201,6 +275,34 @@ mod tests {
                 })
             );
         }
+    }
+
+    /// The text written as the tree renders is the rendered value's text, keys escaped,
+    /// order kept; and two templated keys that render alike keep the last value.
+    #[test]
+    fn json_text_is_the_rendered_value_as_text() {
+        for body in [
+            json!({"type": "ping", "user": "{{ ids.a }}", "n": "{{ vars.n }}", "list": [1, "x{{ vars.n }}", {}, []]}),
+            json!({"quote\"d": "{{ ids.a }}\n", "é/~": [{"deep": ["{{ vars.n }}"]}], "z": null, "a": 1.5}),
+            json!(["{{ vars.n }}", "{{ ids }}", true]),
+            json!("{{ ids.a }}"),
+            json!({"{{ ids.a }}": 1, "usr_1": 2, "k{{ vars.n }}": "{{ vars.n }}"}),
+            json!({"{{ ids.a }}": 1, "{{ ids.a }}x": {"x": "{{ vars.n }}"}}),
+        ] {
+            let plan = RenderPlan::new(&body).unwrap();
+            let text = plan.render_json_text(&scope(3)).unwrap();
+            let value = plan.render(&scope(3)).unwrap();
+            assert_eq!(text, serde_json::to_string(&value).unwrap(), "{body}");
+        }
+        let alike = json!({"{{ ids.a }}": 1, "usr_1": 2});
+        let plan = RenderPlan::new(&alike).unwrap();
+        assert_eq!(plan.render_json_text(&scope(3)).unwrap(), r#"{"usr_1":2}"#);
+        let missing = json!({"a": [{"b": "{{ vars.nope }}"}]});
+        let plan = RenderPlan::new(&missing).unwrap();
+        assert_eq!(
+            plan.render_json_text(&scope(3)).unwrap_err().pointer,
+            "/a/0/b"
+        );
     }
 
     #[test]

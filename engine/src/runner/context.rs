@@ -246,6 +246,31 @@ impl ScenarioContext {
         self.read_rendered(|| plan.render(&scope).map_err(|e| self.template_failure(e)))
     }
 
+    /// A field of a step's own body (see [`ScenarioContext::render_step`]) rendered from
+    /// its plan as JSON text, written as it renders; `None` when it does not render (the
+    /// caller renders the whole body then, to report it at its field).
+    pub fn field_text(&self, field: &Value, locals: &[(&str, Value)]) -> Option<String> {
+        let plan = self.field_plan(field)?;
+        plan.render_json_text(&StepScope { ctx: self, locals }).ok()
+    }
+
+    /// A field of a step's own body rendered from its plan; `None` as for
+    /// [`ScenarioContext::field_text`].
+    pub fn field_value(&self, field: &Value, locals: &[(&str, Value)]) -> Option<Value> {
+        let plan = self.field_plan(field)?;
+        plan.render(&StepScope { ctx: self, locals }).ok()
+    }
+
+    fn field_plan(&self, field: &Value) -> Option<Arc<template::RenderPlan<'static>>> {
+        let make = || template::RenderPlan::new(field).map(|plan| plan.into_owned());
+        let plan = self.plans.renders.get_any(field, make).ok()?;
+        debug_assert!(
+            plan.is_plan_of(field),
+            "a field plan given a copy of a field"
+        );
+        Some(plan)
+    }
+
     /// The plan of a body of this scenario's own steps (see [`super::plan`]), made by
     /// `make` the first time; `None` inside a library call or when the body has
     /// templates.
