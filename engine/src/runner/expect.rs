@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::inbox::{Pending, Scan};
 use super::plan::ExpectPlan;
+use super::protocol::skim;
 use super::socket_io_steps::acknowledge;
 use super::waiter::{find_first, take_first, Pick, WaitEnd, Waiter, SCAN_BUDGET};
 use super::ws::{Connection, Received};
@@ -87,7 +88,9 @@ fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
             ),
         });
     }
-    if let Some(expected) = &pattern.matches {
+    // `exact` also wants no other key: the parsed frame says.
+    let read_out = |expected: &&Value| !pattern.exact && holds_unparsed(expected, frame);
+    if let Some(expected) = pattern.matches.as_ref().filter(|e| !read_out(e)) {
         match frame.json() {
             Some(json) => problems.extend(compare(expected, Some(json), pattern.exact)),
             None => {
@@ -103,6 +106,31 @@ fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
         }
     }
     (!problems.is_empty()).then_some(problems)
+}
+
+/// Whether `expected`, objects of plain strings, holds for a frame not parsed yet: each
+/// string is read out of the frame's text where the pattern puts it, without building
+/// the document (most `match:` patterns are that, and a parsed frame is an allocation
+/// per key). False when it cannot tell so (another pattern, a placeholder, a string
+/// that differs): the frame is parsed and compared then, which explains a mismatch.
+fn holds_unparsed(expected: &Value, frame: &Received) -> bool {
+    fn leaves_hold<'p>(expected: &'p Value, text: &str, path: &mut Vec<&'p str>) -> bool {
+        match expected {
+            Value::Object(keys) if !keys.is_empty() => keys.iter().all(|(key, value)| {
+                path.push(key);
+                let holds = leaves_hold(value, text, path);
+                path.pop();
+                holds
+            }),
+            Value::String(want) if !path.is_empty() && !want.starts_with('#') => {
+                matches!(skim::string_at(text, path), Ok(Some(got)) if got == *want)
+            }
+            _ => false,
+        }
+    }
+    frame
+        .unparsed_json()
+        .is_some_and(|text| leaves_hold(expected, text, &mut Vec::new()))
 }
 
 /// The frame ends the operation `pattern` waits for without matching it (a GraphQL
@@ -885,4 +913,113 @@ pub async fn expect_close(ctx: &mut ScenarioContext, body: &Value) -> StepResult
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::inbox::LazyJson;
+
+    /// A frame as a raw text frame arrives: its JSON not parsed yet.
+    fn frame(text: &str) -> Received {
+        Received {
+            number: 0,
+            at: std::time::Instant::now(),
+            text: text.to_string(),
+            json: LazyJson::default(),
+            binary: false,
+            event_type: None,
+            operation: None,
+            ends_operation: false,
+            raw: None,
+            ack_wanted: None,
+            ack_of_emit: None,
+            schema_violation: None,
+            since_last_sent: None,
+        }
+    }
+
+    /// Whether `compare` finds no mismatch, on the frame parsed.
+    fn compared(expected: &Value, text: &str) -> bool {
+        let parsed: Option<Value> = serde_json::from_str(text).ok();
+        parsed.is_some_and(|json| compare(expected, Some(&json), false).is_empty())
+    }
+
+    #[test]
+    fn plain_string_patterns_are_read_out_of_the_text_as_compare_reads_the_document() {
+        let eligible = serde_json::json!({"user": "usr_1", "data": {"room": "a\"b"}});
+        for (text, holds) in [
+            (
+                r#"{"user":"usr_1","data":{"room":"a\"b","x":1},"more":[1]}"#,
+                true,
+            ),
+            (
+                r#"{"user":"usr_1","user":"usr_2","data":{"room":"a\"b"}}"#,
+                false,
+            ),
+            (
+                r#"{"user":"usr_2","user":"usr_1","data":{"room":"a\u0022b"}}"#,
+                true,
+            ),
+            (r#"{"user":"usr_1","data":{"room":"ab"}}"#, false),
+            (r#"{"user":"usr_1","data":["room"]}"#, false),
+            (r#"{"user":"usr_1","data":{"room":"a\"b"}"#, false),
+            (r#"{"user":1,"data":{"room":"a\"b"}}"#, false),
+            ("not json", false),
+        ] {
+            assert_eq!(holds_unparsed(&eligible, &frame(text)), holds, "{text}");
+            assert_eq!(compared(&eligible, text), holds, "{text}");
+        }
+        // Placeholders, other leaf types and empty objects are left to `compare`.
+        let text = r#"{"user":"usr_1","n":1,"e":{}}"#;
+        for (pattern, holds) in [
+            (serde_json::json!({"user": "#string"}), true),
+            (serde_json::json!({"n": 1}), true),
+            (serde_json::json!({"e": {}}), true),
+            (serde_json::json!({}), true),
+            (serde_json::json!("usr_1"), false),
+        ] {
+            assert!(!holds_unparsed(&pattern, &frame(text)), "{pattern}");
+            assert_eq!(compared(&pattern, text), holds, "{pattern}");
+        }
+        // A frame already parsed is compared as it is.
+        let parsed = frame(r#"{"user":"usr_1"}"#);
+        assert!(parsed.json().is_some());
+        assert!(!holds_unparsed(
+            &serde_json::json!({"user": "usr_1"}),
+            &parsed
+        ));
+    }
+
+    /// Documents and patterns over a few keys, so that paths are found, missing,
+    /// repeated or of another type.
+    fn document() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (0i64..3).prop_map(Value::from),
+            "[ab\"é]{0,2}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                proptest::collection::btree_map("a|b|c", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reading_out_never_says_a_pattern_holds_when_compare_finds_a_mismatch(
+            document in document(),
+            pattern in document(),
+        ) {
+            let text = document.to_string();
+            if holds_unparsed(&pattern, &frame(&text)) {
+                proptest::prop_assert!(compared(&pattern, &text), "{} in {}", pattern, text);
+            }
+        }
+    }
 }

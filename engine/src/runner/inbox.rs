@@ -65,6 +65,12 @@ impl Received {
             .as_ref()
     }
 
+    /// The frame's text while its JSON is still only that: not parsed yet, and not
+    /// given apart by its protocol.
+    pub fn unparsed_json(&self) -> Option<&str> {
+        self.json.0.get().is_none().then_some(self.text.as_str())
+    }
+
     /// How much examining this frame costs, in frames of ordinary size: large frames
     /// count for more, so a scan over them yields sooner.
     pub fn weight(&self) -> usize {
