@@ -420,6 +420,10 @@ async fn send_and_expect_values_that_fail_after_rendering_are_reported_at_their_
             "expect.yaml",
             r#"expect: { event: hello, within: "{{ vars.n }}" }"#,
         ),
+        (
+            "expect_on.yaml",
+            r#"expect: { event: hello, on: "{{ vars.n }}" }"#,
+        ),
     ] {
         suite.spec(
             file,
@@ -438,10 +442,11 @@ steps:
         );
     }
     let outcomes = suite.run().await;
-    assert_eq!(outcomes.len(), 2);
+    assert_eq!(outcomes.len(), 3);
     for (outcome, field, at) in [
         (&outcomes[0], "`within`", "expect.yaml:9:43"),
-        (&outcomes[1], "`on`", "send.yaml:9:45"),
+        (&outcomes[1], "`on`", "expect_on.yaml:9:39"),
+        (&outcomes[2], "`on`", "send.yaml:9:45"),
     ] {
         let failure = &outcome.failure;
         assert!(

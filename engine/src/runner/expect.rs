@@ -19,6 +19,7 @@ use super::ws::{Connection, Received};
 use crate::diagnostic::FailureKind;
 use crate::matcher::{compare, Mismatch};
 use crate::spec::model::*;
+use crate::template;
 
 /// `event: "*"`: any frame at all, JSON or not, text or binary.
 pub const ANY_FRAME: &str = "*";
@@ -280,7 +281,7 @@ fn range_values(range: &[i64]) -> Result<Vec<Value>, Failure> {
 /// per value, not with the step) and its single-event pattern.
 fn expect_plan(ctx: &ScenarioContext, body: &Value) -> Result<ExpectPlan, Failure> {
     let generated = |key| body.get(key).and_then(|g| g.get("item")).is_some();
-    let (mut step, item) = if generated("sequence") || generated("unordered") {
+    let (step, item) = if generated("sequence") || generated("unordered") {
         let mut body = body.clone();
         let item = ["sequence", "unordered"].into_iter().find_map(|key| {
             body.get_mut(key)
@@ -291,6 +292,11 @@ fn expect_plan(ctx: &ScenarioContext, body: &Value) -> Result<ExpectPlan, Failur
     } else {
         (ctx.render_step::<ExpectStep>(body, &[])?, None)
     };
+    Ok(plan_of(step, item))
+}
+
+/// The plan of a typed `expect`.
+fn plan_of(mut step: ExpectStep, item: Option<Value>) -> ExpectPlan {
     // Moved, not copied: the plan reads them from `single` only.
     let single = EventPattern {
         event: step.event.take(),
@@ -304,13 +310,56 @@ fn expect_plan(ctx: &ScenarioContext, body: &Value) -> Result<ExpectPlan, Failur
         capture: std::mem::take(&mut step.capture),
         ack_of_emit: None,
     };
-    Ok(ExpectPlan { step, item, single })
+    ExpectPlan { step, item, single }
+}
+
+/// A templated `expect` whose templates are all in `match` and `on` (a pattern on a
+/// minted ID, a library step's connection): its other fields read once, and at each
+/// execution only those two rendered, from their plans. `None` for any other, or when
+/// either does not render or fit: the whole body is rendered then, which reports it.
+fn from_skeleton(ctx: &ScenarioContext, body: &Value) -> Option<ExpectPlan> {
+    let skeleton = ctx
+        .plans
+        .expect_skeletons
+        .get_any(body, || Ok::<_, Failure>(skeleton(ctx, body)));
+    let mut plan = skeleton.ok()?.as_ref().clone()?;
+    if let Some(on) = body.get("on") {
+        match ctx.field_value(on, &[])? {
+            Value::String(name) => plan.step.on = Some(name),
+            Value::Null => {}
+            _ => return None,
+        }
+    }
+    if let Some(pattern) = body.get("match") {
+        plan.single.matches = Some(ctx.field_value(pattern, &[])?).filter(|m| !m.is_null());
+    }
+    Some(plan)
+}
+
+/// The plan of an `expect` body without its `match` and `on`, when no other field has
+/// templates.
+fn skeleton(ctx: &ScenarioContext, body: &Value) -> Option<ExpectPlan> {
+    let fields = body.as_object()?;
+    let templated_elsewhere = fields
+        .iter()
+        .any(|(key, value)| key != "match" && key != "on" && template::contains_template(value));
+    if templated_elsewhere {
+        return None;
+    }
+    let mut bare = fields.clone();
+    bare.remove("match");
+    bare.remove("on");
+    let step: ExpectStep = ctx.typed(Value::Object(bare)).ok()?;
+    Some(plan_of(step, None))
 }
 
 pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let plan = match ctx.planned(&ctx.plans.expects, body, || expect_plan(ctx, body))? {
         Some(plan) => plan,
-        None => Arc::new(expect_plan(ctx, body)?),
+        None => match from_skeleton(ctx, body) {
+            Some(plan) => Arc::new(plan),
+            None => Arc::new(expect_plan(ctx, body)?),
+        },
     };
     let ExpectPlan { step, item, single } = &*plan;
     let connection = ctx.connection(step.on.as_deref())?;

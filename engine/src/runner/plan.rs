@@ -25,6 +25,9 @@ pub struct StepPlans {
     pub expects: Plans<ExpectPlan>,
     /// The bodies that have templates, ready to render (see [`RenderPlan`]).
     pub renders: Plans<RenderPlan<'static>>,
+    /// Templated `expect`s read without their `match` and `on`, when those alone have
+    /// templates (`None`: another field has some).
+    pub expect_skeletons: Plans<Option<ExpectPlan>>,
 }
 
 /// What a `send` sends: on which connection, and the frame.
@@ -40,6 +43,7 @@ pub enum OutgoingFrame {
 
 /// An `expect` read into its typed form, with a generated sequence's item kept apart
 /// (it is rendered per value) and its single-event pattern.
+#[derive(Clone)]
 pub struct ExpectPlan {
     /// The step, without the fields of its single-event pattern (moved to `single`).
     pub step: ExpectStep,
