@@ -1040,23 +1040,10 @@ mod tests {
         ));
     }
 
-    /// Documents and patterns over a few keys, so that paths are found, missing,
-    /// repeated or of another type.
+    /// Documents and patterns over a few keys and short strings, so that paths are
+    /// found, missing, repeated or of another type, and strings often equal.
     fn document() -> impl proptest::strategy::Strategy<Value = Value> {
-        use proptest::prelude::*;
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            (0i64..3).prop_map(Value::from),
-            "[ab\"é]{0,2}".prop_map(Value::from),
-        ];
-        leaf.prop_recursive(3, 16, 3, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
-                proptest::collection::btree_map("a|b|c", inner, 0..3)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
+        skim::documents("a|b|c", "[ab\"é]{0,2}")
     }
 
     proptest::proptest! {

@@ -160,6 +160,30 @@ impl<'de> Visitor<'de> for KeyIs<'_> {
     }
 }
 
+/// JSON documents for property tests: objects keyed from `keys` (a regex, such as
+/// `"a|b|c"`, so that paths are found, missing or repeated), strings from `text`.
+#[cfg(test)]
+pub(crate) fn documents(
+    keys: &'static str,
+    text: &'static str,
+) -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        text.prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 24, 4, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map(keys, inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,20 +241,7 @@ mod tests {
     /// JSON documents whose objects use a few keys often, so that the type path is
     /// found, missing, nested or of another type.
     fn document() -> impl proptest::strategy::Strategy<Value = Value> {
-        use proptest::prelude::*;
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            "[a-z\"\\\\é ]{0,6}".prop_map(Value::from),
-        ];
-        leaf.prop_recursive(4, 24, 4, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-                proptest::collection::btree_map("type|data|t|x|", inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
+        documents("type|data|t|x|", "[a-z\"\\\\é ]{0,6}")
     }
 
     proptest::proptest! {
