@@ -237,11 +237,7 @@ impl ScenarioContext {
         body: &Value,
         locals: &[(&str, Value)],
     ) -> Result<T, Failure> {
-        let make = || template::RenderPlan::new(body).map(|plan| plan.into_owned());
-        let plan =
-            (self.plans.renders.get_any(body, make)).map_err(|e| self.template_failure(e))?;
-        // A copy passed here would find the plan of whatever sat at its address before.
-        debug_assert!(plan.is_plan_of(body), "render_step given a copy of a body");
+        let plan = self.kept_plan(body).map_err(|e| self.template_failure(e))?;
         let scope = StepScope { ctx: self, locals };
         self.read_rendered(|| plan.render(&scope).map_err(|e| self.template_failure(e)))
     }
@@ -250,25 +246,30 @@ impl ScenarioContext {
     /// its plan as JSON text, written as it renders; `None` when it does not render (the
     /// caller renders the whole body then, to report it at its field).
     pub fn field_text(&self, field: &Value, locals: &[(&str, Value)]) -> Option<String> {
-        let plan = self.field_plan(field)?;
+        let plan = self.kept_plan(field).ok()?;
         plan.render_json_text(&StepScope { ctx: self, locals }).ok()
     }
 
     /// A field of a step's own body rendered from its plan; `None` as for
     /// [`ScenarioContext::field_text`].
     pub fn field_value(&self, field: &Value, locals: &[(&str, Value)]) -> Option<Value> {
-        let plan = self.field_plan(field)?;
+        let plan = self.kept_plan(field).ok()?;
         plan.render(&StepScope { ctx: self, locals }).ok()
     }
 
-    fn field_plan(&self, field: &Value) -> Option<Arc<template::RenderPlan<'static>>> {
-        let make = || template::RenderPlan::new(field).map(|plan| plan.into_owned());
-        let plan = self.plans.renders.get_any(field, make).ok()?;
+    /// The render plan of a step's own body or field, made the first time it renders.
+    fn kept_plan(
+        &self,
+        tree: &Value,
+    ) -> Result<Arc<template::RenderPlan<'static>>, template::TemplateError> {
+        let make = || template::RenderPlan::new(tree).map(|plan| plan.into_owned());
+        let plan = self.plans.renders.get_any(tree, make)?;
+        // A copy passed here would find the plan of whatever sat at its address before.
         debug_assert!(
-            plan.is_plan_of(field),
-            "a field plan given a copy of a field"
+            plan.is_plan_of(tree),
+            "a kept plan asked for a copy of a body"
         );
-        Some(plan)
+        Ok(plan)
     }
 
     /// The plan of a body of this scenario's own steps (see [`super::plan`]), made by
