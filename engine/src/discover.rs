@@ -83,7 +83,7 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
                 c
             }
         };
-        if let Some(problem) = config_problem(&config) {
+        for problem in config_problems(&config) {
             if !loaded.problems.iter().any(|p| p.message == problem.message) {
                 loaded.problems.push(problem);
             }
@@ -185,20 +185,46 @@ fn spec_folder(file: &Path) -> PathBuf {
 }
 
 /// Problems with the suite config that `engine check` must report before anything runs.
-fn config_problem(config: &SuiteConfig) -> Option<Diagnostic> {
-    let schemas = config.events.schemas.as_ref()?;
-    let dir = config.resolve(schemas);
-    (!dir.is_dir()).then(|| {
-        Diagnostic::new(format!(
-            "events.schemas: folder {} does not exist",
-            dir.display()
-        ))
-        .hint(format!(
-            "paths in {} are relative to its folder",
-            config
-                .path
-                .as_ref()
-                .map_or("engine.yaml".into(), |p| p.display().to_string())
-        ))
-    })
+fn config_problems(config: &SuiteConfig) -> Vec<Diagnostic> {
+    let shown = config
+        .path
+        .as_ref()
+        .map_or("engine.yaml".into(), |p| p.display().to_string());
+    let relative = || format!("paths in {shown} are relative to its folder");
+    let mut problems = Vec::new();
+    if let Some(schemas) = &config.events.schemas {
+        let dir = config.resolve(schemas);
+        if !dir.is_dir() {
+            problems.push(
+                Diagnostic::new(format!(
+                    "events.schemas: folder {} does not exist",
+                    dir.display()
+                ))
+                .hint(relative()),
+            );
+        }
+    }
+    // A misspelt entry would let the file it meant be read as a spec.
+    for listed in &config.ignore {
+        let path = config.resolve(listed);
+        if path.exists() {
+            continue;
+        }
+        let problem = Diagnostic::new(format!("ignore: {} does not exist", path.display()));
+        problems.push(match closest_sibling(&path) {
+            Some(suggestion) => problem.hint(suggestion),
+            None => problem.hint(relative()),
+        });
+    }
+    problems
+}
+
+/// "did you mean" among the names in the folder of a path that does not exist.
+fn closest_sibling(path: &Path) -> Option<String> {
+    let wrong = path.file_name()?.to_str()?;
+    let names: Vec<String> = std::fs::read_dir(path.parent()?)
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    crate::diagnostic::did_you_mean(wrong, names.iter().map(String::as_str))
 }

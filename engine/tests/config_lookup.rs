@@ -126,4 +126,10 @@ fn what_ignore_lists_is_not_read_as_specs() {
         output.contains("ci/workflow.yml is not a spec: `ignore:` in"),
         "{output}"
     );
+    // A misspelt entry is a problem of the config, with the name it likely meant.
+    std::fs::write(&config, format!("{text}\nignore: [ci, artilery.yml]\n")).unwrap();
+    let (code, output) = run_in(&suite.path(), &["."]);
+    assert_eq!(code, 2, "{output}");
+    assert!(output.contains("artilery.yml does not exist"), "{output}");
+    assert!(output.contains("did you mean `artillery.yml`?"), "{output}");
 }

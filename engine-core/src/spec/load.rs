@@ -364,7 +364,7 @@ pub fn schema_problems(
             jsonschema::error::ValidationErrorKind::Pattern { .. } => {
                 let mut d = Diagnostic::new(format!(
                     "invalid {}: {} does not have the expected form",
-                    describe_place(&pointer),
+                    invalid_place(&pointer),
                     match error.instance().as_ref() {
                         Value::String(s) => format!("`{s}`"),
                         other => other.to_string(),
@@ -381,7 +381,7 @@ pub fn schema_problems(
             _ => {
                 let mut d = Diagnostic::new(format!(
                     "invalid {}: {}",
-                    describe_place(&pointer),
+                    invalid_place(&pointer),
                     error.masked()
                 ));
                 if let Some(desc) = schema_node
@@ -405,6 +405,14 @@ fn is_step_pointer(pointer: &str) -> bool {
     pointer
         .strip_prefix("/steps/")
         .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The place after "invalid": "invalid scenario", not "invalid the scenario".
+fn invalid_place(pointer: &str) -> String {
+    if pointer.is_empty() {
+        return "scenario".into();
+    }
+    describe_place(pointer)
 }
 
 fn describe_place(pointer: &str) -> String {
@@ -1340,6 +1348,16 @@ mod tests {
             "{errs:?}"
         );
         assert_eq!(errs[0].span.map(|s| s.line), Some(4));
+    }
+
+    #[test]
+    fn a_missing_top_level_field_reads_as_an_invalid_scenario() {
+        let errs = load("steps:\n  - sleep: 1ms\n").unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.message == r#"invalid scenario: "name" is a required property"#),
+            "{errs:?}"
+        );
     }
 
     #[test]
