@@ -156,7 +156,7 @@ fn load_files(jobs: &[(PathBuf, Arc<SuiteConfig>, Arc<Library>)]) -> Vec<LoadRes
 
 /// A file named on the command line that the config's `ignore:` lists.
 fn ignored_but_named(file: &Path, config: &SuiteConfig) -> Diagnostic {
-    let config = shown(config);
+    let config = config.shown_name();
     Diagnostic::new(format!(
         "{} is not a spec: `ignore:` in {config} lists it",
         file.display()
@@ -183,7 +183,12 @@ fn spec_folder(file: &Path) -> PathBuf {
 
 /// Problems with the suite config that `engine check` must report before anything runs.
 fn config_problems(config: &SuiteConfig) -> Vec<Diagnostic> {
-    let relative = || format!("paths in {} are relative to its folder", shown(config));
+    let relative = || {
+        format!(
+            "paths in {} are relative to its folder",
+            config.shown_name()
+        )
+    };
     let mut problems = Vec::new();
     if let Some(schemas) = &config.events.schemas {
         let dir = config.resolve(schemas);
@@ -210,15 +215,6 @@ fn config_problems(config: &SuiteConfig) -> Vec<Diagnostic> {
         });
     }
     problems
-}
-
-/// The config's file as messages show it (`engine.yaml` for the defaults of a suite
-/// without one).
-fn shown(config: &SuiteConfig) -> String {
-    config
-        .path
-        .as_ref()
-        .map_or("engine.yaml".into(), |p| p.display().to_string())
 }
 
 /// "did you mean" among the names in the folder of a path that does not exist.

@@ -407,6 +407,14 @@ impl SuiteConfig {
         Ok(())
     }
 
+    /// The config as messages name it: its file, or "the default config" for a suite
+    /// without one.
+    pub fn shown_name(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or("the default config".into(), |p| p.display().to_string())
+    }
+
     /// Whether `ignore` lists this file (canonical) or a folder holding it.
     pub fn ignores(&self, canonical: &Path) -> bool {
         self.ignore.iter().any(|listed| {

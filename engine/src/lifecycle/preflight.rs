@@ -82,7 +82,7 @@ fn probes(configs: &[Arc<SuiteConfig>]) -> Vec<Probe> {
                 name: name.clone(),
                 url,
                 shown: None,
-                config: config_name(config),
+                config: config.shown_name(),
                 within: config.timeouts.step,
             });
         }
@@ -95,19 +95,12 @@ fn probes(configs: &[Arc<SuiteConfig>]) -> Vec<Probe> {
                 name,
                 url: tcp,
                 shown: Some(url),
-                config: config_name(config),
+                config: config.shown_name(),
                 within: config.timeouts.step,
             });
         }
     }
     probes
-}
-
-fn config_name(config: &SuiteConfig) -> String {
-    config
-        .path
-        .as_ref()
-        .map_or("the default config".into(), |p| p.display().to_string())
 }
 
 /// Each profile's server as (profile, `tcp://host:port`, its WebSocket URL), for the
