@@ -200,17 +200,18 @@ impl Scope for minijinja::Value {
     }
 }
 
-/// A scope's minijinja context, built the first time a template needs it.
+/// A scope's minijinja context, built the first time a template of one rendering needs
+/// it.
 struct Lazy<'s, S: Scope + ?Sized> {
     scope: &'s S,
-    built: OnceLock<minijinja::Value>,
+    built: std::cell::OnceCell<minijinja::Value>,
 }
 
 impl<'s, S: Scope + ?Sized> Lazy<'s, S> {
     fn new(scope: &'s S) -> Self {
         Lazy {
             scope,
-            built: OnceLock::new(),
+            built: std::cell::OnceCell::new(),
         }
     }
 
@@ -221,14 +222,10 @@ impl<'s, S: Scope + ?Sized> Lazy<'s, S> {
 
 /// Render one string.
 pub fn render_str(text: &str, scope: &(impl Scope + ?Sized)) -> Result<Value, RenderError> {
-    render_lazy(text, &Lazy::new(scope))
-}
-
-fn render_lazy<S: Scope + ?Sized>(text: &str, scope: &Lazy<'_, S>) -> Result<Value, RenderError> {
     if !is_template(text) {
         return Ok(Value::String(text.to_string()));
     }
-    render_compiled(&*compiled(text)?, scope)
+    render_compiled(&*compiled(text)?, &Lazy::new(scope))
 }
 
 fn render_compiled<S: Scope + ?Sized>(

@@ -73,7 +73,7 @@ impl<'a> RenderPlan<'a> {
         let scope = Lazy::new(scope);
         let mut out = Vec::with_capacity(128);
         if self.root.has_template_key() {
-            write_json(&mut out, &self.root.render(&scope)?)?;
+            serialize_into(&mut out, &self.root.render(&scope)?)?;
         } else {
             self.root.write_json(&scope, &mut out)?;
         }
@@ -82,7 +82,7 @@ impl<'a> RenderPlan<'a> {
 }
 
 /// A JSON value's text into `out` (a value always serializes; the error is kept anyway).
-fn write_json(
+fn serialize_into(
     out: &mut Vec<u8>,
     value: &(impl serde::Serialize + ?Sized),
 ) -> Result<(), TemplateError> {
@@ -138,10 +138,10 @@ impl Node<'_> {
         out: &mut Vec<u8>,
     ) -> Result<(), TemplateError> {
         match self {
-            Node::Fixed(value) => write_json(out, value)?,
+            Node::Fixed(value) => serialize_into(out, value)?,
             Node::Template(compiled) => {
                 let value = render_compiled(compiled, scope).map_err(TemplateError::here)?;
-                write_json(out, &value)?;
+                serialize_into(out, &value)?;
             }
             Node::Array(items) => {
                 out.push(b'[');
@@ -161,7 +161,7 @@ impl Node<'_> {
                         out.push(b',');
                     }
                     let name = key.written();
-                    write_json(out, name)?;
+                    serialize_into(out, name)?;
                     out.push(b':');
                     item.write_json(scope, out).map_err(|e| e.under(name))?;
                 }

@@ -114,49 +114,44 @@ pub struct ScenarioContext {
     pub plans: Arc<super::plan::StepPlans>,
 }
 
-/// What a step's templates read: the names [`ScenarioContext::template_context`] holds,
+/// What a step's templates read: the names of [`ScenarioContext::template_roots`],
 /// found where they are kept, so that a template made of lookups (nearly all) needs no
 /// minijinja context built for it.
-struct StepScope<'a> {
+pub struct StepScope<'a> {
     ctx: &'a ScenarioContext,
     locals: &'a [(&'a str, Value)],
 }
 
 impl template::Scope for StepScope<'_> {
-    /// The name as the context would hold it: a later entry there hides an earlier one.
+    /// The name as the context holds it: a later root hides an earlier one.
     fn root(&self, name: &str) -> Option<template::Found<'_>> {
-        use template::Found;
-        if let Some((_, value)) = self.locals.iter().rev().find(|(n, _)| *n == name) {
-            return Some(Found::Json(value));
-        }
-        if let Some(value) = self.ctx.locals.get(name) {
-            return Some(Found::Json(value));
-        }
-        match self.ctx.frames.last() {
-            Some(frame) => {
-                if let Some(value) = frame.params.get(name) {
-                    return Some(Found::Json(value));
-                }
-                if name == "vars" {
-                    return Some(Found::Map(&frame.vars));
-                }
-            }
-            None => {
-                let case = self.ctx.scenario.case.as_ref();
-                match name {
-                    "case" if case.is_some() => return case.map(|c| Found::Map(&c.values)),
-                    "vars" => return Some(Found::Map(&self.ctx.vars)),
-                    "ids" => return Some(Found::Map(&self.ctx.ids)),
-                    _ => {}
-                }
-            }
-        }
-        (name == "env").then(|| Found::Minijinja(self.ctx.run_env.env.clone()))
+        let (_, root) = (self.ctx.template_roots(self.locals))
+            .rev()
+            .find(|(root, _)| *root == name)?;
+        Some(match root {
+            Root::Env => template::Found::Minijinja(self.ctx.run_env.env.clone()),
+            Root::Json(value) => template::Found::Json(value),
+            Root::Map(map) => template::Found::Map(map),
+        })
     }
 
     fn context(&self) -> minijinja::Value {
         self.ctx.template_context(self.locals)
     }
+}
+
+/// Where the value of a root name of templates is kept.
+#[derive(Clone, Copy)]
+enum Root<'a> {
+    Env,
+    Json(&'a Value),
+    Map(&'a Map<String, Value>),
+}
+
+/// Each entry of a map as a root name of templates.
+fn json_roots(map: &Map<String, Value>) -> impl DoubleEndedIterator<Item = (&str, Root<'_>)> {
+    map.iter()
+        .map(|(name, value)| (name.as_str(), Root::Json(value)))
 }
 
 /// The scope of a library call in progress: its parameters and its own variables.
@@ -181,33 +176,45 @@ pub struct Cleanup {
 
 impl ScenarioContext {
     pub fn template_context(&self, locals: &[(&str, Value)]) -> minijinja::Value {
-        let mut root: Vec<(String, minijinja::Value)> =
-            vec![("env".into(), self.run_env.env.clone())];
-        match self.frames.last() {
-            Some(frame) => {
-                root.push(("vars".into(), minijinja::Value::from_serialize(&frame.vars)));
-                for (name, value) in &frame.params {
-                    root.push((name.clone(), minijinja::Value::from_serialize(value)));
-                }
-            }
-            None => {
-                root.push(("ids".into(), minijinja::Value::from_serialize(&self.ids)));
-                root.push(("vars".into(), minijinja::Value::from_serialize(&self.vars)));
-                if let Some(case) = &self.scenario.case {
-                    root.push((
-                        "case".into(),
-                        minijinja::Value::from_serialize(&case.values),
-                    ));
-                }
-            }
-        }
-        for (name, value) in &self.locals {
-            root.push((name.clone(), minijinja::Value::from_serialize(value)));
-        }
-        for (name, value) in locals {
-            root.push(((*name).to_string(), minijinja::Value::from_serialize(value)));
-        }
-        root.into_iter().collect()
+        (self.template_roots(locals))
+            .map(|(name, root)| {
+                let value = match root {
+                    Root::Env => self.run_env.env.clone(),
+                    Root::Json(value) => minijinja::Value::from_serialize(value),
+                    Root::Map(map) => minijinja::Value::from_serialize(map),
+                };
+                (name.to_string(), value)
+            })
+            .collect()
+    }
+
+    /// The names templates read, in the order the context holds them (a later one hides
+    /// an earlier one): `env`; in a library call its `vars` and parameters, else `ids`,
+    /// `vars` and the case's values; loop variables; the step's own `locals`.
+    fn template_roots<'a>(
+        &'a self,
+        locals: &'a [(&'a str, Value)],
+    ) -> impl DoubleEndedIterator<Item = (&'a str, Root<'a>)> {
+        let frame = self.frames.last();
+        let own = frame.is_none();
+        let case = self.scenario.case.as_ref().filter(|_| own);
+        std::iter::once(("env", Root::Env))
+            .chain(frame.map(|f| ("vars", Root::Map(&f.vars))))
+            .chain(frame.into_iter().flat_map(|f| json_roots(&f.params)))
+            .chain(own.then_some(("ids", Root::Map(&self.ids))))
+            .chain(own.then_some(("vars", Root::Map(&self.vars))))
+            .chain(case.map(|c| ("case", Root::Map(&c.values))))
+            .chain(json_roots(&self.locals))
+            .chain(
+                locals
+                    .iter()
+                    .map(|(name, value)| (*name, Root::Json(value))),
+            )
+    }
+
+    /// The scope a template of the running step reads, with the step's own `locals`.
+    pub fn scope<'a>(&'a self, locals: &'a [(&'a str, Value)]) -> StepScope<'a> {
+        StepScope { ctx: self, locals }
     }
 
     pub fn render_value(&self, body: &Value, locals: &[(&str, Value)]) -> Result<Value, Failure> {
@@ -215,7 +222,7 @@ impl ScenarioContext {
         if !template::contains_template(body) {
             return Ok(body.clone());
         }
-        let scope = StepScope { ctx: self, locals };
+        let scope = self.scope(locals);
         template::render_value(body, &scope).map_err(|e| self.template_failure(e))
     }
 
@@ -238,7 +245,7 @@ impl ScenarioContext {
         locals: &[(&str, Value)],
     ) -> Result<T, Failure> {
         let plan = self.kept_plan(body).map_err(|e| self.template_failure(e))?;
-        let scope = StepScope { ctx: self, locals };
+        let scope = self.scope(locals);
         self.read_rendered(|| plan.render(&scope).map_err(|e| self.template_failure(e)))
     }
 
@@ -247,14 +254,14 @@ impl ScenarioContext {
     /// caller renders the whole body then, to report it at its field).
     pub fn field_text(&self, field: &Value, locals: &[(&str, Value)]) -> Option<String> {
         let plan = self.kept_plan(field).ok()?;
-        plan.render_json_text(&StepScope { ctx: self, locals }).ok()
+        plan.render_json_text(&self.scope(locals)).ok()
     }
 
     /// A field of a step's own body rendered from its plan; `None` as for
     /// [`ScenarioContext::field_text`].
     pub fn field_value(&self, field: &Value, locals: &[(&str, Value)]) -> Option<Value> {
         let plan = self.kept_plan(field).ok()?;
-        plan.render(&StepScope { ctx: self, locals }).ok()
+        plan.render(&self.scope(locals)).ok()
     }
 
     /// The render plan of a step's own body or field, made the first time it renders.
@@ -425,7 +432,7 @@ impl ScenarioContext {
         };
         let rendered = match self.run_env.render_env_only(&raw) {
             Some(rendered) => rendered,
-            None => template::render_str(&raw, &self.template_context(&[])),
+            None => template::render_str(&raw, &self.scope(&[])),
         };
         match rendered {
             Ok(Value::String(url)) => Ok(url),

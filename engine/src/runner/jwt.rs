@@ -68,7 +68,7 @@ pub fn mint(ctx: &mut ScenarioContext, spec: &JwtSpec) -> Result<String, Failure
             (None, Some(s)) => match ctx
                 .run_env
                 .render_env_only(s)
-                .unwrap_or_else(|| template::render_str(s, &ctx.template_context(&[])))
+                .unwrap_or_else(|| template::render_str(s, &ctx.scope(&[])))
             {
                 Ok(Value::String(s)) => s,
                 Ok(other) => other.to_string(),

@@ -742,7 +742,7 @@ pub(super) async fn run_action(ctx: &mut ScenarioContext, action: &Action) -> St
                 format!("cannot read {}: {e}", path.display()),
             )
         })?;
-        let rendered = match crate::template::render_str(&text, &ctx.template_context(&[])) {
+        let rendered = match crate::template::render_str(&text, &ctx.scope(&[])) {
             Ok(Value::String(s)) => s,
             Ok(other) => other.to_string(),
             Err(e) => {
