@@ -114,7 +114,7 @@ pub struct ScenarioContext {
     pub plans: Arc<super::plan::StepPlans>,
 }
 
-/// What a step's templates read: the names of [`ScenarioContext::template_roots`],
+/// What a step's templates read: the root names `ScenarioContext::template_roots` lists,
 /// found where they are kept, so that a template made of lookups (nearly all) needs no
 /// minijinja context built for it.
 pub struct StepScope<'a> {
