@@ -364,7 +364,7 @@ pub async fn expect(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let ExpectPlan { step, item, single } = &*plan;
     let connection = ctx.connection(step.on.as_deref())?;
     let within = step.within.unwrap_or_else(|| ctx.step_timeout());
-    let mut waiter = Waiter::new(&connection, Instant::now() + within);
+    let mut waiter = Waiter::new(&connection.inbox, Instant::now() + within);
     // Boxed: their futures are large, and `expect` of one event runs unboxed in every
     // round trip of a load test.
     if let Some(sequence) = step.sequence.clone() {
@@ -493,7 +493,7 @@ pub async fn expect_one(
     pattern: &EventPattern,
     within: Duration,
 ) -> StepResult {
-    let mut waiter = Waiter::new(connection, Instant::now() + within);
+    let mut waiter = Waiter::new(&connection.inbox, Instant::now() + within);
     expect_count(ctx, connection, pattern, 1, within, &mut waiter).await
 }
 
@@ -548,7 +548,7 @@ pub async fn await_ready(
     within: Duration,
 ) -> Result<serde_json::Map<String, Value>, Failure> {
     let connection = ctx.connection(Some(name))?;
-    let mut waiter = Waiter::new(&connection, Instant::now() + within);
+    let mut waiter = Waiter::new(&connection.inbox, Instant::now() + within);
     let mut cursor = 0;
     let found = waiter
         .next(|state| {
@@ -603,7 +603,7 @@ fn take_next_strictly(
     pending: &mut Pending,
     after: usize,
     pattern: &EventPattern,
-) -> Pick<Result<Received, Between>> {
+) -> Pick<Result<Box<Received>, Between>> {
     let mut cursor = after + 1;
     let next = match pending.scan(&mut cursor, SCAN_BUDGET, |_| true) {
         Scan::Found(index) => index,
@@ -901,7 +901,7 @@ pub async fn expect_none(ctx: &mut ScenarioContext, body: &Value) -> StepResult 
         ..EventPattern::default()
     };
     known_operations(&connection, std::slice::from_ref(&pattern))?;
-    let mut waiter = Waiter::new(&connection, Instant::now() + step.during);
+    let mut waiter = Waiter::new(&connection.inbox, Instant::now() + step.during);
     let mut cursor = 0;
     let found = waiter
         .next(|state| find_first(&state.pending, &mut cursor, |f| fit(&pattern, f).is_none()))
@@ -928,7 +928,7 @@ pub async fn expect_close(ctx: &mut ScenarioContext, body: &Value) -> StepResult
     let step: ExpectCloseStep = ctx.render_step(body, &[])?;
     let connection = ctx.connection(step.on.as_deref())?;
     let within = step.within.unwrap_or_else(|| ctx.step_timeout());
-    let mut waiter = Waiter::new(&connection, Instant::now() + within);
+    let mut waiter = Waiter::new(&connection.inbox, Instant::now() + within);
     let closed = waiter
         .next(|state| state.closed.clone().map_or(Pick::Exhausted, Pick::Found))
         .await

@@ -136,7 +136,9 @@ impl std::fmt::Display for Closed {
 #[derive(Default)]
 pub struct Pending {
     /// Arrival number and frame (`None` once taken), by increasing arrival number.
-    slots: VecDeque<(usize, Option<Received>)>,
+    /// Boxed: a frame is 280 bytes, moved from the reader into the inbox and out
+    /// to the step that takes it, at every round trip; a box moves as a pointer.
+    slots: VecDeque<(usize, Option<Box<Received>>)>,
     live: usize,
 }
 
@@ -154,7 +156,7 @@ pub enum Scan {
 const TOMBSTONE_SLACK: usize = 1024;
 
 impl Pending {
-    pub fn push(&mut self, frame: Received) {
+    pub fn push(&mut self, frame: Box<Received>) {
         self.slots.push_back((frame.number, Some(frame)));
         self.live += 1;
     }
@@ -170,7 +172,7 @@ impl Pending {
 
     /// Frames waiting, in arrival order.
     pub fn iter(&self) -> impl Iterator<Item = &Received> {
-        self.slots.iter().filter_map(|(_, frame)| frame.as_ref())
+        self.slots.iter().filter_map(|(_, frame)| frame.as_deref())
     }
 
     /// Look for the first frame, from arrival number `cursor` on, that `matches`;
@@ -203,11 +205,11 @@ impl Pending {
 
     /// The frame at a position [`Pending::scan`] found, if still there.
     pub fn get(&self, index: usize) -> Option<&Received> {
-        self.slots.get(index)?.1.as_ref()
+        self.slots.get(index)?.1.as_deref()
     }
 
     /// Take the frame at a position [`Pending::scan`] found (under the same lock).
-    pub fn take(&mut self, index: usize) -> Option<Received> {
+    pub fn take(&mut self, index: usize) -> Option<Box<Received>> {
         let frame = self.slots.get_mut(index)?.1.take()?;
         self.live -= 1;
         while matches!(self.slots.front(), Some((_, None))) {
@@ -338,7 +340,7 @@ mod tests {
     fn inbox(types: &[&str]) -> Pending {
         let mut pending = Pending::default();
         for (n, t) in types.iter().enumerate() {
-            pending.push(frame(n, t));
+            pending.push(Box::new(frame(n, t)));
         }
         pending
     }

@@ -209,7 +209,7 @@ impl Reader {
         if let Some(v) = &schema_violation {
             state.violations.push(v.clone());
         }
-        state.pending.push(Received {
+        state.pending.push(Box::new(Received {
             number,
             at: arrived,
             text: message.text,
@@ -227,7 +227,7 @@ impl Reader {
             ack_of_emit: message.ack_of_emit,
             schema_violation,
             since_last_sent,
-        });
+        }));
     }
 
     /// Send a frame the protocol owes the server (a pong, an ack); if the writer is

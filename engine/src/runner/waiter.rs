@@ -5,8 +5,8 @@
 //!
 //! Each wait needs a timer for its deadline. A new timer is an insertion into the
 //! runtime's timer wheel and a removal, at every `expect` of every round trip; so a
-//! connection keeps the timer of its last wait for the next one, and moving a timer
-//! still pending to a later deadline is one atomic operation.
+//! connection keeps the timer of its last wait for the next one, and a timer still to
+//! fire before the new deadline is not even moved (see [`timer`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +16,6 @@ use std::task::Poll;
 use tokio::time::{Instant, Sleep};
 
 use super::inbox::{Inbox, InboxState, Pending, Received, Scan};
-use super::ws::Connection;
 
 /// Frames (of ordinary size) a pass examines while holding the inbox lock.
 pub const SCAN_BUDGET: usize = 32;
@@ -47,9 +46,10 @@ pub struct Waiter {
 }
 
 impl Waiter {
-    pub fn new(connection: &Connection, deadline: Instant) -> Waiter {
+    /// A wait on a connection's inbox.
+    pub fn new(inbox: &Arc<Inbox>, deadline: Instant) -> Waiter {
         Waiter {
-            inbox: connection.inbox.clone(),
+            inbox: inbox.clone(),
             deadline,
             timer: None,
         }
@@ -100,20 +100,25 @@ impl Drop for Waiter {
     }
 }
 
-/// The timer of a wait, set to its deadline: the connection's spare one if it has one
-/// (no other wait holds it), else a new one.
+/// The timer of a wait: the connection's spare one if it has one (no other wait holds
+/// it), else a new one. A timer still to fire before this deadline is left as it is:
+/// moving it is a timer-wheel update at every wait, while leaving it costs one early
+/// wake per `within` at most (the deadline is checked at every pass). A timer that
+/// fired, or would fire late, is set to the deadline.
 fn timer<'a>(
-    timer: &'a mut Option<Pin<Box<Sleep>>>,
+    slot: &'a mut Option<Pin<Box<Sleep>>>,
     inbox: &Inbox,
     deadline: Instant,
 ) -> &'a mut Pin<Box<Sleep>> {
-    timer.get_or_insert_with(|| match inbox.take_spare_timer() {
-        Some(mut timer) => {
-            timer.as_mut().reset(deadline);
-            timer
-        }
-        None => Box::pin(tokio::time::sleep_until(deadline)),
-    })
+    let timer = slot.get_or_insert_with(|| {
+        inbox
+            .take_spare_timer()
+            .unwrap_or_else(|| Box::pin(tokio::time::sleep_until(deadline)))
+    });
+    if timer.deadline() > deadline || timer.is_elapsed() {
+        timer.as_mut().reset(deadline);
+    }
+    timer
 }
 
 /// Take the first frame from `cursor` on that `matches`, examining one pass's worth.
@@ -121,7 +126,7 @@ pub fn take_first(
     pending: &mut Pending,
     cursor: &mut usize,
     matches: impl FnMut(&Received) -> bool,
-) -> Pick<Received> {
+) -> Pick<Box<Received>> {
     match pending.scan(cursor, SCAN_BUDGET, matches) {
         // `take` finds what `scan` found under the same lock; `Paused` would rescan.
         Scan::Found(index) => pending.take(index).map_or(Pick::Paused, Pick::Found),
@@ -135,13 +140,63 @@ pub fn find_first(
     pending: &Pending,
     cursor: &mut usize,
     matches: impl FnMut(&Received) -> bool,
-) -> Pick<Received> {
+) -> Pick<Box<Received>> {
     match pending.scan(cursor, SCAN_BUDGET, matches) {
         Scan::Found(index) => pending
             .get(index)
-            .cloned()
-            .map_or(Pick::Paused, Pick::Found),
+            .map_or(Pick::Paused, |frame| Pick::Found(Box::new(frame.clone()))),
         Scan::Paused => Pick::Paused,
         Scan::Exhausted => Pick::Exhausted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Waits until `ready` is set (then `Ok`) or the deadline passes; how long it took.
+    async fn wait(inbox: &Arc<Inbox>, within: Duration, ready: &AtomicBool) -> (bool, Duration) {
+        let start = Instant::now();
+        let mut waiter = Waiter::new(inbox, start + within);
+        let found = waiter
+            .next(|_| match ready.load(Ordering::SeqCst) {
+                true => Pick::Found(()),
+                false => Pick::Exhausted,
+            })
+            .await;
+        (found.is_ok(), start.elapsed())
+    }
+
+    /// Sets `ready` and wakes the inbox's waiters after `after`.
+    fn ready_after(inbox: &Arc<Inbox>, after: Duration, ready: &Arc<AtomicBool>) {
+        let (inbox, ready) = (inbox.clone(), ready.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            ready.store(true, Ordering::SeqCst);
+            inbox.bump();
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_ends_at_its_own_deadline_whatever_timer_the_last_wait_left() {
+        let inbox = Arc::new(Inbox::new());
+        let ready = Arc::new(AtomicBool::new(false));
+        let secs = Duration::from_secs;
+        // Leaves a timer due at +5 s, before the next wait's deadline.
+        ready_after(&inbox, secs(1), &ready);
+        assert_eq!(wait(&inbox, secs(5), &ready).await, (true, secs(1)));
+        ready.store(false, Ordering::SeqCst);
+        // The early timer fires at +5 s; the wait goes on to its own deadline.
+        assert_eq!(wait(&inbox, secs(10), &ready).await, (false, secs(10)));
+        // Leaves a timer due at +30 s, after the next wait's deadline.
+        ready_after(&inbox, secs(1), &ready);
+        assert_eq!(wait(&inbox, secs(30), &ready).await, (true, secs(1)));
+        ready.store(false, Ordering::SeqCst);
+        assert_eq!(wait(&inbox, secs(2), &ready).await, (false, secs(2)));
+        // A timer that fired is set again.
+        assert_eq!(wait(&inbox, secs(3), &ready).await, (false, secs(3)));
     }
 }
