@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::context::{Failure, ScenarioContext, StepResult};
 use super::jwt;
-use super::plan::{Outgoing, OutgoingFrame};
+use super::plan::{Outgoing, OutgoingFrame, SendPlan};
 use super::protocol;
 use super::ws::{tls_config, ConnectError, ConnectRequest, Connection, FrameRules};
 use crate::diagnostic::FailureKind;
@@ -274,18 +274,21 @@ pub async fn authenticate(ctx: &mut ScenarioContext, body: &Value) -> StepResult
 }
 
 pub async fn send(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
-    let repeat = body
-        .get("repeat")
-        .map(|r| ctx.render_value(r, &[]))
-        .transpose()?
-        .and_then(|r| r.as_u64())
-        .unwrap_or(1);
     // A body without templates is the same every time (whatever `index`).
-    let planned = ctx.planned(&ctx.plans.sends, body, || outgoing(ctx, body, 0))?;
+    let planned = ctx.planned(&ctx.plans.sends, body, || {
+        Ok(SendPlan {
+            outgoing: outgoing(ctx, body, 0)?,
+            repeat: repeat(ctx, body)?,
+        })
+    })?;
+    let repeat = match &planned {
+        Some(plan) => plan.repeat,
+        None => repeat(ctx, body)?,
+    };
     for index in 0..repeat {
         let rendered;
         let outgoing = match &planned {
-            Some(plan) => plan.as_ref(),
+            Some(plan) => &plan.outgoing,
             None => {
                 rendered = outgoing(ctx, body, index)?;
                 &rendered
@@ -299,6 +302,16 @@ pub async fn send(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
         }
     }
     Ok(())
+}
+
+/// How many times a `send` sends (`repeat:`, 1 without it).
+fn repeat(ctx: &ScenarioContext, body: &Value) -> Result<u64, Failure> {
+    Ok(body
+        .get("repeat")
+        .map(|r| ctx.render_value(r, &[]))
+        .transpose()?
+        .and_then(|r| r.as_u64())
+        .unwrap_or(1))
 }
 
 /// A `send` of `json` (on a connection maybe), the send that runs in loops: its payload
@@ -330,7 +343,7 @@ fn json_outgoing(
     // `json: null` is no payload at all, as the step reads it.
     (text != "null").then_some(Outgoing {
         on,
-        frame: OutgoingFrame::Text(text),
+        frame: OutgoingFrame::Text(text.into()),
     })
 }
 
@@ -349,8 +362,8 @@ fn outgoing(ctx: &ScenarioContext, body: &Value, index: u64) -> Result<Outgoing,
     }
     let step: SendStep = ctx.render_step(body, &locals)?;
     let frame = match (step.json, step.text, step.binary) {
-        (Some(json), _, _) => OutgoingFrame::Text(json_text(&json)),
-        (None, Some(text), _) => OutgoingFrame::Text(text),
+        (Some(json), _, _) => OutgoingFrame::Text(json_text(&json).into()),
+        (None, Some(text), _) => OutgoingFrame::Text(text.into()),
         (None, None, Some(payload)) => OutgoingFrame::Binary(match payload {
             BinaryPayload::Base64(b64) => base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())

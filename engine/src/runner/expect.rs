@@ -674,7 +674,8 @@ fn between_failure(
     .hint("without `strict: true`, other frames may arrive between the items")
 }
 
-/// A frame was taken: check its schema, then capture.
+/// A frame a wait settled on (see [`settles`]) was taken: fail the step if it ended
+/// the operation instead, check its schema, then capture.
 fn take(
     ctx: &mut ScenarioContext,
     connection: &Connection,
@@ -685,7 +686,8 @@ fn take(
         meter.event_latency(latency);
     }
     ctx.transcript.taken(&connection.name, frame.number);
-    if fit(pattern, frame).is_some() {
+    // What a wait took fits its pattern unless it ended the operation (see `settles`).
+    if ends_wanted_operation(pattern, frame) && fit(pattern, frame).is_some() {
         // Taken because it ended the operation the pattern waits for.
         ctx.transcript.failed(&connection.name, frame.number);
         let ended = match frame.event_type.as_deref() {

@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use rustc_hash::FxHashMap;
 
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::spec::model::{EventPattern, ExpectStep};
 use crate::template::RenderPlan;
@@ -21,13 +22,19 @@ use crate::template::RenderPlan;
 /// The plans of one scenario's steps, by kind.
 #[derive(Default)]
 pub struct StepPlans {
-    pub sends: Plans<Outgoing>,
+    pub sends: Plans<SendPlan>,
     pub expects: Plans<ExpectPlan>,
     /// The bodies that have templates, ready to render (see [`RenderPlan`]).
     pub renders: Plans<RenderPlan<'static>>,
     /// Templated `expect`s read without their `match` and `on`, when those alone have
     /// templates (`None`: another field has some).
     pub expect_skeletons: Plans<Option<ExpectPlan>>,
+}
+
+/// A `send` without templates: what it sends, and how many times.
+pub struct SendPlan {
+    pub outgoing: Outgoing,
+    pub repeat: u64,
 }
 
 /// What a `send` sends: on which connection, and the frame.
@@ -37,7 +44,8 @@ pub struct Outgoing {
 }
 
 pub enum OutgoingFrame {
-    Text(String),
+    /// Shared with the frame sent, not copied at every send.
+    Text(Utf8Bytes),
     Binary(Vec<u8>),
 }
 

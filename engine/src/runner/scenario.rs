@@ -447,6 +447,10 @@ async fn run_body(
 
 /// Events that arrived during the step and broke their schema fail the step.
 fn schema_violations(ctx: &ScenarioContext) -> StepResult {
+    // Without schemas no frame is checked: no inbox to lock after every step.
+    if ctx.rules.schemas.is_none() {
+        return Ok(());
+    }
     for connection in ctx.connections.values() {
         let mut state = connection.inbox.lock();
         if let Some(first) = state.violations.first().cloned() {

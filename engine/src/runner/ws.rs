@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 pub use super::inbox::{Closed, Inbox, InboxState, Received};
 use super::protocol::SharedProtocol;
@@ -280,9 +280,14 @@ impl Connection {
         &self.protocol
     }
 
-    pub async fn send_text(&self, text: String, timeout: Duration) -> Result<(), SendError> {
+    pub async fn send_text(
+        &self,
+        text: impl Into<Utf8Bytes>,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        let text = text.into();
         self.transcript.record(&self.name, Direction::Sent, &text);
-        self.send(Message::text(text), timeout).await
+        self.send(Message::Text(text), timeout).await
     }
 
     /// Send a frame the connection's protocol encoded: the transcript shows `shown`
