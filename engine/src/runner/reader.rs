@@ -25,8 +25,9 @@ use super::ws::{nanos_since_origin, FrameRules};
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The sending half, shared by the steps that send and the reader that must answer a
-/// close frame; `None` once closed.
-pub type Writer = Arc<tokio::sync::Mutex<Option<SplitSink<Socket, Message>>>>;
+/// close frame; `None` once closed. futures' lock, not tokio's: taken at every send,
+/// and tokio's locks its list of waiters at every release.
+pub type Writer = Arc<futures_util::lock::Mutex<Option<SplitSink<Socket, Message>>>>;
 
 /// Frames larger than this are parsed and validated on the blocking pool, so a huge
 /// event does not hold a runtime worker that other scenarios need.

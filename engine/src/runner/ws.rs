@@ -247,7 +247,7 @@ impl Connection {
         let (sink, stream) = socket.split();
         let inbox = Arc::new(Inbox::new());
         let last_sent = Arc::new(AtomicU64::new(0));
-        let writer: Writer = Arc::new(tokio::sync::Mutex::new(Some(sink)));
+        let writer: Writer = Arc::new(futures_util::lock::Mutex::new(Some(sink)));
         let reader = tokio::spawn(
             Reader {
                 stream,

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use super::ws::{Closed, Connection, FrameRules, SendError};
 use crate::diagnostic::FailureKind;
@@ -86,7 +87,8 @@ pub struct Breach {
 #[derive(Debug, Default)]
 pub struct Decoded {
     /// Messages for the inbox, in order (none for keep-alives, acks, partial frames).
-    pub messages: Vec<Message>,
+    /// Nearly always one: kept in place, not allocated for every frame.
+    pub messages: SmallVec<[Message; 1]>,
     /// Frames owed to the server at once (a pong, an automatic ack), sent in order by
     /// the reader and shown in the transcript.
     pub replies: Vec<String>,
@@ -110,7 +112,7 @@ pub struct Keepalive {
 impl Decoded {
     pub fn message(message: Message) -> Self {
         Decoded {
-            messages: vec![message],
+            messages: smallvec::smallvec![message],
             ..Decoded::default()
         }
     }
