@@ -2,9 +2,11 @@
 //! inbox fed by its own reader task ([`super::reader`]) from the first frame on, so no
 //! event is lost between steps; steps take frames out of the inbox and leave the rest.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::StreamExt;
@@ -361,7 +363,7 @@ impl Connection {
             }
             sink.flush().await
         };
-        match tokio::time::timeout(timeout, sent).await {
+        match timeout_when_pending(timeout, sent).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(SendError::Failed {
                 name: name(),
@@ -551,4 +553,40 @@ fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, T
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
+}
+
+/// `tokio::time::timeout`, with its timer made only when the first poll does not
+/// finish: nearly every send is written at once, and a timer is a clock read and an
+/// entry in the runtime's timer wheel. The first poll does not wait, so the limit holds.
+async fn timeout_when_pending<F: Future>(
+    limit: Duration,
+    future: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut future = std::pin::pin!(future);
+    let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => tokio::time::timeout(limit, future).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_armed_only_when_pending_still_holds() {
+        let limit = Duration::from_secs(5);
+        assert_eq!(timeout_when_pending(limit, async { 1 }).await, Ok(1));
+        let start = tokio::time::Instant::now();
+        let late = timeout_when_pending(limit, tokio::time::sleep(Duration::from_secs(6))).await;
+        assert!(late.is_err());
+        assert_eq!(start.elapsed(), limit);
+        let start = tokio::time::Instant::now();
+        let in_time = timeout_when_pending(limit, tokio::time::sleep(Duration::from_secs(4))).await;
+        assert_eq!(in_time, Ok(()));
+        assert_eq!(start.elapsed(), Duration::from_secs(4));
+        let never = timeout_when_pending(limit, std::future::pending::<()>()).await;
+        assert!(never.is_err());
+    }
 }
