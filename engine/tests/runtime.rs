@@ -1,7 +1,8 @@
 //! The runtime never stalls and connections behave, against real in-process servers:
 //! a large backlog is taken quickly, floods do not delay other scenarios' deadlines,
 //! deadlines are hard while frames keep arriving, runaway templates stop, the server's
-//! close frame is answered at once, and protocol breaks close with the right code.
+//! close frame is answered at once, protocol breaks close with the right code, and a
+//! send the server never reads fails at its deadline.
 //!
 //! Time bounds here are deliberately generous (a debug build on a busy 2-core
 //! machine); `cargo bench -p engine --bench runtime_fairness` prints the figures.
@@ -436,4 +437,60 @@ steps:
     let invalid = &by_name("big invalid").failure;
     assert!(invalid.contains("event `hello` violates"), "{invalid}");
     assert!(invalid.contains("at `/n`"), "{invalid}");
+}
+
+/// A server that completes the handshake and then never reads: what the engine sends
+/// fills the socket buffers until a send cannot finish.
+async fn start_deaf_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(socket) = tokio_tungstenite::accept_async(stream).await {
+                    // Held open, never read, for as long as the test runs.
+                    std::future::pending::<()>().await;
+                    drop(socket);
+                }
+            });
+        }
+    });
+    format!("ws://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_the_server_never_reads_fails_at_the_step_deadline() {
+    let url = start_deaf_server().await;
+    // The suite's step deadline is 2 s.
+    let suite = Suite::new(&url, "");
+    let payload = "x".repeat(64 * 1024);
+    suite.spec(
+        "deaf.yaml",
+        &format!(
+            r##"
+name: deaf server
+steps:
+  - connect: {{ url: "{{{{ env.WS_URL }}}}" }}
+  - each:
+      count: 100000
+      steps:
+        - send: {{ text: "{payload}" }}
+"##
+        ),
+    );
+    let outcomes = suite.run().await;
+    let outcome = &outcomes[0];
+    assert!(
+        outcome
+            .failure
+            .contains("sending on `default` did not finish within 2s"),
+        "{}",
+        outcome.failure
+    );
+    // The step that failed is the `each`: it ran until a send blocked, then 2 s more.
+    let each = outcome.step_duration(1);
+    assert!(
+        each >= Duration::from_millis(1990) && each < Duration::from_secs(15),
+        "the send's 2 s deadline ended its `each` after {each:?}"
+    );
 }
