@@ -95,7 +95,7 @@ fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
         match frame.json() {
             Some(json) => problems.extend(compare(expected, Some(json), pattern.exact)),
             None => {
-                let expected_text = Value::String(frame.text.clone());
+                let expected_text = Value::String(frame.text.as_str().to_owned());
                 if expected != &expected_text {
                     problems.push(Mismatch {
                         path: "$".into(),
@@ -577,7 +577,7 @@ pub async fn await_ready(
     let json = frame
         .json()
         .cloned()
-        .unwrap_or(Value::String(frame.text.clone()));
+        .unwrap_or(Value::String(frame.text.as_str().to_owned()));
     let mut captured = serde_json::Map::new();
     for (var, path) in &pattern.capture {
         match super::context::json_path(path, &json)? {
@@ -715,7 +715,7 @@ fn take(
         let json = frame
             .json()
             .cloned()
-            .unwrap_or(Value::String(frame.text.clone()));
+            .unwrap_or(Value::String(frame.text.as_str().to_owned()));
         ctx.capture(&pattern.capture, &json)?;
     }
     Ok(())
@@ -976,7 +976,7 @@ mod tests {
         Received {
             number: 0,
             at: std::time::Instant::now(),
-            text: text.to_string(),
+            text: text.to_string().into(),
             json: LazyJson::default(),
             binary: false,
             event_type: None,

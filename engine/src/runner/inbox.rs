@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{futures::Notified, Notify};
 use tokio::time::Sleep;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// One frame received on a connection.
 #[derive(Debug, Clone)]
@@ -18,8 +19,8 @@ pub struct Received {
     /// Arrival order on this connection, from 0.
     pub number: usize,
     pub at: Instant,
-    /// The message as text (for raw frames, the frame itself).
-    pub text: String,
+    /// The message as text (for raw frames, the frame itself, not copied).
+    pub text: Utf8Bytes,
     /// The message as JSON, when it is JSON: see [`Received::json`].
     pub json: LazyJson,
     pub binary: bool,
@@ -323,7 +324,7 @@ mod tests {
         Received {
             number,
             at: Instant::now(),
-            text: format!("{{\"type\":\"{event}\"}}"),
+            text: format!("{{\"type\":\"{event}\"}}").into(),
             json: LazyJson::known(None),
             binary: false,
             event_type: Some(event.into()),

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::inbox::{Closed, Inbox, LazyJson, Received};
@@ -82,11 +82,11 @@ impl Reader {
                 None => self.stream.next().await,
             };
             let breach = match next {
-                // A copy, not `to_string`: that goes through the formatter.
-                Some(Ok(Message::Text(text))) => self.receive(text.as_str().to_owned(), None).await,
+                // Not copied: the inbox keeps the frame's own bytes.
+                Some(Ok(Message::Text(text))) => self.receive(text, None).await,
                 Some(Ok(Message::Binary(bytes))) => {
                     let text = String::from_utf8_lossy(&bytes).into_owned();
-                    self.receive(text, Some(bytes)).await
+                    self.receive(text.into(), Some(bytes)).await
                 }
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.as_ref().map(|f| u16::from(f.code));
@@ -129,7 +129,7 @@ impl Reader {
     /// the server. A breach of the protocol ends the connection.
     async fn receive(
         &mut self,
-        text: String,
+        text: Utf8Bytes,
         bytes: Option<tokio_tungstenite::tungstenite::Bytes>,
     ) -> Option<Breach> {
         let arrived = Instant::now();

@@ -566,7 +566,8 @@ async fn timeout_when_pending<F: Future>(
     let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
     match first {
         Poll::Ready(output) => Ok(output),
-        Poll::Pending => tokio::time::timeout(limit, future).await,
+        // Boxed: rarely needed, and in place the timer would enlarge every send's future.
+        Poll::Pending => Box::pin(tokio::time::timeout(limit, future)).await,
     }
 }
 

@@ -316,7 +316,7 @@ impl Graphql {
             None => json!({kind: name}),
         };
         Decoded::message(Message {
-            text: shown.to_string(),
+            text: shown.to_string().into(),
             json: Some(payload.unwrap_or(Value::Null)),
             json_in_text: false,
             event_type: Some(kind.to_string()),
@@ -409,49 +409,51 @@ impl Protocol for Graphql {
                 &frame.text,
             );
         }
-        let message = match serde_json::from_str::<Value>(&frame.text) {
+        // This protocol's messages are made from the frame's text: one copy of it.
+        let text = frame.text.as_str().to_owned();
+        let message = match serde_json::from_str::<Value>(&text) {
             Ok(Value::Object(message)) => message,
-            _ => return self.breach("a frame that is not a JSON object".into(), &frame.text),
+            _ => return self.breach("a frame that is not a JSON object".into(), &text),
         };
         let Some(kind) = message
             .get("type")
             .and_then(Value::as_str)
             .map(str::to_string)
         else {
-            return self.breach("a message without a `type`".into(), &frame.text);
+            return self.breach("a message without a `type`".into(), &text);
         };
         let legacy = self.dialect == Dialect::SubscriptionsTransportWs;
         match kind.as_str() {
             "ping" if !legacy => Decoded {
                 replies: vec![json!({"type": "pong"}).to_string()],
-                chatter: Some(frame.text),
+                chatter: Some(text),
                 ..Decoded::default()
             },
-            "pong" if !legacy => chatter(frame.text),
-            "ka" if legacy => chatter(frame.text),
+            "pong" if !legacy => chatter(text),
+            "ka" if legacy => chatter(text),
             // Before the ack it refuses the connection; after it, the server closes.
             "connection_error" if legacy => {
                 if !self.acknowledged {
                     let payload = message.get("payload").unwrap_or(&Value::Null);
                     self.refused = Some(payload.to_string());
                 }
-                chatter(frame.text)
+                chatter(text)
             }
             "connection_ack" if self.acknowledged => {
-                self.breach("a second `connection_ack`".into(), &frame.text)
+                self.breach("a second `connection_ack`".into(), &text)
             }
             "connection_ack" => {
                 self.acknowledged = true;
-                chatter(frame.text)
+                chatter(text)
             }
             _ if !self.acknowledged => {
-                self.breach(format!("`{kind}` before `connection_ack`"), &frame.text)
+                self.breach(format!("`{kind}` before `connection_ack`"), &text)
             }
             other => match self.dialect.operation_message(other) {
-                Some(kind) => self.operation_message(kind, other, &message, frame.text),
+                Some(kind) => self.operation_message(kind, other, &message, text),
                 None => self.breach(
                     format!("a message of type `{other}`, which the server may not send"),
-                    &frame.text,
+                    &text,
                 ),
             },
         }

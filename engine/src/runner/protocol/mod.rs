@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use smallvec::SmallVec;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::ws::{Closed, Connection, FrameRules, SendError};
 use crate::diagnostic::FailureKind;
@@ -36,8 +37,9 @@ pub use crate::spec::model::ProtocolKind;
 /// One WebSocket frame as read.
 #[derive(Debug)]
 pub struct Incoming {
-    /// The frame's text (a binary frame's bytes read as UTF-8, lossily).
-    pub text: String,
+    /// The frame's text (a binary frame's bytes read as UTF-8, lossily), shared with
+    /// the frame read, not copied.
+    pub text: Utf8Bytes,
     pub binary: bool,
     /// A binary frame's bytes (shared with the frame, not copied).
     pub bytes: Option<tokio_tungstenite::tungstenite::Bytes>,
@@ -48,7 +50,7 @@ pub struct Incoming {
 pub struct Message {
     /// The decoded message as text: what failure output and the transcript show, and
     /// what `match:` compares when there is no JSON.
-    pub text: String,
+    pub text: Utf8Bytes,
     /// The decoded message as steps match it, when it is JSON.
     pub json: Option<Value>,
     /// `json` is left out: `text` is to be parsed as JSON when a step looks at more

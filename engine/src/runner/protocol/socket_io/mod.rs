@@ -558,7 +558,7 @@ fn event_message(
     // The client library's own events are not the application's: no schema applies.
     let schema_type = (!codec::RESERVED_EVENTS.contains(&name)).then(|| name.to_string());
     Decoded::message(Message {
-        text: Value::Object(shown).to_string(),
+        text: Value::Object(shown).to_string().into(),
         json: Some(args),
         event_type: Some(name.to_string()),
         schema_type,
@@ -578,7 +578,7 @@ fn ack_message(event: &str, namespace: &str, id: u64, args: Value, raw: String) 
         shown.insert("namespace".into(), json!(namespace));
     }
     Decoded::message(Message {
-        text: Value::Object(shown).to_string(),
+        text: Value::Object(shown).to_string().into(),
         json: Some(args),
         operation: Some(namespace.to_string()),
         raw: Some(raw),
@@ -659,56 +659,55 @@ impl Protocol for SocketIo {
         if frame.binary {
             return self.attachment(frame.bytes.map(|b| b.to_vec()).unwrap_or_default());
         }
+        // This protocol's messages are made from the frame's text: one copy of it.
+        let text = frame.text.as_str().to_owned();
         if let Some(partial) = &self.partial {
             let why = format!(
                 "a text frame while {} attachment(s) of a binary packet were still due",
                 partial.packet.attachments - partial.attachments.len()
             );
-            return self.breach(why, &frame.text);
+            return self.breach(why, &text);
         }
-        let packet = match codec::engine_packet(&frame.text) {
+        let packet = match codec::engine_packet(&text) {
             Ok(packet) => packet,
-            Err(e) => return self.breach(e.to_string(), &frame.text),
+            Err(e) => return self.breach(e.to_string(), &text),
         };
         if self.sid.is_none() && !matches!(packet, EnginePacket::Open(_)) {
-            return self.breach(
-                "a packet before the Engine.IO handshake".into(),
-                &frame.text,
-            );
+            return self.breach("a packet before the Engine.IO handshake".into(), &text);
         }
         match packet {
             EnginePacket::Open(data) => {
                 let data = data.to_string();
-                self.open(&data, frame.text)
+                self.open(&data, text)
             }
             EnginePacket::Ping(data) => {
                 let reply = format!("3{data}");
                 Decoded {
                     replies: vec![reply],
-                    chatter: Some(frame.text),
+                    chatter: Some(text),
                     keepalive: self.keepalive.clone(),
                     ..Decoded::default()
                 }
             }
-            EnginePacket::Noop | EnginePacket::Close => chatter(frame.text),
+            EnginePacket::Noop | EnginePacket::Close => chatter(text),
             EnginePacket::Pong(_) => {
-                self.breach("a pong, though the client sent no ping".into(), &frame.text)
+                self.breach("a pong, though the client sent no ping".into(), &text)
             }
             EnginePacket::Upgrade => self.breach(
                 "an upgrade packet, though the client asked for no upgrade".into(),
-                &frame.text,
+                &text,
             ),
             EnginePacket::Message(data) => match codec::decode(data) {
-                Err(e) => self.breach(e.to_string(), &frame.text),
+                Err(e) => self.breach(e.to_string(), &text),
                 Ok(packet) if packet.attachments > 0 => {
                     self.partial = Some(Partial {
                         packet,
-                        raw: frame.text,
+                        raw: text,
                         attachments: Vec::new(),
                     });
                     Decoded::default()
                 }
-                Ok(packet) => self.packet(packet, frame.text),
+                Ok(packet) => self.packet(packet, text),
             },
         }
     }
@@ -732,7 +731,7 @@ mod tests {
 
     fn binary(bytes: &[u8]) -> Incoming {
         Incoming {
-            text: String::from_utf8_lossy(bytes).into_owned(),
+            text: String::from_utf8_lossy(bytes).into_owned().into(),
             binary: true,
             bytes: Some(bytes.to_vec().into()),
         }
