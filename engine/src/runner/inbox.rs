@@ -229,14 +229,32 @@ impl Pending {
 #[derive(Default)]
 pub struct SeenTypes {
     first: BTreeMap<String, usize>,
+    /// The type noted last, its bytes kept in place (when short): a busy connection
+    /// repeats its types, and this is compared without reaching for the map's nodes
+    /// and keys elsewhere in memory, at every frame.
+    last: [u8; LAST_BYTES],
+    last_len: Option<u8>,
 }
 
 const MAX_SEEN_TYPES: usize = 1000;
+const LAST_BYTES: usize = 31;
 
 impl SeenTypes {
     pub fn note(&mut self, event_type: &str, number: usize) {
+        let bytes = event_type.as_bytes();
+        if self.last_len.map(usize::from) == Some(bytes.len()) && self.last[..bytes.len()] == *bytes
+        {
+            return;
+        }
         if self.first.len() < MAX_SEEN_TYPES && !self.first.contains_key(event_type) {
             self.first.insert(event_type.to_string(), number);
+        }
+        self.last_len = None;
+        if let Ok(len) = u8::try_from(bytes.len()) {
+            if bytes.len() <= LAST_BYTES {
+                self.last[..bytes.len()].copy_from_slice(bytes);
+                self.last_len = Some(len);
+            }
         }
     }
 
@@ -354,6 +372,28 @@ mod tests {
                 Scan::Paused => continue,
             }
         }
+    }
+
+    #[test]
+    fn seen_types_keep_the_first_arrival_of_each_type() {
+        let long = "x".repeat(40);
+        let mut seen = SeenTypes::default();
+        for (number, t) in ["a", "a", "b", "a", "", &long, &long, "ab", "b", ""]
+            .iter()
+            .enumerate()
+        {
+            seen.note(t, number);
+        }
+        let first: Vec<_> = seen
+            .names()
+            .map(|n| (n.to_string(), seen.first_of(n)))
+            .collect();
+        let want = [("", 4), ("a", 0), ("ab", 7), ("b", 2), (long.as_str(), 5)];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(n, i)| (n.to_string(), Some(*i)))
+            .collect();
+        assert_eq!(first, want);
     }
 
     #[test]
