@@ -4,12 +4,15 @@
 //! stop after a bounded number of frames so the waiter can yield to the scheduler.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_util::task::AtomicWaker;
 use serde_json::Value;
-use tokio::sync::{futures::Notified, Notify};
 use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -283,9 +286,15 @@ pub struct InboxState {
 
 /// The inbox, and the signal of every change to it (a frame arrived, the connection
 /// closed).
+///
+/// One wait at a time: a connection belongs to one scenario, which runs one step at a
+/// time, so a change wakes one task, without the waiter list (and its lock) a
+/// `tokio::sync::Notify` keeps for many, at every frame. Every wait has a deadline.
 pub struct Inbox {
     pub state: Mutex<InboxState>,
-    changes: Notify,
+    /// Counts changes: a wait is over once it moved past what the wait saw.
+    changes: AtomicU64,
+    waiter: AtomicWaker,
     /// The deadline timer of the last wait on this inbox, kept for the next one (see
     /// [`super::waiter::Waiter`]).
     spare_timer: Mutex<Option<Pin<Box<Sleep>>>>,
@@ -295,7 +304,8 @@ impl Inbox {
     pub fn new() -> Inbox {
         Inbox {
             state: Mutex::default(),
-            changes: Notify::new(),
+            changes: AtomicU64::new(0),
+            waiter: AtomicWaker::new(),
             spare_timer: Mutex::default(),
         }
     }
@@ -318,13 +328,40 @@ impl Inbox {
 
     /// Wake whoever waits for a change.
     pub fn bump(&self) {
-        self.changes.notify_waiters();
+        self.changes.fetch_add(1, Ordering::Release);
+        self.waiter.wake();
     }
 
     /// Resolves at the first change after this call, polled or not: take it before
     /// looking at the state, then await it, and no change can slip in between.
-    pub fn changed(&self) -> Notified<'_> {
-        self.changes.notified()
+    pub fn changed(&self) -> Changed<'_> {
+        Changed {
+            inbox: self,
+            seen: self.changes.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// A wait for the next change to an inbox (see [`Inbox::changed`]).
+pub struct Changed<'a> {
+    inbox: &'a Inbox,
+    seen: u64,
+}
+
+impl Future for Changed<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let moved = || self.inbox.changes.load(Ordering::Acquire) != self.seen;
+        if moved() {
+            return Poll::Ready(());
+        }
+        // Registered, then looked at again: a change in between is not missed.
+        self.inbox.waiter.register(cx.waker());
+        if moved() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
     }
 }
 
@@ -372,6 +409,28 @@ mod tests {
                 Scan::Paused => continue,
             }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_sees_every_change_after_it_began_and_none_before() {
+        let inbox = std::sync::Arc::new(Inbox::new());
+        let second = Duration::from_secs(1);
+        // A change before the wait began is not one it waits for.
+        inbox.bump();
+        assert!(tokio::time::timeout(second, inbox.changed()).await.is_err());
+        // A change between taking the wait and awaiting it is not missed.
+        let changed = inbox.changed();
+        inbox.bump();
+        assert!(tokio::time::timeout(second, changed).await.is_ok());
+        // A change from another task wakes a wait already pending.
+        let bumper = inbox.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(second / 2).await;
+            bumper.bump();
+        });
+        let start = tokio::time::Instant::now();
+        assert!(tokio::time::timeout(second, inbox.changed()).await.is_ok());
+        assert_eq!(start.elapsed(), second / 2);
     }
 
     #[test]
