@@ -6,7 +6,7 @@
 //! Each wait needs a timer for its deadline. A new timer is an insertion into the
 //! runtime's timer wheel and a removal, at every `expect` of every round trip; so a
 //! connection keeps the timer of its last wait for the next one, and a timer still to
-//! fire before the new deadline is not even moved (see [`timer`]).
+//! fire before the new deadline is not even moved (see `timer`).
 
 use std::future::Future;
 use std::pin::Pin;
