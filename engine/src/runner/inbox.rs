@@ -295,6 +295,10 @@ pub struct Inbox {
     /// Counts changes: a wait is over once it moved past what the wait saw.
     changes: AtomicU64,
     waiter: AtomicWaker,
+    /// Waits registered and not yet over: debug builds (the tests, the suite) hold the
+    /// one-wait contract with it, since a second wait would only end at its deadline.
+    #[cfg(debug_assertions)]
+    waits: std::sync::atomic::AtomicUsize,
     /// The deadline timer of the last wait on this inbox, kept for the next one (see
     /// [`super::waiter::Waiter`]).
     spare_timer: Mutex<Option<Pin<Box<Sleep>>>>,
@@ -306,6 +310,8 @@ impl Inbox {
             state: Mutex::default(),
             changes: AtomicU64::new(0),
             waiter: AtomicWaker::new(),
+            #[cfg(debug_assertions)]
+            waits: Default::default(),
             spare_timer: Mutex::default(),
         }
     }
@@ -338,6 +344,8 @@ impl Inbox {
         Changed {
             inbox: self,
             seen: self.changes.load(Ordering::Acquire),
+            #[cfg(debug_assertions)]
+            registered: false,
         }
     }
 }
@@ -346,22 +354,39 @@ impl Inbox {
 pub struct Changed<'a> {
     inbox: &'a Inbox,
     seen: u64,
+    #[cfg(debug_assertions)]
+    registered: bool,
 }
 
 impl Future for Changed<'_> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let moved = || self.inbox.changes.load(Ordering::Acquire) != self.seen;
-        if moved() {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let moved = |this: &Self| this.inbox.changes.load(Ordering::Acquire) != this.seen;
+        if moved(&self) {
             return Poll::Ready(());
         }
         // Registered, then looked at again: a change in between is not missed.
         self.inbox.waiter.register(cx.waker());
-        if moved() {
+        #[cfg(debug_assertions)]
+        if !self.registered {
+            self.registered = true;
+            let others = self.inbox.waits.fetch_add(1, Ordering::Relaxed);
+            debug_assert_eq!(others, 0, "two waits at once on one inbox");
+        }
+        if moved(&self) {
             return Poll::Ready(());
         }
         Poll::Pending
+    }
+}
+
+#[cfg(debug_assertions)]
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        if self.registered {
+            self.inbox.waits.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -431,6 +456,17 @@ mod tests {
         let start = tokio::time::Instant::now();
         assert!(tokio::time::timeout(second, inbox.changed()).await.is_ok());
         assert_eq!(start.elapsed(), second / 2);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "two waits at once on one inbox")]
+    fn two_waits_at_once_on_one_inbox_are_caught_in_debug_builds() {
+        let inbox = Inbox::new();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let (mut first, mut second) = (inbox.changed(), inbox.changed());
+        assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
+        let _ = Pin::new(&mut second).poll(&mut cx);
     }
 
     #[test]
