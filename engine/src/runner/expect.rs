@@ -95,8 +95,8 @@ fn fit(pattern: &EventPattern, frame: &Received) -> Option<Vec<Mismatch>> {
         match frame.json() {
             Some(json) => problems.extend(compare(expected, Some(json), pattern.exact)),
             None => {
-                let expected_text = Value::String(frame.text.as_str().to_owned());
-                if expected != &expected_text {
+                // A non-JSON frame matches only the pattern that is its very text.
+                if expected.as_str() != Some(frame.text.as_str()) {
                     problems.push(Mismatch {
                         path: "$".into(),
                         expected: "a JSON frame".into(),
@@ -574,10 +574,7 @@ pub async fn await_ready(
         ..pattern.clone()
     };
     take(ctx, &connection, &bare, &frame)?;
-    let json = frame
-        .json()
-        .cloned()
-        .unwrap_or(Value::String(frame.text.as_str().to_owned()));
+    let json = frame.json_or_text();
     let mut captured = serde_json::Map::new();
     for (var, path) in &pattern.capture {
         match super::context::json_path(path, &json)? {
@@ -712,11 +709,7 @@ fn take(
             .note(format!("event: {}", frame.shown(usize::MAX))));
     }
     if !pattern.capture.is_empty() {
-        let json = frame
-            .json()
-            .cloned()
-            .unwrap_or(Value::String(frame.text.as_str().to_owned()));
-        ctx.capture(&pattern.capture, &json)?;
+        ctx.capture(&pattern.capture, &frame.json_or_text())?;
     }
     Ok(())
 }

@@ -69,6 +69,13 @@ impl Received {
             .as_ref()
     }
 
+    /// The message as a step captures from it: its JSON, else its text as a string.
+    pub fn json_or_text(&self) -> Value {
+        self.json()
+            .cloned()
+            .unwrap_or_else(|| Value::String(self.text.as_str().to_owned()))
+    }
+
     /// The frame's text while its JSON is still only that: not parsed yet, and not
     /// given apart by its protocol.
     pub fn unparsed_json(&self) -> Option<&str> {
@@ -236,7 +243,7 @@ pub struct SeenTypes {
     /// repeats its types, and this is compared without reaching for the map's nodes
     /// and keys elsewhere in memory, at every frame.
     last: [u8; LAST_BYTES],
-    last_len: Option<u8>,
+    last_len: Option<usize>,
 }
 
 const MAX_SEEN_TYPES: usize = 1000;
@@ -245,20 +252,16 @@ const LAST_BYTES: usize = 31;
 impl SeenTypes {
     pub fn note(&mut self, event_type: &str, number: usize) {
         let bytes = event_type.as_bytes();
-        if self.last_len.map(usize::from) == Some(bytes.len()) && self.last[..bytes.len()] == *bytes
-        {
+        if self.last_len.map(|len| &self.last[..len]) == Some(bytes) {
             return;
         }
         if self.first.len() < MAX_SEEN_TYPES && !self.first.contains_key(event_type) {
             self.first.insert(event_type.to_string(), number);
         }
-        self.last_len = None;
-        if let Ok(len) = u8::try_from(bytes.len()) {
-            if bytes.len() <= LAST_BYTES {
-                self.last[..bytes.len()].copy_from_slice(bytes);
-                self.last_len = Some(len);
-            }
-        }
+        self.last_len = (bytes.len() <= LAST_BYTES).then(|| {
+            self.last[..bytes.len()].copy_from_slice(bytes);
+            bytes.len()
+        });
     }
 
     /// Arrival number of the first frame of this type.
