@@ -137,6 +137,7 @@ impl Listener for Console {
                 self.running += 1;
                 self.draw_progress();
             }
+            RunEvent::Tick => {}
             RunEvent::ScenarioFinished(report) => {
                 self.running = self.running.saturating_sub(1);
                 self.finished += 1;

@@ -104,6 +104,12 @@ impl Listener for HtmlReport {
             RunEvent::Started { .. } => self.write(None),
             RunEvent::ScenarioFinished(report) => {
                 self.entries.push(report);
+                self.rewrites.changed();
+                if self.rewrites.due() {
+                    self.write(None);
+                }
+            }
+            RunEvent::Tick => {
                 if self.rewrites.due() {
                     self.write(None);
                 }

@@ -196,6 +196,12 @@ impl Listener for JsonReport {
             RunEvent::Started { .. } => self.write(None),
             RunEvent::ScenarioFinished(report) => {
                 self.entries.push(report);
+                self.rewrites.changed();
+                if self.rewrites.due() {
+                    self.write(None);
+                }
+            }
+            RunEvent::Tick => {
                 if self.rewrites.due() {
                     self.write(None);
                 }
@@ -203,5 +209,41 @@ impl Listener for JsonReport {
             RunEvent::Finished(summary) => self.write(Some(summary)),
             RunEvent::ScenarioStarted { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::report::test_reports::finished;
+
+    fn scenarios_in(path: &std::path::Path) -> usize {
+        let text = std::fs::read_to_string(path).unwrap();
+        let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+        report["scenarios"].as_array().unwrap().len()
+    }
+
+    /// A scenario that finished while no rewrite was due is written at a later tick,
+    /// not held back until the next scenario finishes (which may be a long one).
+    #[test]
+    fn a_scenario_finished_while_no_rewrite_was_due_is_written_at_a_later_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        let mut report = JsonReport::new(path.clone());
+        report.on_event(&RunEvent::Started { total: 2, jobs: 1 });
+        // The first write took a second: the next is due ten seconds after it began.
+        report.rewrites.last = Some((Instant::now(), Duration::from_secs(1)));
+        report.on_event(&RunEvent::ScenarioFinished(&finished(0, "quick")));
+        assert_eq!(scenarios_in(&path), 0, "not due yet");
+        report.on_event(&RunEvent::Tick);
+        assert_eq!(scenarios_in(&path), 0, "still not due");
+        report.rewrites.last = Some((
+            Instant::now() - Duration::from_secs(11),
+            Duration::from_secs(1),
+        ));
+        report.on_event(&RunEvent::Tick);
+        assert_eq!(scenarios_in(&path), 1);
     }
 }

@@ -215,6 +215,12 @@ impl Listener for JunitReport {
                     .entry(report.planned.scenario.path().display().to_string())
                     .or_default()
                     .push(case);
+                self.rewrites.changed();
+                if self.rewrites.due() {
+                    self.write();
+                }
+            }
+            RunEvent::Tick => {
                 if self.rewrites.due() {
                     self.write();
                 }
@@ -235,50 +241,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::diagnostic::{Diagnostic, SourceFile, Span};
+    use crate::report::test_reports::{attempt, scenario};
     use crate::runner::{Planned, Status, Summary};
-    use crate::spec::model::Scenario;
-
-    fn scenario(path: &str, name: &str) -> Arc<Scenario> {
-        Arc::new(Scenario {
-            source: SourceFile::new(path, "name: x\nsteps: []\n"),
-            name: name.to_string(),
-            description: None,
-            tags: Vec::new(),
-            skip: None,
-            timeout: None,
-            ids: Vec::new(),
-            vars: Default::default(),
-            setup: Vec::new(),
-            steps: Vec::new(),
-            teardown: Vec::new(),
-            load: None,
-            index: Default::default(),
-            case: None,
-        })
-    }
-
-    fn attempt(status: Status, message: &str, note: &str) -> Attempt {
-        let source = SourceFile::new("a.yaml", message);
-        Attempt {
-            status,
-            duration: Duration::from_millis(3),
-            ids: [("u".to_string(), serde_json::json!(note))]
-                .into_iter()
-                .collect(),
-            steps: Vec::new(),
-            failure: (status != Status::Passed).then(|| {
-                Diagnostic::new(message)
-                    .at(&source, Span { line: 1, col: 1 })
-                    .note(note)
-                    .hint(message)
-            }),
-            teardown_failures: vec![Diagnostic::new(note)],
-            teardown_finished: status != Status::Interrupted,
-            frames: Vec::new(),
-            frames_omitted: Default::default(),
-        }
-    }
 
     /// Write a report of `cases` (path, name, message, note, verdict) and return its text.
     fn junit_of(cases: &[(String, String, String, String, Verdict)]) -> String {

@@ -31,7 +31,7 @@ pub mod ws;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
@@ -145,11 +145,24 @@ impl Summary {
 
 /// What the runner tells listeners, in order.
 pub enum RunEvent<'a> {
-    Started { total: usize, jobs: usize },
-    ScenarioStarted { index: usize, planned: &'a Planned },
+    Started {
+        total: usize,
+        jobs: usize,
+    },
+    ScenarioStarted {
+        index: usize,
+        planned: &'a Planned,
+    },
     ScenarioFinished(&'a ScenarioReport),
+    /// Time passed: sent every [`TICK_EVERY`] while the run goes, so that a listener
+    /// that put work off (a report rewrite that was not due) does it in time even when
+    /// no scenario finishes for a while.
+    Tick,
     Finished(&'a Summary),
 }
+
+/// How often the runner sends [`RunEvent::Tick`].
+pub const TICK_EVERY: Duration = Duration::from_millis(500);
 
 /// A report or display fed by the run's events.
 pub trait Listener: Send {
@@ -208,6 +221,8 @@ pub async fn run_until(
         stop.clone(),
         tx,
     ));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK_EVERY, TICK_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
@@ -216,6 +231,7 @@ pub async fn run_until(
                 Some(message) => progress.handle(message, listeners),
                 None => break,
             },
+            _ = ticks.tick() => emit(listeners, &RunEvent::Tick),
         }
     }
     if stop.is_immediate() {
@@ -497,7 +513,10 @@ fn url_password(url: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::start_order;
+    use super::*;
+    use crate::diagnostic::SourceFile;
+    use crate::spec::library::Library;
+    use crate::spec::load::load_str;
 
     #[test]
     fn start_order_takes_the_preferred_order_then_the_rest_in_plan_order() {
@@ -505,5 +524,44 @@ mod tests {
         assert_eq!(start_order(&[2, 0], 4), [2, 0, 1, 3]);
         // Out of range and repeated positions are ignored: every scenario starts once.
         assert_eq!(start_order(&[9, 1, 1, 0], 3), [1, 0, 2]);
+    }
+
+    struct Ticks(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Listener for Ticks {
+        fn on_event(&mut self, event: &RunEvent<'_>) {
+            if matches!(event, RunEvent::Tick) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Listeners that put work off rely on ticks while no scenario finishes.
+    #[tokio::test(start_paused = true)]
+    async fn listeners_hear_ticks_while_a_scenario_runs() {
+        let config = Arc::new(SuiteConfig::default());
+        let source = SourceFile::new("wait.yaml", "name: wait\nsteps:\n  - sleep: 1200ms\n");
+        let scenario = load_str(source, &config, &Library::default())
+            .expect("the spec loads")
+            .remove(0);
+        let plan = vec![Planned {
+            scenario: Arc::new(scenario),
+            config,
+            iteration: 0,
+        }];
+        let options = RunOptions {
+            jobs: 1,
+            retries: 0,
+            fail_fast: false,
+            flaky_fails: false,
+            report_frames: ReportFrames::default(),
+            start_order: Vec::new(),
+        };
+        let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut listeners: Vec<Box<dyn Listener>> = vec![Box::new(Ticks(ticks.clone()))];
+        let summary = run(plan, options, Resources::new(1), &mut listeners).await;
+        assert_eq!(summary.passed, 1);
+        // 1.2 s at one tick every 500 ms.
+        assert_eq!(ticks.load(Ordering::SeqCst), 2);
     }
 }
