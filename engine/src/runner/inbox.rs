@@ -364,20 +364,21 @@ pub struct Changed<'a> {
 impl Future for Changed<'_> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
         let moved = |this: &Self| this.inbox.changes.load(Ordering::Acquire) != this.seen;
-        if moved(&self) {
+        if moved(this) {
             return Poll::Ready(());
         }
         // Registered, then looked at again: a change in between is not missed.
-        self.inbox.waiter.register(cx.waker());
+        this.inbox.waiter.register(cx.waker());
         #[cfg(debug_assertions)]
-        if !self.registered {
-            self.registered = true;
-            let others = self.inbox.waits.fetch_add(1, Ordering::Relaxed);
+        if !this.registered {
+            this.registered = true;
+            let others = this.inbox.waits.fetch_add(1, Ordering::Relaxed);
             debug_assert_eq!(others, 0, "two waits at once on one inbox");
         }
-        if moved(&self) {
+        if moved(this) {
             return Poll::Ready(());
         }
         Poll::Pending
