@@ -259,6 +259,45 @@ async fn schema_violations_fail_the_step_naming_pointer_and_rule() {
     good.assert_passed();
 }
 
+/// A loop whose steps have no template does not set its variable (nothing could read
+/// it); one that has, inner loops included, does, and every loop leaves the variables
+/// as it found them.
+#[tokio::test]
+async fn loop_variables_reach_nested_loops_and_are_restored() {
+    let url = start_server().await;
+    let suite = Suite::new(&url, "");
+    suite.spec(
+        "nested.yaml",
+        r##"
+name: nested loops
+steps:
+  - connect: { url: "{{ env.WS_URL }}/echo" }
+  - each:
+      items: [x, y]
+      steps:
+        - each:
+            count: 2
+            steps:
+              - send: { json: { type: say, n: plain } }
+              - expect: { event: echo, match: { body: { n: plain } } }
+        - each:
+            count: 1
+            as: inner
+            steps:
+              - each:
+                  count: 1
+                  as: innermost
+                  steps:
+                    - send: { json: { type: say, n: "{{ i }}{{ inner }}{{ innermost }}" } }
+              - expect: { event: echo, match: { body: { n: "{{ i }}{{ inner }}0" } } }
+        - send: { json: { type: say, n: "{{ i }}" } }
+        - expect: { event: echo, match: { body: { n: "{{ i }}" } } }
+"##,
+    );
+    let outcomes = suite.run().await;
+    outcomes[0].assert_passed();
+}
+
 #[tokio::test]
 async fn many_connections_in_an_each_loop() {
     let url = start_server().await;

@@ -533,6 +533,24 @@ fn waits(kind: StepKind) -> bool {
     )
 }
 
+/// `name` = `value` among the loop variables, in place when it is there already (a new
+/// key would be an allocation per item).
+fn set_local(locals: &mut Map<String, Value>, name: &str, value: &Value) {
+    match locals.get_mut(name) {
+        Some(local) => *local = value.clone(),
+        None => {
+            locals.insert(name.to_string(), value.clone());
+        }
+    }
+}
+
+/// Whether any of `steps`, or of the steps they hold, has a template.
+fn templated(steps: &[Step]) -> bool {
+    steps
+        .iter()
+        .any(|s| crate::template::contains_template(&s.body) || templated(&s.children))
+}
+
 async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Located {
     let mut head = step.body.clone();
     if let Some(map) = head.as_object_mut() {
@@ -571,14 +589,13 @@ async fn run_each(ctx: &mut ScenarioContext, step: &Step) -> Located {
         }
     };
     let saved = ctx.locals.get(&name).cloned();
+    // Only templates read loop variables: without one in the loop, setting the
+    // variable at every item is work nobody sees (a cache miss per item under load).
+    let read = templated(&step.children);
     let mut outcome = Ok(());
     'items: for (i, item) in items.iter().enumerate() {
-        // In place after the first item: a new key would be an allocation per item.
-        match ctx.locals.get_mut(&name) {
-            Some(local) => *local = item.clone(),
-            None => {
-                ctx.locals.insert(name.clone(), item.clone());
-            }
+        if read {
+            set_local(&mut ctx.locals, &name, item);
         }
         for child in &step.children {
             if let Err(failure) = run_step(ctx, child).await {
