@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use smallvec::SmallVec;
 use serde_json::{Map, Value};
 
 use super::resources::Resources;
@@ -86,7 +87,7 @@ pub struct ScenarioContext {
     pub run_env: Arc<RunEnv>,
     pub ids: Map<String, Value>,
     pub vars: Map<String, Value>,
-    pub connections: HashMap<String, Arc<Connection>>,
+    pub connections: Connections,
     pub transcript: Transcript,
     pub rules: FrameRules,
     /// Loop variables of enclosing `each` steps.
@@ -112,6 +113,43 @@ pub struct ScenarioContext {
     /// The scenario's template-free step bodies in their typed form, shared by its
     /// attempts.
     pub plans: Arc<super::plan::StepPlans>,
+}
+
+/// A scenario's connections by name, in the order they opened. Kept in the context
+/// itself, not in a table of their own: a scenario has a connection or a few, and every
+/// `send` and `expect` looks one up.
+#[derive(Default)]
+pub struct Connections(SmallVec<[(String, Arc<Connection>); 1]>);
+
+impl Connections {
+    pub fn get(&self, name: &str) -> Option<&Arc<Connection>> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    /// Keep `connection` as `name`, in place of the one of that name (closed) if any.
+    pub fn insert(&mut self, name: String, connection: Arc<Connection>) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, kept)) => *kept = connection,
+            None => self.0.push((name, connection)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Arc<Connection>> {
+        self.0.iter().map(|(_, c)| c)
+    }
+
+    /// Every connection, in the order they opened; none is left.
+    pub fn drain(&mut self) -> impl Iterator<Item = Arc<Connection>> {
+        std::mem::take(&mut self.0).into_iter().map(|(_, c)| c)
+    }
 }
 
 /// What a step's templates read: the root names `ScenarioContext::template_roots` lists,

@@ -301,7 +301,7 @@ impl ScenarioRun {
         let limit = self.config.timeouts.teardown;
         let deadline = tokio::time::Instant::now() + limit;
         let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
-        let connections: Vec<_> = ctx.connections.drain().map(|(_, c)| c).collect();
+        let connections: Vec<_> = ctx.connections.drain().collect();
         if let Some(meter) = ctx.transcript.meter() {
             connections.iter().for_each(|_| meter.connection_closed());
         }
