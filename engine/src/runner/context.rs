@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use smallvec::SmallVec;
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 
 use super::resources::Resources;
 use super::transcript::Transcript;
