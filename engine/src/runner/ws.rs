@@ -4,9 +4,10 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::StreamExt;
@@ -364,12 +365,12 @@ impl Connection {
             sink.flush().await
         };
         match timeout_when_pending(timeout, sent).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(SendError::Failed {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(SendError::Failed {
                 name: name(),
                 source: Box::new(e),
             }),
-            Err(_) => Err(SendError::Timeout {
+            None => Err(SendError::Timeout {
                 name: name(),
                 timeout,
             }),
@@ -555,19 +556,43 @@ fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, T
     Ok(config)
 }
 
-/// `tokio::time::timeout`, with its timer made only when the first poll does not
-/// finish: nearly every send is written at once, and a timer is a clock read and an
-/// entry in the runtime's timer wheel. The first poll does not wait, so the limit holds.
-async fn timeout_when_pending<F: Future>(
-    limit: Duration,
-    future: F,
-) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let mut future = std::pin::pin!(future);
-    let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
-    match first {
-        Poll::Ready(output) => Ok(output),
-        // Boxed: rarely needed, and in place the timer would enlarge every send's future.
-        Poll::Pending => Box::pin(tokio::time::timeout(limit, future)).await,
+pin_project_lite::pin_project! {
+    /// `tokio::time::timeout`, with its timer made only when the first poll does not
+    /// finish: nearly every send is written at once, and a timer is a clock read and an
+    /// entry in the runtime's timer wheel. The first poll does not wait, so the limit
+    /// holds. A future of its own, not an async fn: that would keep the wrapped future
+    /// twice in its state (as its argument and pinned), and every send would write both.
+    struct TimeoutWhenPending<F> {
+        #[pin]
+        future: F,
+        limit: Duration,
+        // Boxed: rarely needed, and in place it would enlarge every send's future.
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+/// `future`, or `None` if it has not finished `limit` after its first poll.
+fn timeout_when_pending<F: Future>(limit: Duration, future: F) -> TimeoutWhenPending<F> {
+    TimeoutWhenPending {
+        future,
+        limit,
+        timer: None,
+    }
+}
+
+impl<F: Future> Future for TimeoutWhenPending<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let limit = *this.limit;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        timer.as_mut().poll(cx).map(|()| None)
     }
 }
 
@@ -578,16 +603,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_limit_armed_only_when_pending_still_holds() {
         let limit = Duration::from_secs(5);
-        assert_eq!(timeout_when_pending(limit, async { 1 }).await, Ok(1));
+        assert_eq!(timeout_when_pending(limit, async { 1 }).await, Some(1));
         let start = tokio::time::Instant::now();
         let late = timeout_when_pending(limit, tokio::time::sleep(Duration::from_secs(6))).await;
-        assert!(late.is_err());
+        assert!(late.is_none());
         assert_eq!(start.elapsed(), limit);
         let start = tokio::time::Instant::now();
         let in_time = timeout_when_pending(limit, tokio::time::sleep(Duration::from_secs(4))).await;
-        assert_eq!(in_time, Ok(()));
+        assert_eq!(in_time, Some(()));
         assert_eq!(start.elapsed(), Duration::from_secs(4));
         let never = timeout_when_pending(limit, std::future::pending::<()>()).await;
-        assert!(never.is_err());
+        assert!(never.is_none());
     }
 }
