@@ -105,17 +105,13 @@ impl Listener for HtmlReport {
             RunEvent::ScenarioFinished(report) => {
                 self.entries.push(report);
                 self.rewrites.changed();
-                if self.rewrites.due() {
-                    self.write(None);
-                }
-            }
-            RunEvent::Tick => {
-                if self.rewrites.due() {
-                    self.write(None);
-                }
             }
             RunEvent::Finished(summary) => self.write(Some(summary)),
-            RunEvent::ScenarioStarted { .. } => {}
+            RunEvent::ScenarioStarted { .. } | RunEvent::Tick => {}
+        }
+        // Every event is a chance to write what waited for its rewrite's turn.
+        if self.rewrites.due() {
+            self.write(None);
         }
     }
 }

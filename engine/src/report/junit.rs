@@ -216,20 +216,16 @@ impl Listener for JunitReport {
                     .or_default()
                     .push(case);
                 self.rewrites.changed();
-                if self.rewrites.due() {
-                    self.write();
-                }
-            }
-            RunEvent::Tick => {
-                if self.rewrites.due() {
-                    self.write();
-                }
             }
             RunEvent::Finished(summary) => {
                 self.elapsed = Duration::from_secs_f64(summary.duration_ms / 1000.0);
                 self.write();
             }
-            RunEvent::ScenarioStarted { .. } => {}
+            RunEvent::ScenarioStarted { .. } | RunEvent::Tick => {}
+        }
+        // Every event is a chance to write what waited for its rewrite's turn.
+        if self.rewrites.due() {
+            self.write();
         }
     }
 }
