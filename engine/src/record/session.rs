@@ -74,6 +74,6 @@ impl Recorder {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.0)
     }
 }

@@ -94,7 +94,7 @@ impl ServeConsole {
 
 impl ServeProgress for ServeConsole {
     fn on_serve(&self, event: &ServeEvent<'_>) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = crate::sync::lock(&self.state);
         match event {
             ServeEvent::Reused { name } => self.line(
                 &mut state,

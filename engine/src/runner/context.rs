@@ -53,7 +53,7 @@ impl RunEnv {
     /// when it reads anything else (IDs, variables, a function such as `uuid()`), which
     /// is rendered at each use.
     pub fn render_env_only(&self, raw: &str) -> Option<Result<Value, template::RenderError>> {
-        let cache = || self.env_only.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = || crate::sync::lock(&self.env_only);
         if let Some(known) = cache().get(raw) {
             return known.clone().map(Ok);
         }

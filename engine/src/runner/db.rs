@@ -291,14 +291,14 @@ pub async fn assert_db(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     // The last rows read, shown in reports whether the check passed or not.
     let seen = std::sync::Mutex::new(Value::Null);
     let outcome = poll(deadline, || async {
-        *seen.lock().unwrap_or_else(|p| p.into_inner()) = Value::Null;
+        *crate::sync::lock(&seen) = Value::Null;
         let rows = rows(ctx, &step).await?;
-        *seen.lock().unwrap_or_else(|p| p.into_inner()) = Value::Array(rows.clone());
+        *crate::sync::lock(&seen) = Value::Array(rows.clone());
         check(&step, &rows)?;
         Ok(rows)
     })
     .await;
-    let actual = seen.into_inner().unwrap_or_else(|p| p.into_inner());
+    let actual = crate::sync::into_inner(seen);
     ctx.observed(Observation::new(
         Store::Postgres,
         &step.query,

@@ -335,7 +335,7 @@ async fn check_key(
         Some(value) => value,
         None => fetch(conn, &key_type, &key).await?,
     };
-    *seen.lock().unwrap_or_else(|p| p.into_inner()) = value.clone();
+    *crate::sync::lock(seen) = value.clone();
     if let Some(expected) = &step.string {
         expect_match(
             &format!("string `{}` does not match", step.key),
@@ -541,12 +541,12 @@ pub async fn assert_redis(ctx: &mut ScenarioContext, body: &Value) -> StepResult
         let step = &step;
         let seen = &seen;
         async move {
-            *seen.lock().unwrap_or_else(|p| p.into_inner()) = Value::Null;
+            *crate::sync::lock(seen) = Value::Null;
             check_key(&mut conn, step, seen).await
         }
     })
     .await;
-    let actual = seen.into_inner().unwrap_or_else(|p| p.into_inner());
+    let actual = crate::sync::into_inner(seen);
     ctx.observed(Observation::new(
         Store::Redis,
         &step.key,

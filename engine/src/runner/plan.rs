@@ -109,12 +109,12 @@ impl<T> Plans<T> {
     }
 
     fn known(&self, body: &Value) -> Option<Option<Arc<T>>> {
-        let plans = self.by_body.read().unwrap_or_else(|p| p.into_inner());
+        let plans = crate::sync::read(&self.by_body);
         plans.get(&address(body)).cloned()
     }
 
     fn keep(&self, body: &Value, plan: Option<Arc<T>>) {
-        let mut plans = self.by_body.write().unwrap_or_else(|p| p.into_inner());
+        let mut plans = crate::sync::write(&self.by_body);
         plans.insert(address(body), plan);
     }
 }

@@ -133,7 +133,7 @@ impl Drop for ProcessGroup {
 type Registry = Option<BTreeMap<u64, (i32, PathBuf)>>;
 
 fn lock() -> std::sync::MutexGuard<'static, Registry> {
-    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(&LIVE)
 }
 
 /// Kill every registered group and remove its folder, now, and refuse to start any

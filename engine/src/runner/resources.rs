@@ -113,13 +113,7 @@ impl Resources {
             None => url.to_string(),
             Some(limit) => format!("{url}\0read {}", limit.as_millis()),
         };
-        let cell = self
-            .pg
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_default()
-            .clone();
+        let cell = crate::sync::lock(&self.pg).entry(key).or_default().clone();
         let max = self.max_db_connections;
         let fail = |e: sqlx::Error| ResourceError::Postgres {
             url: hide_password(url),
@@ -159,10 +153,7 @@ impl Resources {
     }
 
     pub async fn redis(&self, url: &str) -> Result<redis::aio::ConnectionManager, ResourceError> {
-        let cell = self
-            .redis
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let cell = crate::sync::lock(&self.redis)
             .entry(url.to_string())
             .or_default()
             .clone();

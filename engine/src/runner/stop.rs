@@ -131,10 +131,7 @@ impl RunStop {
     /// most `limit`; whether it happened.
     pub fn wait_reported(&self, limit: Duration) -> bool {
         let (done, ready) = &self.inner.reported;
-        let guard = lock(done);
-        let (guard, _) = ready
-            .wait_timeout_while(guard, limit, |done| !*done)
-            .unwrap_or_else(|p| p.into_inner());
+        let guard = crate::sync::wait_while(ready, lock(done), limit, |done| !*done);
         *guard
     }
 }

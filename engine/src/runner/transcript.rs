@@ -162,7 +162,7 @@ impl Transcript {
         if self.keep == Keep::Nothing {
             return;
         }
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut log = crate::sync::lock(&self.log);
         let Some(entry) = log.connections.get_mut(connection) else {
             return;
         };
@@ -289,7 +289,7 @@ impl Transcript {
             failed: false,
             number,
         };
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut log = crate::sync::lock(&self.log);
         let seq = log.next;
         log.next += 1;
         if !log.connections.contains_key(connection) {
@@ -318,7 +318,7 @@ impl Transcript {
 
     /// Everything kept, in the order it happened.
     pub fn kept(&self) -> Kept {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let log = crate::sync::lock(&self.log);
         let mut frames: Vec<&(u64, FrameRecord)> = log
             .connections
             .values()
@@ -338,7 +338,7 @@ impl Transcript {
 
     /// Received frames of one connection that were kept, for failure reports.
     pub fn received_on(&self, connection: &str) -> Vec<FrameRecord> {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let log = crate::sync::lock(&self.log);
         log.connections
             .get(connection)
             .map(|c| {
@@ -354,7 +354,7 @@ impl Transcript {
 
     /// How many frames one connection received (and closed), kept or not.
     pub fn received_count(&self, connection: &str) -> usize {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let log = crate::sync::lock(&self.log);
         log.connections.get(connection).map_or(0, |c| c.received)
     }
 }

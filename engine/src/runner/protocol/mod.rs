@@ -180,7 +180,7 @@ pub type SharedProtocol = Arc<Mutex<Box<dyn Protocol>>>;
 
 /// The protocol state, even if a thread panicked while holding it.
 pub fn lock(protocol: &SharedProtocol) -> MutexGuard<'_, Box<dyn Protocol>> {
-    protocol.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(protocol)
 }
 
 /// Run `f` on a connection's protocol state if it is a `T`.
