@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::inbox::{Closed, Inbox, LazyJson, Received};
-use super::protocol::{self, Breach, Decoded, Incoming, SharedProtocol};
+use super::protocol::{self, Breach, Decoded, Incoming, Json, SharedProtocol};
 use super::transcript::{Direction, Transcript};
 use super::ws::{nanos_since_origin, FrameRules};
 
@@ -214,10 +214,10 @@ impl Reader {
             number,
             at: arrived,
             text: message.text,
-            json: if message.json_in_text {
-                LazyJson::default()
-            } else {
-                LazyJson::known(message.json)
+            json: match message.json {
+                Json::InText => LazyJson::default(),
+                Json::Parsed(json) => LazyJson::known(Some(json)),
+                Json::Absent => LazyJson::known(None),
             },
             binary: message.binary,
             event_type: message.event_type,
@@ -309,7 +309,7 @@ fn decode(
         .messages
         .iter()
         .map(|m| match (&m.schema_type, &m.json) {
-            (Some(t), Some(j)) => schemas.violation(t, j, rules.require_schemas),
+            (Some(t), Json::Parsed(j)) => schemas.violation(t, j, rules.require_schemas),
             _ => None,
         })
         .collect();

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{Breach, Decoded, Incoming, Message, Opening, Protocol, ProtocolKind};
+use super::{Breach, Decoded, Incoming, Json, Message, Opening, Protocol, ProtocolKind};
 
 /// Which GraphQL-over-WebSocket protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,8 +317,7 @@ impl Graphql {
         };
         Decoded::message(Message {
             text: shown.to_string().into(),
-            json: Some(payload.unwrap_or(Value::Null)),
-            json_in_text: false,
+            json: Json::Parsed(payload.unwrap_or(Value::Null)),
             event_type: Some(kind.to_string()),
             schema_type: (kind == "next")
                 .then(|| operation.graphql_name.clone())
@@ -508,7 +507,7 @@ mod tests {
         assert_eq!(message.event_type.as_deref(), Some("next"));
         assert_eq!(message.operation.as_deref(), Some("ticks"));
         assert_eq!(message.schema_type.as_deref(), Some("OnTick"));
-        assert_eq!(message.json, Some(json!({"data": {"tick": 1}})));
+        assert_eq!(message.json, Json::Parsed(json!({"data": {"tick": 1}})));
         assert!(message.raw.as_deref().unwrap().contains(r#""type":"next""#));
         let done = state.decode(incoming(&format!(r#"{{"id":"{id}","type":"complete"}}"#)));
         assert!(done.messages[0].ends_operation);
@@ -565,7 +564,10 @@ mod tests {
         let error = state.decode(incoming(
             r#"{"id":"1","type":"error","payload":{"message":"no"}}"#,
         ));
-        assert_eq!(error.messages[0].json, Some(json!([{"message": "no"}])));
+        assert_eq!(
+            error.messages[0].json,
+            Json::Parsed(json!([{"message": "no"}]))
+        );
         for bad in [
             r#"{"type":"ping"}"#,
             r#"{"type":"next","id":"1","payload":{}}"#,

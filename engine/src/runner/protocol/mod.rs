@@ -52,10 +52,7 @@ pub struct Message {
     /// what `match:` compares when there is no JSON.
     pub text: Utf8Bytes,
     /// The decoded message as steps match it, when it is JSON.
-    pub json: Option<Value>,
-    /// `json` is left out: `text` is to be parsed as JSON when a step looks at more
-    /// than the event type (see [`skim`]).
-    pub json_in_text: bool,
+    pub json: Json,
     /// The event type as the protocol defines it (`event:` matches it).
     pub event_type: Option<String>,
     /// Which event schema applies (a schemas folder's file name), if any.
@@ -75,6 +72,19 @@ pub struct Message {
     /// socket.io: the server's acknowledgement of the client's emit with this id: only
     /// the emit that asked for it takes it.
     pub ack_of_emit: Option<u64>,
+}
+
+/// A message's JSON, as its protocol decoded it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Json {
+    /// The message is not JSON.
+    #[default]
+    Absent,
+    /// Parsed while decoding.
+    Parsed(Value),
+    /// `text` is JSON, left unparsed: it is parsed when a step looks at more than the
+    /// event type (see [`skim`]).
+    InText,
 }
 
 /// A frame the peer sent that the protocol does not allow: the engine closes the

@@ -5,7 +5,7 @@ use std::any::Any;
 
 use serde_json::Value;
 
-use super::{skim, Decoded, Incoming, Message, Protocol, ProtocolKind};
+use super::{skim, Decoded, Incoming, Json, Message, Protocol, ProtocolKind};
 use crate::runner::resources::field;
 use crate::runner::ws::FrameRules;
 
@@ -36,26 +36,27 @@ impl Protocol for Raw {
     fn decode(&mut self, frame: Incoming) -> Decoded {
         let not_json = frame.binary && !self.binary_json;
         // Checking a schema needs the document; otherwise a skim for the type will do.
-        let (json, event_type, json_in_text) = if not_json {
-            (None, None, false)
+        let (json, event_type) = if not_json {
+            (Json::Absent, None)
         } else if self.schemas {
-            let json: Option<Value> = serde_json::from_str(&frame.text).ok();
-            let event_type = json
-                .as_ref()
-                .and_then(|j| field(j, &self.type_path))
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            (json, event_type, false)
+            match serde_json::from_str::<Value>(&frame.text) {
+                Ok(json) => {
+                    let event_type = field(&json, &self.type_path)
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    (Json::Parsed(json), event_type)
+                }
+                Err(_) => (Json::Absent, None),
+            }
         } else {
             match skim::string_at(&frame.text, &self.type_path) {
-                Ok(event_type) => (None, event_type, true),
-                Err(_) => (None, None, false),
+                Ok(event_type) => (Json::InText, event_type),
+                Err(_) => (Json::Absent, None),
             }
         };
         Decoded::message(Message {
             text: frame.text,
             json,
-            json_in_text,
             schema_type: self.schemas.then(|| event_type.clone()).flatten(),
             event_type,
             operation: None,

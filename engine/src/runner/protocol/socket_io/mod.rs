@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::{Breach, Decoded, Incoming, Keepalive, Message, Opening, Protocol, ProtocolKind};
+use super::{Breach, Decoded, Incoming, Json, Keepalive, Message, Opening, Protocol, ProtocolKind};
 use codec::{EnginePacket, Kind, Packet};
 
 /// The close code the engine sends when the server breaks the protocol.
@@ -559,7 +559,7 @@ fn event_message(
     let schema_type = (!codec::RESERVED_EVENTS.contains(&name)).then(|| name.to_string());
     Decoded::message(Message {
         text: Value::Object(shown).to_string().into(),
-        json: Some(args),
+        json: Json::Parsed(args),
         event_type: Some(name.to_string()),
         schema_type,
         operation: Some(namespace.to_string()),
@@ -579,7 +579,7 @@ fn ack_message(event: &str, namespace: &str, id: u64, args: Value, raw: String) 
     }
     Decoded::message(Message {
         text: Value::Object(shown).to_string().into(),
-        json: Some(args),
+        json: Json::Parsed(args),
         operation: Some(namespace.to_string()),
         raw: Some(raw),
         ack_of_emit: Some(id),
@@ -772,7 +772,7 @@ mod tests {
         let message = &event.messages[0];
         assert_eq!(message.event_type.as_deref(), Some("confirm"));
         assert_eq!(message.operation.as_deref(), Some("/admin"));
-        assert_eq!(message.json, Some(json!([{"order": 1}])));
+        assert_eq!(message.json, Json::Parsed(json!([{"order": 1}])));
         assert_eq!(message.ack_wanted, Some(5));
         assert_eq!(
             message.text,
@@ -805,7 +805,7 @@ mod tests {
         let ack = state.decode(binary(&[7, 7]));
         let message = &ack.messages[0];
         assert_eq!(message.ack_of_emit, Some(0));
-        assert_eq!(message.json, Some(json!([{"$binary": "Bwc="}])));
+        assert_eq!(message.json, Json::Parsed(json!([{"$binary": "Bwc="}])));
         assert!(message
             .raw
             .as_deref()
@@ -832,7 +832,7 @@ mod tests {
         assert_eq!(kicked.messages[0].event_type.as_deref(), Some("disconnect"));
         assert_eq!(
             kicked.messages[0].json,
-            Some(json!(["io server disconnect"]))
+            Json::Parsed(json!(["io server disconnect"]))
         );
         assert!(state.emit(Some("/admin"), "x", vec![], false).is_err());
         assert!(state.emit(None, "disconnect", vec![], false).is_err());
