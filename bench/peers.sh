@@ -156,6 +156,14 @@ print("msg/s of each run: " + "; ".join(f"{n}: {each(rs)}" for n, rs in runs.ite
 print(f"engine / hand-written: msg/s {eng['msg_s']/hw['msg_s']:.2f}x (goal >= 0.95x), p99 {eng['p99']/hw['p99']:.2f}x (goal <= 1.2x)")
 print(f"engine / Artillery:    msg/s {eng['msg_s']/art['msg_s']:.2f}x (goal >= 2.5x), peak RSS {eng['rss_mb']/art['rss_mb']:.2f}x (goal <= 0.20x)")
 print(f"hand-written / Artillery: msg/s {hw['msg_s']/art['msg_s']:.2f}x (the limit this machine shows from the peer's side)")
+# The same ratios round by round (each client's run beside the others of its round): how
+# far apart they are is how much one comparison on this machine can be trusted.
+def per_round(a, b, key):
+    ratios = [x[key] / y[key] for x, y in zip(runs[a], runs[b]) if y[key]]
+    return ", ".join(f"{r:.2f}" for r in ratios) + (f" (median {statistics.median(ratios):.2f})" if ratios else "")
+print(f"per round, engine / hand-written: msg/s {per_round('engine load', 'hand-written tokio-tungstenite', 'msg_s')}; "
+      f"p99 {per_round('engine load', 'hand-written tokio-tungstenite', 'p99')}")
+print(f"per round, engine / Artillery:    msg/s {per_round('engine load', 'Artillery (ws engine)', 'msg_s')}")
 incomplete = [n for n, rs in runs.items() if any(run["done"] != expected or run["failures"] for run in rs)]
 if incomplete:
     print(f"NOT COMPARABLE: {', '.join(incomplete)} did not complete all {expected} round trips in every run")
