@@ -15,7 +15,7 @@ fn every_spec_in_the_suite_is_valid() {
     let validator = jsonschema::validator_for(&schema).unwrap();
     for (scenario, _) in &loaded.scenarios {
         let node = engine::spec::yaml::parse(&scenario.source.text).unwrap();
-        let (value, _) = engine::spec::yaml::to_json(&node);
+        let (value, _) = engine::spec::yaml::to_json(node);
         let errors: Vec<String> = validator
             .iter_errors(&value)
             .map(|e| e.to_string())
@@ -50,7 +50,7 @@ fn suite_configs_are_valid_against_the_config_schema() {
     let validator = jsonschema::validator_for(&schema).unwrap();
     for config in ["specs/engine.yaml", "bench/engine.yaml"] {
         let text = std::fs::read_to_string(root.join(config)).unwrap();
-        let (value, _) = engine::spec::yaml::to_json(&engine::spec::yaml::parse(&text).unwrap());
+        let (value, _) = engine::spec::yaml::to_json(engine::spec::yaml::parse(&text).unwrap());
         let errors: Vec<String> = validator
             .iter_errors(&value)
             .map(|e| format!("{e} at {}", e.instance_path()))
@@ -61,7 +61,7 @@ fn suite_configs_are_valid_against_the_config_schema() {
     }
     // The schema knows every key the engine reads: a typo is caught by both.
     let (bad, _) = engine::spec::yaml::to_json(
-        &engine::spec::yaml::parse("events: { type_feld: kind }\n").unwrap(),
+        engine::spec::yaml::parse("events: { type_feld: kind }\n").unwrap(),
     );
     assert!(!validator.is_valid(&bad));
 }

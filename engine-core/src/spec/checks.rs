@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::duration::parse_duration;
 use super::model::StepKind;
-use super::yaml::pointer_escape;
+use super::yaml::{self, pointer_escape};
 use crate::diagnostic::Diagnostic;
 use crate::template;
 
@@ -31,7 +31,7 @@ pub fn step(kind: StepKind, body: &Value, pointer: &str) -> Vec<Located> {
             duration(text, pointer, &mut out);
         }
     }
-    captures(body, pointer, &mut out);
+    captures(body, &mut pointer.to_string(), &mut out);
     for field in expectation_fields(kind) {
         for (at, value) in fields(body, pointer, field) {
             placeholders(value, at, &mut out);
@@ -128,12 +128,13 @@ fn placeholders(value: &Value, pointer: String, out: &mut Vec<Located>) {
     }
 }
 
-/// Every `capture:` path must parse, as it will at run time.
-fn captures(value: &Value, pointer: &str, out: &mut Vec<Located>) {
+/// Every `capture:` path must parse, as it will at run time. `pointer` is `value`'s
+/// own; it is extended for each child and cut back after it.
+fn captures(value: &Value, pointer: &mut String, out: &mut Vec<Located>) {
     match value {
         Value::Object(map) => {
             for (key, item) in map {
-                let at = format!("{pointer}/{}", pointer_escape(key));
+                let own = yaml::push_key(pointer, key);
                 match (key.as_str(), item) {
                     ("capture", Value::Object(paths)) => {
                         for (name, path) in paths {
@@ -143,20 +144,23 @@ fn captures(value: &Value, pointer: &str, out: &mut Vec<Located>) {
                             };
                             if let Err(message) = crate::json_path::parse(path) {
                                 out.push((
-                                    format!("{at}/{}", pointer_escape(name)),
+                                    format!("{pointer}/{}", pointer_escape(name)),
                                     Diagnostic::from(message)
                                         .hint("captures take JSONPath (RFC 9535): `$.id`, `$.items[0].name`"),
                                 ));
                             }
                         }
                     }
-                    _ => captures(item, &at, out),
+                    _ => captures(item, pointer, out),
                 }
+                pointer.truncate(own);
             }
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                captures(item, &format!("{pointer}/{i}"), out);
+                let own = yaml::push_index(pointer, i);
+                captures(item, pointer, out);
+                pointer.truncate(own);
             }
         }
         _ => {}

@@ -348,7 +348,7 @@ impl SuiteConfig {
 
     pub fn parse(source: &Arc<SourceFile>) -> Result<SuiteConfig, Diagnostic> {
         let node = yaml::parse(&source.text).map_err(|e| e.diagnostic(source))?;
-        let (value, index) = yaml::to_json(&node);
+        let (value, index) = yaml::to_json(node);
         let mut config: SuiteConfig = serde_json::from_value(value.clone())
             .map_err(|e| config_error(source, &value, &index, &e.to_string()))?;
         let path = &source.path;

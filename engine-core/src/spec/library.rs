@@ -309,7 +309,8 @@ struct RawStep {
     name: String,
     source: Arc<SourceFile>,
     value: Value,
-    index: SpanIndex,
+    /// Shared with the step built from it.
+    index: Arc<SpanIndex>,
 }
 
 impl RawStep {
@@ -335,7 +336,7 @@ impl RawStep {
             name,
             source,
             value,
-            index,
+            index: Arc::new(index),
         })
     }
 }
@@ -385,7 +386,7 @@ impl Builder<'_> {
                 .cloned()
                 .unwrap_or_default(),
             cleanup,
-            index: Arc::new(raw.index.clone()),
+            index: raw.index.clone(),
         };
         let mut found = load::check_library_step(&step, &raw.value, &raw.index, self.config);
         let ok = found.is_empty();

@@ -98,7 +98,7 @@ pub fn load_file(
 /// YAML text → JSON value and the position of every value.
 pub fn parse_yaml(source: &Arc<SourceFile>) -> Result<(Value, SpanIndex), Vec<Diagnostic>> {
     let node = yaml::parse(&source.text).map_err(|e| vec![e.diagnostic(source)])?;
-    Ok(yaml::to_json(&node))
+    Ok(yaml::to_json(node))
 }
 
 /// Load a spec from its text: one scenario, or one per case.
@@ -108,6 +108,7 @@ pub fn load_str(
     library: &Library,
 ) -> Result<Vec<Scenario>, Vec<Diagnostic>> {
     let (value, index) = parse_yaml(&source)?;
+    let index = Arc::new(index);
     let schema = schema_problems(&source, &value, &index, Root::Spec);
     let mut resolver = LibraryRef(library);
     let (scenario, mut problems) = build(&source, &value, &index, &mut resolver, schema.is_empty());
@@ -171,7 +172,7 @@ pub fn actions(value: &Value, key: &str, index: &SpanIndex) -> Vec<Action> {
 fn build(
     source: &Arc<SourceFile>,
     value: &Value,
-    index: &SpanIndex,
+    index: &Arc<SpanIndex>,
     resolver: &mut dyn StepResolver,
     schema_ok: bool,
 ) -> (Scenario, Vec<Diagnostic>) {
@@ -210,7 +211,7 @@ fn build(
         steps,
         teardown: actions(value, "teardown", index),
         load: document.load,
-        index: Arc::new(index.clone()),
+        index: index.clone(),
         case: None,
     };
     (scenario, problems)
@@ -828,12 +829,18 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn templates(&mut self, value: &Value, pointer: String, locals: &[&str]) {
+    fn templates(&mut self, value: &Value, mut pointer: String, locals: &[&str]) {
+        self.templates_at(value, &mut pointer, locals);
+    }
+
+    /// [`Self::templates`] of `value` at `pointer`, which is extended for each child
+    /// and cut back after it.
+    fn templates_at(&mut self, value: &Value, pointer: &mut String, locals: &[&str]) {
         // Templated regexes are checked when rendered, at run time.
         if let Some(text) = value.as_str().filter(|t| !template::is_template(t)) {
             if let Some(problem) = crate::matcher::placeholder_problem(text) {
                 self.problem(
-                    &pointer,
+                    pointer,
                     Diagnostic::new(format!("bad regex in `{text}`: {problem}"))
                         .hint("the regex crate's syntax: no look-around or backreferences"),
                 );
@@ -842,7 +849,7 @@ impl<'a> Checker<'a> {
         match value {
             Value::String(s) if template::is_template(s) => match template::referenced_names(s) {
                 Err(message) => self.problem(
-                    &pointer,
+                    pointer,
                     Diagnostic::new(format!("bad template: {message}")).hint(
                         "templates are minijinja: `{{ ids.alice }}`, `{{ vars.x }}`, `{{ env.X }}`",
                     ),
@@ -852,25 +859,25 @@ impl<'a> Checker<'a> {
                     let calls = super::template_calls::calls(s).unwrap_or_default();
                     let defined = |n: &str| !names.iter().any(|x| x == n) || locals.contains(&n);
                     for problem in super::template_calls::problems(&calls, &defined) {
-                        self.problem(&pointer, problem);
+                        self.problem(pointer, problem);
                     }
                     for name in names.iter().filter(|n| !calls.functions.contains(*n)) {
-                        self.name_in_scope(name, &pointer, locals);
+                        self.name_in_scope(name, pointer, locals);
                     }
                 }
             },
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.templates(item, format!("{pointer}/{i}"), locals);
+                    let own = yaml::push_index(pointer, i);
+                    self.templates_at(item, pointer, locals);
+                    pointer.truncate(own);
                 }
             }
             Value::Object(map) => {
                 for (key, item) in map {
-                    self.templates(
-                        item,
-                        format!("{pointer}/{}", yaml::pointer_escape(key)),
-                        locals,
-                    );
+                    let own = yaml::push_key(pointer, key);
+                    self.templates_at(item, pointer, locals);
+                    pointer.truncate(own);
                 }
             }
             _ => {}

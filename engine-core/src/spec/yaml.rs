@@ -5,9 +5,12 @@
 //! from saphyr-parser's event stream (pure Rust, no panics on bad input) and convert
 //! it to `serde_json::Value` plus a pointer → position index.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use saphyr_parser::{Event, Parser, ScalarStyle};
 use serde_json::{Map, Number, Value};
 
@@ -296,10 +299,10 @@ fn count_nodes(node: &Node) -> usize {
 }
 
 fn duplicate_key(entries: &[(Node, Node)]) -> Option<YamlError> {
-    let mut seen = HashMap::new();
+    let mut seen: FxHashMap<Cow<str>, Span> = FxHashMap::default();
     for (key, _) in entries {
         let name = key_text(key);
-        if let Some(first) = seen.insert(name.clone(), key.span) {
+        if let Some(first) = seen.get(&name) {
             return Some(YamlError::new(
                 format!(
                     "duplicate key `{name}` (first defined at line {})",
@@ -308,17 +311,19 @@ fn duplicate_key(entries: &[(Node, Node)]) -> Option<YamlError> {
                 key.span,
             ));
         }
+        seen.insert(name, key.span);
     }
     None
 }
 
-/// The text of a map key, whatever scalar type YAML resolved it to.
-pub fn key_text(key: &Node) -> String {
+/// The text of a map key, whatever scalar type YAML resolved it to (nearly always a
+/// string: borrowed, not copied).
+pub fn key_text(key: &Node) -> Cow<'_, str> {
     match &key.kind {
-        NodeKind::Str(s) => s.clone(),
-        NodeKind::Int(i) => i.to_string(),
-        NodeKind::Float(f) => f.to_string(),
-        NodeKind::Bool(b) => b.to_string(),
+        NodeKind::Str(s) => Cow::Borrowed(s),
+        NodeKind::Int(i) => i.to_string().into(),
+        NodeKind::Float(f) => f.to_string().into(),
+        NodeKind::Bool(b) => b.to_string().into(),
         NodeKind::Null => "null".into(),
         NodeKind::Seq(_) | NodeKind::Map(_) => "<complex key>".into(),
     }
@@ -369,11 +374,19 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<N
     Ok(NodeKind::Str(text.to_string()))
 }
 
-/// Positions of every value in a document, by JSON pointer (`/steps/3/expect`).
+/// Positions of every value in a document, by JSON pointer (`/steps/3/expect`). Every
+/// spec file is indexed whole when it loads (`engine check specs/` indexes tens of
+/// thousands of values), so a value's own span and its key's share one entry.
 #[derive(Debug, Default, Clone)]
 pub struct SpanIndex {
-    spans: HashMap<String, Span>,
-    key_spans: HashMap<String, Span>,
+    spans: FxHashMap<String, Spans>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Spans {
+    value: Span,
+    /// Of the key the value sits under; `None` for list items and the document.
+    key: Option<Span>,
 }
 
 impl SpanIndex {
@@ -381,8 +394,8 @@ impl SpanIndex {
     pub fn lookup(&self, pointer: &str) -> Span {
         let mut p = pointer;
         loop {
-            if let Some(span) = self.spans.get(p) {
-                return *span;
+            if let Some(spans) = self.spans.get(p) {
+                return spans.value;
             }
             match p.rfind('/') {
                 Some(i) => p = &p[..i],
@@ -393,47 +406,95 @@ impl SpanIndex {
 
     /// Position of the key whose value is at `pointer` (for "unknown key" errors).
     pub fn key(&self, pointer: &str) -> Span {
-        self.key_spans
+        self.spans
             .get(pointer)
-            .copied()
+            .and_then(|spans| spans.key)
             .unwrap_or_else(|| self.lookup(pointer))
     }
 }
 
 /// Escape a map key for a JSON pointer (RFC 6901).
 pub fn pointer_escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
+    let mut escaped = String::with_capacity(key.len());
+    push_escaped(&mut escaped, key);
+    escaped
 }
 
-/// Convert the tree to JSON, recording where each value sits.
-pub fn to_json(node: &Node) -> (Value, SpanIndex) {
+/// Extend `pointer` by the map key `key`, escaped as [`pointer_escape`] does. Walkers
+/// that visit every value extend one pointer and cut it back (to its old length, which
+/// this returns) rather than format a new one per value.
+pub fn push_key(pointer: &mut String, key: &str) -> usize {
+    let own = pointer.len();
+    pointer.push('/');
+    push_escaped(pointer, key);
+    own
+}
+
+/// Extend `pointer` by the list index `i`; its old length.
+pub fn push_index(pointer: &mut String, i: usize) -> usize {
+    let own = pointer.len();
+    // A number appended to a String cannot fail.
+    let _ = write!(pointer, "/{i}");
+    own
+}
+
+/// Append `key` to `pointer`, escaped as [`pointer_escape`] does.
+fn push_escaped(pointer: &mut String, key: &str) {
+    if !key.contains(['~', '/']) {
+        pointer.push_str(key);
+        return;
+    }
+    for c in key.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
+        }
+    }
+}
+
+/// Convert the tree to JSON, recording where each value sits. The tree's strings move
+/// into the JSON.
+pub fn to_json(node: Node) -> (Value, SpanIndex) {
     let mut index = SpanIndex::default();
-    let value = convert(node, String::new(), &mut index);
+    let value = convert(node, &mut String::new(), None, &mut index);
     (value, index)
 }
 
-fn convert(node: &Node, pointer: String, index: &mut SpanIndex) -> Value {
-    index.spans.insert(pointer.clone(), node.span);
-    match &node.kind {
+/// `pointer` is the node's own; it is extended for each child and cut back after it,
+/// so that the only copy of it made is the index's key.
+fn convert(node: Node, pointer: &mut String, key: Option<Span>, index: &mut SpanIndex) -> Value {
+    let spans = Spans {
+        value: node.span,
+        key,
+    };
+    index.spans.insert(pointer.clone(), spans);
+    match node.kind {
         NodeKind::Null => Value::Null,
-        NodeKind::Bool(b) => Value::Bool(*b),
-        NodeKind::Int(i) => Value::Number((*i).into()),
-        NodeKind::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
-        NodeKind::Str(s) => Value::String(s.clone()),
-        NodeKind::Seq(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| convert(item, format!("{pointer}/{i}"), index))
-                .collect(),
-        ),
+        NodeKind::Bool(b) => Value::Bool(b),
+        NodeKind::Int(i) => Value::Number(i.into()),
+        NodeKind::Float(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+        NodeKind::Str(s) => Value::String(s),
+        NodeKind::Seq(items) => {
+            let mut array = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let own = push_index(pointer, i);
+                array.push(convert(item, pointer, None, index));
+                pointer.truncate(own);
+            }
+            Value::Array(array)
+        }
         NodeKind::Map(entries) => {
-            let mut map = Map::new();
+            let mut map = Map::with_capacity(entries.len());
             for (key, value) in entries {
-                let name = key_text(key);
-                let child = format!("{pointer}/{}", pointer_escape(&name));
-                index.key_spans.insert(child.clone(), key.span);
-                let converted = convert(value, child, index);
+                let key_span = key.span;
+                let name = match key.kind {
+                    NodeKind::Str(name) => name,
+                    _ => key_text(&key).into_owned(),
+                };
+                let own = push_key(pointer, &name);
+                let converted = convert(value, pointer, Some(key_span), index);
+                pointer.truncate(own);
                 map.insert(name, converted);
             }
             Value::Object(map)
@@ -449,7 +510,7 @@ mod tests {
     fn keeps_positions_of_nested_values() {
         let text = "name: x\nsteps:\n  - send:\n      json: {a: 1}\n  - expect: {event: b}\n";
         let node = parse(text).unwrap();
-        let (value, index) = to_json(&node);
+        let (value, index) = to_json(node);
         assert_eq!(value["steps"][0]["send"]["json"]["a"], 1);
         assert_eq!(index.lookup("/steps/1"), Span { line: 5, col: 5 });
         assert_eq!(index.key("/steps/1/expect"), Span { line: 5, col: 5 });
@@ -459,9 +520,31 @@ mod tests {
         );
     }
 
+    /// A key's span and its value's are told apart, keys are escaped as JSON pointers
+    /// (RFC 6901), and a pointer past the document falls back to its nearest ancestor.
+    #[test]
+    fn keys_values_and_escaped_keys_have_their_own_positions() {
+        let text = "vars:\n  a/b:   1\n  ~c: [x, {d: 2}]\n  7: seven\n";
+        let (value, index) = to_json(parse(text).unwrap());
+        assert_eq!(value["vars"]["a/b"], 1);
+        assert_eq!(value["vars"]["7"], "seven");
+        assert_eq!(index.key("/vars/a~1b"), Span { line: 2, col: 3 });
+        assert_eq!(index.lookup("/vars/a~1b"), Span { line: 2, col: 10 });
+        assert_eq!(index.key("/vars/~0c"), Span { line: 3, col: 3 });
+        assert_eq!(index.lookup("/vars/~0c/1/d"), Span { line: 3, col: 15 });
+        // A list item has no key: its own position stands in.
+        assert_eq!(index.key("/vars/~0c/0"), Span { line: 3, col: 8 });
+        assert_eq!(index.lookup("/vars/7"), Span { line: 4, col: 6 });
+        assert_eq!(
+            index.lookup("/vars/~0c/1/nothing/here"),
+            Span { line: 3, col: 11 }
+        );
+        assert_eq!(pointer_escape("a/~b"), "a~1~0b");
+    }
+
     #[test]
     fn resolves_scalars_like_yaml_1_2() {
-        let (v, _) = to_json(&parse("a: 1\nb: '1'\nc: 1.5\nd: true\ne: ~\nf: 5s\n").unwrap());
+        let (v, _) = to_json(parse("a: 1\nb: '1'\nc: 1.5\nd: true\ne: ~\nf: 5s\n").unwrap());
         assert_eq!(v["a"], 1);
         assert_eq!(v["b"], "1");
         assert_eq!(v["c"], 1.5);
@@ -481,7 +564,7 @@ mod tests {
 
     #[test]
     fn expands_aliases_but_refuses_bombs() {
-        let (v, _) = to_json(&parse("x: &a {k: 1}\ny: *a\n").unwrap());
+        let (v, _) = to_json(parse("x: &a {k: 1}\ny: *a\n").unwrap());
         assert_eq!(v["y"]["k"], 1);
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for (prev, name) in ["a", "b", "c", "d", "e", "f"]
@@ -566,7 +649,7 @@ mod tests {
         assert_eq!(err.span.line, 2);
         assert!(parse("a: 0xFFFFFFFFFFFFFFFFFF\n").is_err());
         let (v, _) =
-            to_json(&parse("a: '99999999999999999999999'\nb: -9223372036854775808\n").unwrap());
+            to_json(parse("a: '99999999999999999999999'\nb: -9223372036854775808\n").unwrap());
         assert_eq!(v["a"], "99999999999999999999999");
         assert_eq!(v["b"], i64::MIN);
     }

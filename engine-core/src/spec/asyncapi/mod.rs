@@ -144,7 +144,7 @@ pub fn load(path: &Path, type_field: &str) -> Result<EventCatalog, Diagnostic> {
 /// Resolve an AsyncAPI document already read.
 pub fn parse(source: &Arc<SourceFile>, type_field: &str) -> Result<EventCatalog, Diagnostic> {
     let node = yaml::parse(&source.text).map_err(|e| e.diagnostic(source))?;
-    let (root, index) = yaml::to_json(&node);
+    let (root, index) = yaml::to_json(node);
     let messages = catalog(&Doc { root: &root }, &index, type_field).map_err(|located| {
         // A message or an operation is pointed at by its key, a value at itself.
         let span = match root.pointer(&located.pointer) {
