@@ -23,6 +23,14 @@ pub struct Calls {
 
 /// What `text` calls; `None` when it does not compile (reported elsewhere).
 pub fn calls(text: &str) -> Option<Calls> {
+    // A template that only looks names up calls nothing: not compiled to find that out.
+    if template::only_looks_up(text) {
+        return Some(Calls::default());
+    }
+    compiled_calls(text)
+}
+
+fn compiled_calls(text: &str) -> Option<Calls> {
     let env = template::environment();
     // A sole `{{ expr }}` is compiled as an expression at run time; as a template it
     // calls the same things.
@@ -230,6 +238,14 @@ mod tests {
             .into_iter()
             .map(|d| (d.message, d.hint))
             .collect()
+    }
+
+    #[test]
+    fn lookup_templates_call_nothing_compiled_or_not() {
+        for text in ["{{ ids.alice }}", "x{{ a.b }}y{{ c }}"] {
+            assert_eq!(calls(text), Some(Calls::default()));
+            assert_eq!(compiled_calls(text), Some(Calls::default()));
+        }
     }
 
     #[test]

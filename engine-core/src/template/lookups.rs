@@ -58,6 +58,21 @@ impl Lookups {
             .then_some(Lookups::Text(pieces))
     }
 
+    /// The dotted names it reads (`ids.alice`), as minijinja's
+    /// `undeclared_variables(true)` gives them, in order of appearance.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Lookups::Sole(path) => vec![path.join(".")],
+            Lookups::Text(pieces) => pieces
+                .iter()
+                .filter_map(|piece| match piece {
+                    Piece::Lookup(path) => Some(path.join(".")),
+                    Piece::Literal(_) => None,
+                })
+                .collect(),
+        }
+    }
+
     /// The rendered value; `None` when a name is not there (minijinja says why).
     pub fn render(&self, scope: &(impl Scope + ?Sized)) -> Option<serde_json::Value> {
         match self {
