@@ -368,7 +368,18 @@ impl SuiteConfig {
         source: &Arc<SourceFile>,
         index: &yaml::SpanIndex,
     ) -> Result<(), Diagnostic> {
-        let env = minijinja::Value::from_serialize(serde_json::json!({ "env": self.env_values() }));
+        let templated = |path: &Option<PathBuf>| {
+            path.as_ref()
+                .and_then(|p| p.to_str())
+                .is_some_and(crate::template::is_template)
+        };
+        // The environment (the process's, each default rendered) only for a path that
+        // reads it.
+        let env = if templated(&self.events.schemas) || templated(&self.events.asyncapi) {
+            minijinja::Value::from_serialize(serde_json::json!({ "env": self.env_values() }))
+        } else {
+            minijinja::Value::UNDEFINED
+        };
         for (key, path) in [
             ("schemas", &mut self.events.schemas),
             ("asyncapi", &mut self.events.asyncapi),
