@@ -45,7 +45,11 @@ pub fn environment() -> &'static Environment<'static> {
 
 /// Does this string need rendering?
 pub fn is_template(text: &str) -> bool {
-    text.contains("{{") || text.contains("{%")
+    // One pass over the bytes: `engine check` asks this of every string of every spec,
+    // and two `contains` would set up a substring searcher each.
+    text.as_bytes()
+        .windows(2)
+        .any(|pair| matches!(pair, [b'{', b'{' | b'%']))
 }
 
 /// Does any string in this JSON tree (keys included) need rendering?
@@ -68,7 +72,11 @@ pub fn is_sole_expression(text: &str) -> bool {
 /// The expression inside a string that is exactly `{{ expr }}`.
 fn sole_expression(text: &str) -> Option<&str> {
     let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
-    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner)
+    let another_tag = inner
+        .as_bytes()
+        .windows(2)
+        .any(|pair| matches!(pair, [b'{', b'{' | b'%'] | [b'}', b'}']));
+    (!another_tag).then_some(inner)
 }
 
 /// A template problem, with the JSON pointer (relative to the rendered value) where it is.
@@ -335,6 +343,26 @@ mod tests {
             assert!(!only_looks_up(text), "{text}");
         }
         assert!(referenced_names("{{ a. }}").is_err());
+    }
+
+    #[test]
+    fn templates_and_sole_expressions_are_told_apart() {
+        for text in ["{{ a }}", "x{{a}}", "{% if a %}{% endif %}", "{{", "é{%"] {
+            assert!(is_template(text), "{text}");
+        }
+        for text in ["", "{", "{ {", "}}", "{#x#}", "#regex:^a{2}$", "é{"] {
+            assert!(!is_template(text), "{text}");
+        }
+        assert_eq!(sole_expression(" {{ a.b }} "), Some(" a.b "));
+        for text in [
+            "{{ a }}{{ b }}",
+            "{{ a }} }}",
+            "{{ {% x %} }}",
+            "x{{ a }}",
+            "{{ a",
+        ] {
+            assert_eq!(sole_expression(text), None, "{text}");
+        }
     }
 
     #[test]
