@@ -59,9 +59,6 @@ pub struct Loaded {
 }
 
 pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, Diagnostic> {
-    // Meanwhile the configs and libraries below are read (nothing waits for it: a
-    // validator still compiling is waited for where it is used).
-    std::thread::spawn(crate::spec::load::compile_validators);
     let files = spec_files(paths)?;
     let mut configs: HashMap<PathBuf, Arc<SuiteConfig>> = HashMap::new();
     // Each suite's library, loaded once, by config path.
