@@ -14,9 +14,7 @@ pub async fn http(ctx: &mut ScenarioContext, body: &Value) -> StepResult {
     let method = step.method.as_deref().unwrap_or("GET");
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|_| Failure::of(FailureKind::Spec, format!("bad HTTP method `{method}`")))?;
-    let mut request = ctx
-        .resources
-        .http
+    let mut request = super::resources::http_client()
         .request(method.clone(), &step.url)
         .timeout(step.within.unwrap_or_else(|| ctx.step_timeout()));
     for (key, value) in &step.headers {

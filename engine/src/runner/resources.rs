@@ -43,12 +43,26 @@ impl From<ResourceError> for crate::diagnostic::Diagnostic {
     }
 }
 
+/// The HTTP client of `http` steps and `serve` readiness probes, built at its first
+/// use and shared by the whole process: building one reads and parses every root
+/// certificate of the system (a few milliseconds and a few hundred KiB), which a run
+/// without HTTP never needs, and which a probe retried every few milliseconds would
+/// otherwise do each time.
+pub fn http_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default()
+    })
+}
+
 /// Shared clients for one run.
 pub struct Resources {
     pg: Mutex<HashMap<String, Lazy<sqlx::PgPool>>>,
     redis: Mutex<HashMap<String, Lazy<redis::aio::ConnectionManager>>>,
     schemas: Mutex<HashMap<PathBuf, Arc<EventSchemas>>>,
-    pub http: reqwest::Client,
     pub max_db_connections: u32,
     /// Source addresses connections take in turn (load mode's `--local-ips`).
     local_ips: Vec<IpAddr>,
@@ -66,10 +80,6 @@ impl Resources {
             pg: Mutex::default(),
             redis: Mutex::default(),
             schemas: Mutex::default(),
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .build()
-                .unwrap_or_default(),
             // Two round trips per `assert_db`: a few connections serve thousands of
             // checks a second, and Postgres's own limit (100 by default) is shared with
             // the application under test.

@@ -433,7 +433,7 @@ pub enum ProbeError {
 pub async fn check_ready(url: &str, timeout: Duration) -> Result<(), ProbeError> {
     let probe = async {
         if url.starts_with("http://") || url.starts_with("https://") {
-            let response = reqwest::Client::new()
+            let response = super::resources::http_client()
                 .get(url)
                 .timeout(timeout)
                 .send()
