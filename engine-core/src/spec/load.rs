@@ -17,6 +17,7 @@ use super::config::SuiteConfig;
 use super::document::SpecDocument;
 use super::library::{literal, Bindings, Library, LibraryStep};
 use super::model::*;
+use super::template_calls;
 use super::yaml::{self, SpanIndex};
 use crate::diagnostic::{did_you_mean, Diagnostic, SourceFile};
 use crate::template;
@@ -850,18 +851,18 @@ impl<'a> Checker<'a> {
             }
         }
         match value {
-            Value::String(s) if template::is_template(s) => match template::referenced_names(s) {
+            Value::String(s) if template::is_template(s) => match template_calls::names_and_calls(s)
+            {
                 Err(message) => self.problem(
                     pointer,
                     Diagnostic::new(format!("bad template: {message}")).hint(
                         "templates are minijinja: `{{ ids.alice }}`, `{{ vars.x }}`, `{{ env.X }}`",
                     ),
                 ),
-                Ok(names) => {
+                Ok((names, calls)) => {
                     // Unknown filters and functions; a called name is reported there.
-                    let calls = super::template_calls::calls(s).unwrap_or_default();
                     let defined = |n: &str| !names.iter().any(|x| x == n) || locals.contains(&n);
-                    for problem in super::template_calls::problems(&calls, &defined) {
+                    for problem in template_calls::problems(&calls, &defined) {
                         self.problem(pointer, problem);
                     }
                     for name in names.iter().filter(|n| !calls.functions.contains(*n)) {

@@ -21,16 +21,19 @@ pub struct Calls {
     pub functions: BTreeSet<String>,
 }
 
-/// What `text` calls; `None` when it does not compile (reported elsewhere).
-pub fn calls(text: &str) -> Option<Calls> {
-    // A template that only looks names up calls nothing: not compiled to find that out.
-    if template::only_looks_up(text) {
-        return Some(Calls::default());
+/// A template's names (as [`template::referenced_names`] gives them) and what it
+/// calls, from one reading: a template that only looks names up (nearly all) calls
+/// nothing and is read off its text; any other is parsed and compiled by minijinja.
+pub fn names_and_calls(text: &str) -> Result<(Vec<String>, Calls), template::RenderError> {
+    if let Some(names) = template::lookup_names(text) {
+        return Ok((names, Calls::default()));
     }
-    compiled_calls(text)
+    let names = template::referenced_names(text)?;
+    Ok((names, calls(text).unwrap_or_default()))
 }
 
-fn compiled_calls(text: &str) -> Option<Calls> {
+/// What `text` calls; `None` when it does not compile (reported elsewhere).
+pub fn calls(text: &str) -> Option<Calls> {
     let env = template::environment();
     // A sole `{{ expr }}` is compiled as an expression at run time; as a template it
     // calls the same things.
@@ -243,8 +246,11 @@ mod tests {
     #[test]
     fn lookup_templates_call_nothing_compiled_or_not() {
         for text in ["{{ ids.alice }}", "x{{ a.b }}y{{ c }}"] {
+            assert_eq!(
+                names_and_calls(text).map(|(_, calls)| calls).ok(),
+                Some(Calls::default())
+            );
             assert_eq!(calls(text), Some(Calls::default()));
-            assert_eq!(compiled_calls(text), Some(Calls::default()));
         }
     }
 

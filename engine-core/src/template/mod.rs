@@ -268,9 +268,14 @@ pub fn render_value(value: &Value, scope: &(impl Scope + ?Sized)) -> Result<Valu
     RenderPlan::new(value)?.render(scope)
 }
 
-/// Whether `text` only looks names up (no filter, test, function, operator or tag).
-pub fn only_looks_up(text: &str) -> bool {
-    lookups::Lookups::parse(text).is_some()
+/// The dotted names a template reads, as [`referenced_names`] gives them, when it only
+/// looks names up (no filter, test, function, operator or tag): read off its text.
+/// `None` for any other template.
+pub fn lookup_names(text: &str) -> Option<Vec<String>> {
+    let mut names = lookups::Lookups::parse(text)?.names();
+    names.sort();
+    names.dedup();
+    Some(names)
 }
 
 /// Parse a template without rendering it: its syntax errors, and the dotted names it
@@ -278,13 +283,10 @@ pub fn only_looks_up(text: &str) -> bool {
 pub fn referenced_names(text: &str) -> Result<Vec<String>, RenderError> {
     // Nearly every template in a spec only looks names up: those are read off the
     // text (`engine check` meets thousands of them), the rest parsed by minijinja.
-    if let Some(lookups) = lookups::Lookups::parse(text) {
-        let mut names = lookups.names();
-        names.sort();
-        names.dedup();
-        return Ok(names);
+    match lookup_names(text) {
+        Some(names) => Ok(names),
+        None => names_by_minijinja(text),
     }
-    names_by_minijinja(text)
 }
 
 fn names_by_minijinja(text: &str) -> Result<Vec<String>, RenderError> {
@@ -326,7 +328,7 @@ mod tests {
             "{{ _under.score_1 }}",
         ];
         for text in lookups {
-            assert!(only_looks_up(text), "{text}");
+            assert!(lookup_names(text).is_some(), "{text}");
             assert_eq!(
                 referenced_names(text).unwrap(),
                 names_by_minijinja(text).unwrap(),
@@ -340,7 +342,7 @@ mod tests {
             "{{ true }}",
             "{{ a['b'] }}",
         ] {
-            assert!(!only_looks_up(text), "{text}");
+            assert!(lookup_names(text).is_none(), "{text}");
         }
         assert!(referenced_names("{{ a. }}").is_err());
     }
